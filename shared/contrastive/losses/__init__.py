@@ -1,0 +1,8 @@
+"""Loss modules: thin ``nn.Module`` layers over :mod:`contrastive.functional`."""
+
+from .align_uniform import AlignUniformLoss
+from .dcl import DCLLoss, DCLWLoss, vmf_weights
+from .ntxent import NTXentLoss
+from .supcon import SupConLoss
+
+__all__ = ["AlignUniformLoss", "DCLLoss", "DCLWLoss", "NTXentLoss", "SupConLoss", "vmf_weights"]

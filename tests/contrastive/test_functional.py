@@ -1,0 +1,182 @@
+"""The InfoNCE kernel against a plain loop-by-loop reference of its equation and hand values."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from contrastive.functional import LabelMasks, alignment, info_nce, pair_labels, uniformity
+
+
+def reference_info_nce(a, b, pos, neg, tau, pw=None, nw=None, pos_in_den=True):
+    """The module-docstring equation written as loops (autograd gives the gradients)."""
+    losses = []
+    for i in range(a.shape[0]):
+        s = [a[i] @ b[j] / tau for j in range(b.shape[0])]
+        cnt = sum(float(pos[i, j]) for j in range(b.shape[0]))
+        if cnt == 0:
+            continue
+        num = sum(float(pos[i, j]) * (1.0 if pw is None else pw[i, j]) * s[j]
+                  for j in range(b.shape[0])) / cnt
+        den_terms = []
+        for j in range(b.shape[0]):
+            w = (float(neg[i, j]) * (1.0 if nw is None else float(nw[i, j]))
+                 + (1.0 if pos_in_den and pos[i, j] > 0 else 0.0))
+            if w > 0:
+                den_terms.append(s[j] + math.log(w))
+        losses.append(torch.logsumexp(torch.stack(den_terms), 0) - num)
+    return torch.stack(losses).mean()
+
+
+def _emb(n, d, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z = F.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+    return z.requires_grad_(True)
+
+
+def test_identical_views_give_log_2n_minus_1():
+    n = 5
+    z = F.normalize(torch.randn(n, 8), dim=1)
+    both = torch.cat([z, z])
+    lab = pair_labels(n)
+    loss = info_nce(both, both, LabelMasks(lab, lab, torch.arange(2 * n)), temperature=1e-1)
+    # NT-Xent with every sample equal: exp(s)/sum_{k != i} exp(s) = 1/(2N-1)
+    both = torch.ones(2 * n, 4) / 2.0
+    loss = info_nce(both, both, LabelMasks(lab, lab, torch.arange(2 * n)), temperature=0.3)
+    assert loss.item() == pytest.approx(math.log(2 * n - 1), abs=1e-6)
+
+
+def test_two_pairs_by_hand():
+    # z0 = [1, 0], z1 = [0, 1]; views identical. Anchor 0: pos s=1/t, negatives: self excluded,
+    # z1 twice with s=0 -> loss = log(e^{1/t} + 2) - 1/t, the same for all four anchors.
+    t = 0.5
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    lab = pair_labels(2)
+    loss = info_nce(z, z, LabelMasks(lab, lab, torch.arange(4)), temperature=t)
+    assert loss.item() == pytest.approx(math.log(math.exp(1 / t) + 2) - 1 / t, abs=1e-6)
+    dcl = info_nce(z, z, LabelMasks(lab, lab, torch.arange(4)), temperature=t,
+                   positives_in_denominator=False)
+    assert dcl.item() == pytest.approx(math.log(2) - 1 / t, abs=1e-6)
+
+
+@pytest.mark.parametrize("pos_in_den", [True, False])
+@pytest.mark.parametrize("weights", [False, True])
+def test_dense_masks_match_loop_reference(pos_in_den, weights):
+    na, ns, d, tau = 6, 9, 5, 0.3
+    a, b = _emb(na, d, 1), _emb(ns, d, 2)
+    g = torch.Generator().manual_seed(3)
+    pos = torch.rand(na, ns, generator=g) < 0.3
+    pos[0] = False  # an anchor without positives is left out of the mean
+    pos[1, 0] = True
+    neg = (torch.rand(na, ns, generator=g) < 0.7) & ~pos
+    pw = torch.rand(na, ns, generator=g, dtype=torch.float64) + 0.5 if weights else None
+    nw = torch.rand(na, ns, generator=g, dtype=torch.float64) + 0.5 if weights else None
+    ours = info_nce(a, b, pos, neg, tau, pos_weight=pw, neg_weight=nw,
+                    positives_in_denominator=pos_in_den)
+    ref = reference_info_nce(a, b, pos, neg, tau, pw, nw, pos_in_den)
+    ga = torch.autograd.grad(ours, [a, b])
+    gr = torch.autograd.grad(ref, [a, b])
+    assert ours.item() == pytest.approx(ref.item(), abs=1e-10)
+    for x, y in zip(ga, gr, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-10, rtol=1e-8)
+
+
+def test_soft_positive_mask_matches_reference():
+    a, b = _emb(4, 3, 4), _emb(7, 3, 5)
+    pos = torch.rand(4, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    pos[pos < 0.4] = 0
+    neg = pos == 0
+    ours = info_nce(a, b, pos, neg, 0.2)
+    ref = reference_info_nce(a, b, pos, neg, 0.2)
+    assert ours.item() == pytest.approx(ref.item(), abs=1e-10)
+
+
+@pytest.mark.parametrize("pos_in_den", [True, False])
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_chunked_equals_unchunked(chunk, pos_in_den):
+    n = 13
+    z = _emb(2 * n, 16, 6)
+    labels = torch.randint(0, 4, (2 * n,), generator=torch.Generator().manual_seed(1))
+    masks = LabelMasks(labels, labels, torch.arange(2 * n))
+    pw = torch.linspace(0.5, 1.5, 2 * n, dtype=torch.float64)
+
+    def run(c):
+        loss = info_nce(z, z, masks, temperature=0.2, chunk_size=c, pos_weight=pw,
+                        positives_in_denominator=pos_in_den)
+        return loss, torch.autograd.grad(loss, z)[0]
+
+    (l0, g0), (l1, g1) = run(None), run(chunk)
+    assert l1.item() == pytest.approx(l0.item(), abs=1e-12)
+    torch.testing.assert_close(g1, g0, atol=1e-12, rtol=1e-10)
+
+
+def test_label_masks_equal_their_dense_form_and_reference():
+    z = _emb(10, 4, 7)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 3, 4, 4])
+    masks = LabelMasks(labels, labels, torch.arange(10))
+    pos, neg = masks.rows(0, 10)
+    assert not pos.diagonal().any() and not neg.diagonal().any()
+    fast = info_nce(z, z, masks, temperature=0.4)
+    dense = info_nce(z, z, pos, neg, temperature=0.4, chunk_size=3)
+    ref = reference_info_nce(z, z, pos, neg, 0.4)
+    gf, gd, gr = (torch.autograd.grad(x, z)[0] for x in (fast, dense, ref))
+    assert fast.item() == pytest.approx(ref.item(), abs=1e-10)
+    assert dense.item() == pytest.approx(ref.item(), abs=1e-10)
+    torch.testing.assert_close(gf, gr)
+    torch.testing.assert_close(gd, gr)
+
+
+def test_disjoint_anchor_and_sample_labels():
+    # anchors whose label no sample has contribute nothing; self_index None
+    a, b = _emb(4, 3, 8), _emb(5, 3, 9)
+    la, ls = torch.tensor([0, 1, 7, 2]), torch.tensor([0, 0, 1, 2, 3])
+    loss = info_nce(a, b, LabelMasks(la, ls), temperature=0.5, reduction="none")
+    pos, neg = LabelMasks(la, ls).rows(0, 4)
+    assert loss[2].item() == 0.0
+    ref = reference_info_nce(a, b, pos, neg, 0.5)
+    assert loss.sum().item() / 3 == pytest.approx(ref.item(), abs=1e-10)
+
+
+def test_half_precision_inputs_reduce_in_fp32():
+    z = F.normalize(torch.randn(8, 4), dim=1)
+    lab = pair_labels(4)
+    m = LabelMasks(lab, lab, torch.arange(8))
+    l32 = info_nce(z, z, m, temperature=0.1)
+    l16 = info_nce(z.bfloat16(), z.bfloat16(), m, temperature=0.1)
+    assert l16.dtype == torch.bfloat16
+    assert l16.float().item() == pytest.approx(l32.item(), rel=2e-2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(anchor=torch.randn(3, 2), sample=torch.randn(3, 4)), "same D"),
+        (dict(pos_mask=torch.ones(2, 3, dtype=torch.bool)), "pos_mask has shape"),
+        (dict(temperature=0.0), "temperature"),
+        (dict(reduction="avg"), "reduction"),
+        (dict(chunk_size=0), "chunk_size"),
+        (dict(pos_weight=torch.ones(3, 1)), "pos_weight"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    args = dict(anchor=torch.randn(3, 2), sample=torch.randn(3, 2),
+                pos_mask=torch.eye(3, dtype=torch.bool), temperature=0.1)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        info_nce(**args)
+
+
+def test_alignment_and_uniformity_by_hand():
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([[-1.0, 0.0], [0.0, 1.0]])
+    assert alignment(x, y).item() == pytest.approx((4.0 + 0.0) / 2)
+    assert alignment(x, y, alpha=1).item() == pytest.approx(1.0)
+    # two antipodal points: ||xi - xj||^2 = 4 -> log exp(-2 * 4) = -8
+    assert uniformity(torch.tensor([[1.0, 0.0], [-1.0, 0.0]])).item() == pytest.approx(-8.0)
+    # three points: mean over the 3 pairs
+    p = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    want = math.log((math.exp(-4) + math.exp(-8) + math.exp(-4)) / 3)
+    assert uniformity(p).item() == pytest.approx(want, abs=1e-6)
+    with pytest.raises(ValueError):
+        uniformity(torch.randn(1, 3))
