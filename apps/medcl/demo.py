@@ -1,8 +1,10 @@
 """``medcl demo``: a tour of the suite, one step per application, on data shipped with packages.
 
 A step is a :class:`DemoStep`; the core step lives here, and an app adds its own through the entry
-point group ``medcl.demos`` (``name = "package.module:STEP"``). Each step writes its own run folder
-under the tour's folder and returns a Markdown section; the tour joins them into ``report.md``.
+point group ``medcl.demos`` (``name = "package.module:STEP"``), where ``STEP`` is any object with
+the same three attributes (an app need not import this module). Each step writes its own run
+folder under the tour's folder and returns a Markdown section; the tour joins them into
+``report.md``.
 """
 
 from __future__ import annotations

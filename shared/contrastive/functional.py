@@ -220,6 +220,11 @@ class _LabelPlan:
             grad_b.index_add_(0, self.own, ca * self.self_pos[:, None])
 
 
+def _logits(anchor, sample, start, stop, inv_tau, ct):
+    """Similarity block ``<a_i, b_j> / tau`` for anchors start:stop (scaled on the thin side)."""
+    return torch.mm(anchor[start:stop] * inv_tau, sample.T).to(ct)
+
+
 class _InfoNCE(torch.autograd.Function):
     """Chunked InfoNCE with recomputation in backward; see the module docstring."""
 
@@ -236,13 +241,18 @@ class _InfoNCE(torch.autograd.Function):
         ctx.kept = None
         for start in range(0, n_a, chunk):
             stop = min(start + chunk, n_a)
-            s = torch.mm(anchor[start:stop], sample.T).to(ct).mul_(inv_tau)
-            den, pos_block = plan.block(s, start, stop)
+            den, pos_block = plan.block(_logits(anchor, sample, start, stop, inv_tau, ct),
+                                        start, stop)
             if pos_block is not None:
                 pos[start:stop] = pos_block
-            logden[start:stop] = torch.logsumexp(den, dim=1)
+            # log-sum-exp by hand so that the exponentials can be kept for backward
+            top = den.amax(dim=1, keepdim=True)
+            top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+            expd = den.sub_(top).exp_()
+            total = expd.sum(dim=1)
+            logden[start:stop] = top.squeeze(1) + total.log()
             if keep:
-                ctx.kept = den
+                ctx.kept = (expd, total)
         valid = cnt > 0
         losses = torch.where(valid, logden - pos / cnt.clamp_min(1e-12), torch.zeros_like(pos))
         n_valid = max(int(valid.sum()), 1)
@@ -274,13 +284,15 @@ class _InfoNCE(torch.autograd.Function):
         a_ct, b_ct = anchor.to(ct), sample.to(ct)
         for start in range(0, n_a, chunk):
             stop = min(start + chunk, n_a)
-            if ctx.kept is not None:
-                den = ctx.kept
-            else:
-                s = torch.mm(anchor[start:stop], sample.T).to(ct).mul_(inv_tau)
-                den, _ = plan.block(s, start, stop)
             # dl_i/ds_ij = softmax over the denominator - P_ij W_ij / count_i (positive term)
-            gs = den.sub_(logden[start:stop, None]).exp_().mul_((g[start:stop] * inv_tau)[:, None])
+            scale = g[start:stop] * inv_tau
+            if ctx.kept is not None:
+                expd, total = ctx.kept
+                gs = expd.mul_((scale / total)[:, None])
+            else:
+                den, _ = plan.block(_logits(anchor, sample, start, stop, inv_tau, ct),
+                                    start, stop)
+                gs = den.sub_(logden[start:stop, None]).exp_().mul_(scale[:, None])
             plan.block_pos_grad(gs, start, stop, coef[start:stop])
             if need_a:
                 grad_a[start:stop] = gs @ b_ct
