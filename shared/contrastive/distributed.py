@@ -31,9 +31,13 @@ def gather(x: Tensor) -> Tensor:
     """
     if not is_distributed():
         return x
+    import warnings
+
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x), dim=0)
+    with warnings.catch_warnings():  # deprecated in favour of a private API; still the public one
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.cat(all_gather(x), dim=0)
 
 
 def gather_labels(y: Tensor) -> Tensor:

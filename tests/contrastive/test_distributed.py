@@ -57,6 +57,7 @@ def _worker(rank, port, name, out_dir):
         loss.backward()
         torch.save({"a": a.grad, "b": b.grad, "loss": loss.detach()},
                    os.path.join(out_dir, f"{rank}.pt"))
+        dist.barrier()  # rank 0 hosts the store: nobody leaves while another still talks to it
     finally:
         dist.destroy_process_group()
 

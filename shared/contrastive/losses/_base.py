@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import distributed
+from ..functional import LabelMasks, pair_labels
 
 
 class _Contrastive(nn.Module):
@@ -37,6 +38,22 @@ class _Contrastive(nn.Module):
         if self.gather_distributed and distributed.is_distributed():
             return distributed.gather(local), distributed.rank() * local.shape[0]
         return local, 0
+
+    def _label_masks(self, local: Tensor, labels: Tensor) -> tuple[Tensor, LabelMasks]:
+        """Samples and label masks for anchors ``local`` (rows of this process) with ``labels``;
+        each anchor's own row is neither positive nor negative."""
+        samples, offset = self._samples(local)
+        all_labels = distributed.gather_labels(labels) if samples is not local else labels
+        self_index = torch.arange(local.shape[0], device=local.device) + offset
+        return samples, LabelMasks(labels, all_labels, self_index)
+
+    def _pair_masks(self, local: Tensor, n: int) -> tuple[Tensor, LabelMasks]:
+        """As :meth:`_label_masks` for two stacked views of ``n`` items: positives are the
+        other view of the same item (pair ids made unique across processes)."""
+        labels = pair_labels(n, device=local.device)
+        if self.gather_distributed and distributed.is_distributed():
+            labels = labels + distributed.rank() * n
+        return self._label_masks(local, labels)
 
 
 def normalize(z: Tensor) -> Tensor:

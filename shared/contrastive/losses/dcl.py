@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .. import distributed
-from ..functional import LabelMasks, info_nce, pair_labels
+from ..functional import info_nce
 from ._base import _Contrastive, normalize, views_stacked
 
 
@@ -54,17 +54,12 @@ class DCLLoss(_Contrastive):
         """``out0, out1``: (N, D) projections of the two views of the same N items."""
         local = normalize(views_stacked(out0, out1))
         n = out0.shape[0]
-        samples, offset = self._samples(local)
-        labels = pair_labels(n, device=local.device)
-        if samples is not local:
-            labels = labels + distributed.rank() * n
-        all_labels = distributed.gather_labels(labels) if samples is not local else labels
-        self_index = torch.arange(local.shape[0], device=local.device) + offset
+        samples, masks = self._pair_masks(local, n)
         w = self._positive_weights(samples, n)
         if w is not None:  # weights over the global batch; keep this process's rows
             r = distributed.rank() if samples is not local else 0
             w = w[r * n:(r + 1) * n]
-        return info_nce(local, samples, LabelMasks(labels, all_labels, self_index),
+        return info_nce(local, samples, masks,
                         temperature=self.temperature, chunk_size=self.chunk_size,
                         pos_weight=None if w is None else w.repeat(2),
                         positives_in_denominator=False)

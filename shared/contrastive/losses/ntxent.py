@@ -3,11 +3,9 @@ Visual Representations", ICML, eq. 1)."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from .. import distributed
-from ..functional import LabelMasks, info_nce, pair_labels
+from ..functional import info_nce
 from ._base import _Contrastive, normalize, views_stacked
 
 
@@ -42,13 +40,6 @@ class NTXentLoss(_Contrastive):
     def forward(self, out0: Tensor, out1: Tensor) -> Tensor:
         """``out0, out1``: (N, D) projections of the two views of the same N items."""
         local = normalize(views_stacked(out0, out1))
-        n = out0.shape[0]
-        samples, offset = self._samples(local)
-        labels = pair_labels(n, device=local.device)
-        if samples is not local:
-            labels = labels + distributed.rank() * n
-        all_labels = distributed.gather_labels(labels) if samples is not local else labels
-        self_index = torch.arange(local.shape[0], device=local.device) + offset
-        masks = LabelMasks(labels, all_labels, self_index)
+        samples, masks = self._pair_masks(local, out0.shape[0])
         return info_nce(local, samples, masks, temperature=self.temperature,
                         chunk_size=self.chunk_size)

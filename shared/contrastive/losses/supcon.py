@@ -3,11 +3,9 @@ NeurIPS, eq. 2: L^sup_out)."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from .. import distributed
-from ..functional import LabelMasks, info_nce
+from ..functional import info_nce
 from ._base import _Contrastive, normalize
 
 
@@ -47,9 +45,6 @@ class SupConLoss(_Contrastive):
             raise ValueError(f"SupConLoss: features {tuple(features.shape)} need (N, D) or "
                              f"(N, V, D) and labels (N,), got labels {tuple(labels.shape)}")
         local = normalize(features)
-        samples, offset = self._samples(local)
-        all_labels = distributed.gather_labels(labels) if samples is not local else labels
-        self_index = torch.arange(local.shape[0], device=local.device) + offset
-        masks = LabelMasks(labels, all_labels, self_index)
+        samples, masks = self._label_masks(local, labels)
         return info_nce(local, samples, masks, temperature=self.temperature,
                         chunk_size=self.chunk_size)
