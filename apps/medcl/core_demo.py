@@ -159,9 +159,9 @@ def run_core_demo(run_dir: Path, *, epochs: int | None = None, seed: int = 0,
         f"{len(x_te)} held-out images: kNN (k={cfg.knn_k}, cosine) and logistic regression on "
         f"all {len(x_tr)} labels, then 1-NN and logistic regression from 1 or 5 labels per "
         f"class (mean of {cfg.few_label_draws} draws). Accuracy:\n\n"
-        f"{table}\n\n![training loss](core/loss.png)\n"
+        f"{table}\n\n![training loss](loss.png)\n"
     )
-    folder.write_report(section.replace("(core/loss.png)", "(loss.png)"))
+    folder.write_report(section)
     return section
 
 

@@ -9,6 +9,7 @@ folder under the tour's folder and returns a Markdown section; the tour joins th
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,7 +64,9 @@ def run_tour(out: Path, steps: list[DemoStep], *, epochs: int | None, seed: int)
     sections, timing = [], []
     for step in steps:
         start = time.perf_counter()
-        sections.append(step.run(Path(out) / step.name, epochs, seed))
+        section = step.run(Path(out) / step.name, epochs, seed)
+        # a step links its pictures relative to its own folder; the tour's report is one up
+        sections.append(re.sub(r"\]\((?!https?:|/)", f"]({step.name}/", section))
         timing.append({"step": step.name, "seconds": round(time.perf_counter() - start, 1)})
     import pandas as pd
 

@@ -1,0 +1,125 @@
+"""Evaluation of common / salient representations: linear probes per attribute, space and group,
+a leakage summary, and t-SNE pictures (the protocol of Louiset et al. 2024, sec. 5: logistic
+regression of each attribute from each space)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+SPACES = ("common", "salient")
+
+
+@torch.no_grad()
+def represent(model: nn.Module, images: Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Common and salient representations of ``images`` (N, C, H, W): two (N, D) arrays."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    parts: dict[str, list[np.ndarray]] = {s: [] for s in SPACES}
+    try:
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(device)
+            if hasattr(model, "represent"):
+                common, salient = model.represent(x)
+            else:  # the contrastive VAE: posterior means
+                common, salient = model.embed(x)
+            parts["common"].append(common.cpu().numpy())
+            parts["salient"].append(salient.cpu().numpy())
+    finally:
+        model.train(was_training)
+    return {s: np.concatenate(parts[s]) for s in SPACES}
+
+
+def attribute_roles(attributes: pd.DataFrame, is_target: np.ndarray) -> dict[str, str]:
+    """``salient`` for an attribute with a single value (or none) in the background group — it
+    exists only in the target —, ``common`` for one that varies in both groups.
+
+    The columns ``file`` and ``group`` and display columns ending in ``_name`` are not probed.
+    """
+    roles = {}
+    for col in attributes.columns:
+        if col in ("file", "group") or col.endswith("_name"):
+            continue
+        values = attributes[col][~is_target].dropna()
+        roles[col] = "salient" if values.nunique() <= 1 else "common"
+    return roles
+
+
+def probe_table(reps: dict[str, np.ndarray], attributes: pd.DataFrame, is_target: np.ndarray,
+                train_idx: np.ndarray, test_idx: np.ndarray) -> pd.DataFrame:
+    """Logistic-regression accuracy of every attribute from every space, per group.
+
+    Probes are fit on ``train_idx`` rows and scored on ``test_idx`` rows of the same group;
+    ``chance`` is the majority-class rate of the test rows. Groups where an attribute has fewer
+    than two classes are skipped.
+    """
+    from contrastive.probe import linear_probe_accuracy
+
+    roles = attribute_roles(attributes, is_target)
+    train_mask = np.zeros(len(is_target), bool)
+    train_mask[train_idx] = True
+    rows = []
+    for attr, role in roles.items():
+        y = attributes[attr].to_numpy()
+        for group, in_group in (("target", is_target), ("background", ~is_target)):
+            tr, te = in_group & train_mask, in_group & ~train_mask
+            if len(np.unique(y[tr])) < 2 or te.sum() == 0:
+                continue
+            chance = pd.Series(y[te]).value_counts(normalize=True).iloc[0]
+            for space in SPACES:
+                acc = linear_probe_accuracy(reps[space][tr], y[tr], reps[space][te], y[te])
+                rows.append(dict(attribute=attr, role=role, group=group, space=space,
+                                 accuracy=acc, chance=float(chance), n_train=int(tr.sum()),
+                                 n_test=int(te.sum())))
+    return pd.DataFrame(rows)
+
+
+def leakage_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Wanted vs leaked information, on target images.
+
+    ``wanted``: a salient attribute from the salient space, a common attribute from the common
+    space (higher is better). ``leaked``: a salient attribute from the common space, a common
+    attribute from the salient space (lower is better, chance is the floor).
+    """
+    target = table[table.group == "target"]
+    rows = []
+    for (attr, role), sub in target.groupby(["attribute", "role"], sort=False):
+        acc = dict(zip(sub.space, sub.accuracy, strict=True))
+        own, other = ("salient", "common") if role == "salient" else ("common", "salient")
+        rows.append(dict(attribute=attr, role=role, wanted=acc.get(own), leaked=acc.get(other),
+                         chance=float(sub.chance.iloc[0])))
+    return pd.DataFrame(rows)
+
+
+def tsne_figure(reps: dict[str, np.ndarray], attributes: pd.DataFrame, is_target: np.ndarray,
+                max_points: int = 1000, seed: int = 0):
+    """A grid of t-SNE maps: one row per space, one column per attribute (plus group)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(is_target), min(max_points, len(is_target)), replace=False))
+    roles = attribute_roles(attributes, is_target)
+    colourings = {"group": np.where(is_target, 1, 0)} | {
+        a: attributes[a].to_numpy() for a in roles}
+    fig, axes = plt.subplots(len(SPACES), len(colourings),
+                             figsize=(3.2 * len(colourings), 3.2 * len(SPACES)), squeeze=False)
+    for r, space in enumerate(SPACES):
+        z = reps[space][idx]
+        xy = TSNE(n_components=2, init="pca", random_state=seed,
+                  perplexity=min(30.0, max(5.0, len(idx) / 10))).fit_transform(z)
+        for c, (name, values) in enumerate(colourings.items()):
+            ax = axes[r, c]
+            codes, _ = pd.factorize(pd.Series(values[idx]).astype(str), sort=True)
+            ax.scatter(xy[:, 0], xy[:, 1], c=codes, s=4, cmap="tab10")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{space} space, colour = {name}", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,220 @@
+"""One harness for SepCLR and its baselines: train on a split, probe held-out images, report.
+
+Used by ``medcl sepclr fit`` (with attributes), ``medcl sepclr benchmark`` (digits on textures)
+and the demo step, so every method is trained and scored the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from .config import SepCLRConfig
+from .evaluate import leakage_summary, probe_table, represent
+
+
+@dataclass
+class MethodResult:
+    method: str
+    model: nn.Module
+    probes: pd.DataFrame
+    leakage: pd.DataFrame
+    seconds_per_epoch: float
+    reps: dict[str, np.ndarray]
+
+
+def holdout_split(is_target: np.ndarray, fraction: float, seed: int):
+    """Train / test indices, stratified by group; everything is train when ``fraction == 0``."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(is_target))
+    if fraction <= 0:
+        return idx, idx[:0]
+    return train_test_split(idx, test_size=fraction, stratify=is_target, random_state=seed)
+
+
+def run_method(cfg: SepCLRConfig, images: Tensor, is_target: Tensor, attributes: pd.DataFrame,
+               train_idx: np.ndarray, test_idx: np.ndarray, run_dir: Path | None, *,
+               progress: bool = True) -> MethodResult:
+    """Train ``cfg.method`` on the ``train_idx`` images and probe every image's representation
+    (probes fit on train rows, scored on test rows)."""
+    from .train import train
+
+    start = time.perf_counter()
+    model, _ = train(cfg, images[train_idx], is_target[train_idx], run_dir, progress=progress)
+    seconds = (time.perf_counter() - start) / cfg.epochs
+    reps = represent(model, images)
+    target = is_target.numpy()
+    table = probe_table(reps, attributes, target, train_idx, test_idx)
+    return MethodResult(cfg.method, model, table, leakage_summary(table), seconds, reps)
+
+
+def comparison_table(results: list[MethodResult]) -> pd.DataFrame:
+    """One row per method: wanted and leaked accuracy of each attribute on target images."""
+    rows = []
+    for res in results:
+        row: dict = {"method": res.method}
+        for r in res.leakage.itertuples():
+            own, other = ("salient", "common") if r.role == "salient" else ("common", "salient")
+            row[f"{r.attribute} from {own} (up)"] = r.wanted
+            row[f"{r.attribute} from {other} (down)"] = r.leaked
+        row["s/epoch"] = res.seconds_per_epoch
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int = 20,
+              methods: tuple[str, ...] = ("sepclr", "simclr", "cvae"), seed: int = 0,
+              base: SepCLRConfig | None = None, progress: bool = True) -> str:
+    """Digits on textures: every method at the same budget; returns the Markdown report."""
+    from medio import RunFolder
+
+    from .evaluate import tsne_figure
+    from .textures import make_digits_on_textures
+
+    data = make_digits_on_textures(n_background=n_per_group, n_target=n_per_group, size=size,
+                                   seed=seed)
+    images = torch.cat([data.background, data.target])
+    is_target = torch.cat([torch.zeros(len(data.background), dtype=torch.bool),
+                           torch.ones(len(data.target), dtype=torch.bool)])
+    attributes = data.attributes.reset_index(drop=True)
+    train_idx, test_idx = holdout_split(is_target.numpy(), 0.3, seed)
+    folder = RunFolder.create(out)
+    base = base or SepCLRConfig(widths=[8, 16, 32, 64], common_dim=16, salient_dim=16,
+                                batch_size=256)
+    base = replace(base, epochs=epochs, seed=seed, image_size=size, channels=1)
+    folder.write_config(base, seed=seed, extra={"dataset": "digits_on_textures",
+                                                "n_per_group": n_per_group,
+                                                "methods": list(methods), "holdout": 0.3})
+    results = []
+    for method in methods:
+        cfg = replace(base, method=method)
+        results.append(run_method(cfg, images, is_target, attributes, train_idx, test_idx,
+                                  folder.root / method, progress=progress))
+        folder.write_table(f"probes_{method}",
+                           results[-1].probes.assign(method=method))
+    table = comparison_table(results)
+    md = folder.write_table("comparison", table)
+    first = results[0]
+    fig = tsne_figure(first.reps, attributes, is_target.numpy(), seed=seed)
+    folder.save_figure(f"tsne_{first.method}", fig)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    report = (
+        "## sepclr: digits on textures\n\n"
+        f"{n_per_group} background texture patches and {n_per_group} target patches with a "
+        f"handwritten digit ({size}x{size}); every method trained {epochs} epochs on 70% of the "
+        "images, then logistic-regression probes fit on those images' representations and "
+        "scored on the held-out 30% of target images. `(up)`: wanted information, higher is "
+        "better; `(down)`: leaked information, lower is better (chance: digit "
+        f"{_chance(first.leakage, 'digit')}, texture {_chance(first.leakage, 'texture')}).\n\n"
+        f"{md}\n\n![t-SNE of {first.method}](tsne_{first.method}.png)\n"
+    )
+    folder.write_report(report)
+    return report
+
+
+def _chance(leakage: pd.DataFrame, attr: str) -> str:
+    rows = leakage[leakage.attribute == attr]
+    return f"{rows.chance.iloc[0]:.2f}" if len(rows) else "n/a"
+
+
+def _report_probes(folder, results_reps, attributes, is_target, train_idx, test_idx,
+                   seed: int) -> str:
+    """Write probe / leakage tables and the t-SNE picture; return their Markdown."""
+    import matplotlib.pyplot as plt
+
+    from .evaluate import tsne_figure
+
+    table = probe_table(results_reps, attributes, is_target, train_idx, test_idx)
+    if table.empty:
+        return ("No attribute has two classes in a group's training rows: nothing to probe.\n")
+    probes_md = folder.write_table("probes", table)
+    leakage_md = folder.write_table("leakage", leakage_summary(table))
+    fig = tsne_figure(results_reps, attributes, is_target, seed=seed)
+    folder.save_figure("tsne", fig)
+    plt.close(fig)
+    return ("### Linear probes (logistic regression; fit on training rows, scored on held-out "
+            f"rows of each group)\n\n{probes_md}\n\n### Leakage on target images (wanted: "
+            f"higher is better; leaked: lower is better)\n\n{leakage_md}\n\n"
+            "![t-SNE of both spaces](tsne.png)\n")
+
+
+def fit_run(cfg: SepCLRConfig, background: Path, target: Path, out: Path, *,
+            attributes: Path | None = None, progress: bool = True, resume: bool = False) -> Path:
+    """``medcl sepclr fit``: read and check every input, then train, save, probe and report.
+
+    Inputs are validated before the run folder is created, so bad input leaves nothing behind.
+    With ``attributes`` a stratified ``cfg.holdout`` share of the images is kept out of
+    training and used to score the probes.
+    """
+    from medio import RunFolder
+
+    from .data import load_contrastive, load_group_attributes
+    from .train import train
+
+    data = load_contrastive(background, target, size=cfg.image_size, channels=cfg.channels,
+                            nifti_slice=cfg.nifti_slice)
+    attrs = load_group_attributes(attributes, data) if attributes is not None else None
+    cfg = replace(cfg, image_size=int(data.images.shape[-1]), channels=int(data.images.shape[1]))
+    is_target = data.is_target.numpy()
+    if attrs is not None:
+        train_idx, test_idx = holdout_split(is_target, cfg.holdout, cfg.seed)
+    else:
+        train_idx, test_idx = np.arange(len(is_target)), np.arange(0)
+    folder = RunFolder.create(out)
+    folder.write_config(cfg, seed=cfg.seed, extra={
+        "background": str(background), "target": str(target),
+        "attributes": None if attributes is None else str(attributes),
+        "n_background": int((~is_target).sum()), "n_target": int(is_target.sum()),
+        "n_train": len(train_idx), "data_notes": list(data.notes)})
+    model, history = train(cfg, data.images[train_idx], data.is_target[train_idx], folder.root,
+                           progress=progress, resume=resume)
+    folder.save_model(model.state_dict())
+    last = history[-1] if history else {}
+    terms = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
+                      if k not in ("epoch", "step", "lr", "seconds"))
+    notes = "".join(f"- {n}\n" for n in data.notes) or "- none\n"
+    report = (f"# SepCLR run ({cfg.method})\n\n"
+              f"Background `{background}`: {int((~is_target).sum())} images; target `{target}`: "
+              f"{int(is_target.sum())} images; {cfg.channels} channel(s), {cfg.image_size} px. "
+              f"Trained on {len(train_idx)} images for {cfg.epochs} epochs (last epoch: "
+              f"{terms}).\n\nInput notes:\n{notes}\n")
+    if attrs is not None and len(test_idx):
+        reps = represent(model, data.images)
+        report += _report_probes(folder, reps, attrs, is_target, train_idx, test_idx, cfg.seed)
+    folder.write_report(report)
+    return folder.report_path
+
+
+def evaluate_run(model_dir: Path, background: Path, target: Path, attributes: Path,
+                 out: Path, *, test_fraction: float = 0.3) -> Path:
+    """``medcl sepclr evaluate``: probe a trained run's spaces on new labelled images."""
+    from medio import RunFolder
+
+    from .data import load_contrastive, load_group_attributes
+    from .train import load_run
+
+    cfg, model = load_run(model_dir)
+    data = load_contrastive(background, target, size=cfg.image_size, channels=cfg.channels,
+                            nifti_slice=cfg.nifti_slice)
+    attrs = load_group_attributes(attributes, data)
+    is_target = data.is_target.numpy()
+    train_idx, test_idx = holdout_split(is_target, test_fraction, cfg.seed)
+    folder = RunFolder.create(out)
+    folder.write_config({"model": str(model_dir), "background": str(background),
+                         "target": str(target), "attributes": str(attributes),
+                         "test_fraction": test_fraction, "method": cfg.method}, seed=cfg.seed)
+    reps = represent(model, data.images)
+    body = _report_probes(folder, reps, attrs, is_target, train_idx, test_idx, cfg.seed)
+    if (folder.root / "probes.csv").exists():
+        folder.write_metrics(pd.read_csv(folder.root / "probes.csv"))
+    folder.write_report(f"# SepCLR evaluation of `{model_dir}` ({cfg.method})\n\n{body}")
+    return folder.report_path
