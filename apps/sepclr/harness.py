@@ -97,10 +97,12 @@ def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int
         cfg = replace(base, method=method)
         results.append(run_method(cfg, images, is_target, attributes, train_idx, test_idx,
                                   folder.root / method, progress=progress))
+        RunFolder.create(folder.root / method).save_model(results[-1].model.state_dict())
         folder.write_table(f"probes_{method}",
                            results[-1].probes.assign(method=method))
     table = comparison_table(results)
     md = folder.write_table("comparison", table)
+    folder.write_metrics(table)
     first = results[0]
     fig = tsne_figure(first.reps, attributes, is_target.numpy(), seed=seed)
     folder.save_figure(f"tsne_{first.method}", fig)
