@@ -1,5 +1,7 @@
 """The core demo end to end: files in the run folder, and training beats random init."""
 
+import re
+
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -25,5 +27,10 @@ def test_demo_command_writes_report(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--epochs", "1"])
     assert result.exit_code == 0, result.output
     report = (tmp_path / "demo" / "report.md").read_text()
-    assert "## core: SimCLR on digits" in report and "| core |" in report
+    assert "## core: SimCLR on digits" in report and "## sepclr: digits on textures" in report
+    assert re.search(r"\| core +\| +[0-9.]+ \|", report)
+    # pictures are linked from the tour's folder into each step's folder
+    assert "](core/loss.png)" in report and "](sepclr/tsne_sepclr.png)" in report
+    for link in re.findall(r"\]\(([^)]+\.png)\)", report):
+        assert (tmp_path / "demo" / link).exists(), link
     assert (tmp_path / "demo" / "core" / "model.pt").exists()
