@@ -1,6 +1,11 @@
-"""``medcl mvcnet``: the command-line group of this app (heavy imports inside commands)."""
+"""``medcl mvcnet``: simulate, train, predict, benchmark (typer; heavy imports inside commands)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from medio.cli import app_group
 
@@ -13,6 +18,133 @@ app = app_group(
     "mvcnet",
     "MVCNet: multi-view contrastive CNN+Transformer decoder of motor-imagery EEG.",
     paper=PAPER,
-    workflow="simulate, train, predict, benchmark on EEG recordings and MOABB datasets"
-    " (command group registered; the workflow is being built)",
+    workflow="simulate, train, predict, benchmark on EEG recordings (GDF, EDF, BDF, FIF, "
+    "BrainVision, EEGLAB) and MOABB datasets",
 )
+
+ALL_MODELS = "mvcnet,mvcnet_cnn,csp_lda,eegnet,shallow,conformer,ifnet"
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write recordings into.")],
+    subjects: Annotated[int, typer.Option(help="Number of simulated subjects.")] = 3,
+    fmt: Annotated[str, typer.Option("--format", help="edf, fif or brainvision.")] = "edf",
+    trials: Annotated[int, typer.Option(help="Trials per class.")] = 40,
+    snr: Annotated[float, typer.Option(help="Rhythm-to-noise amplitude ratio.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write simulated left/right-hand motor-imagery recordings (22-channel 10-20, 250 Hz)."""
+    from .simulate import write_simulated
+
+    paths = write_simulated(out, subjects=subjects, fmt=fmt, n_trials_per_class=trials,
+                            snr=snr, seed=seed)
+    for p in paths:
+        typer.echo(str(p))
+
+
+def _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, models, infer,
+                l_freq, h_freq, resample, tmin, tmax, alignment, batch_size, lr, trans_hidden,
+                out):
+    from .config import MVCNetConfig
+    from .harness import load_data, train_run
+
+    try:
+        cfg = MVCNetConfig(epochs=epochs, seeds=_ints(seeds, "--seeds"), protocol=protocol,
+                           infer=infer, l_freq=l_freq, h_freq=h_freq, resample=resample,
+                           tmin=tmin, tmax=tmax, alignment=alignment, batch_size=batch_size,
+                           lr=lr, trans_hidden=trans_hidden)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    chosen = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in ALL_MODELS.split(",")]
+    if unknown or not chosen:
+        raise typer.BadParameter(f"unknown model(s) {unknown}; choose from {ALL_MODELS}",
+                                 param_hint="--models")
+    if protocol not in ("co", "cv", "loso", "t2e"):
+        raise typer.BadParameter("choose co, cv, loso or t2e", param_hint="--protocol")
+    pooled = load_data(cfg, files=data or None, moabb=moabb,
+                       subjects=_ints(subjects, "--subjects") if subjects else None,
+                       events=events, labels=labels or None)
+    sources = {"data": [str(p) for p in data] if data else None, "moabb": moabb,
+               "events": events or (None if moabb else "left=769,right=770")}
+    typer.echo(f"report: {train_run(cfg, pooled, chosen, out, sources=sources)}")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+    data: Annotated[list[Path] | None, typer.Option(
+        help="Recording(s): .gdf .edf .bdf .fif .vhdr .set (repeat the flag).")] = None,
+    moabb: Annotated[str | None, typer.Option(
+        help="MOABB dataset id, e.g. BNCI2014_001 (from the MNE data folder or downloaded).")]
+    = None,
+    subjects: Annotated[str | None, typer.Option(help="MOABB subjects, e.g. 1,2.")] = None,
+    events: Annotated[str | None, typer.Option(
+        help="Class=code mapping, e.g. left=769,right=770 or left=T1,right=T2.")] = None,
+    labels: Annotated[list[Path] | None, typer.Option(
+        help="Labels file per recording (BCI IV 2a A0xE.mat).")] = None,
+    protocol: Annotated[str, typer.Option(help="co, cv, loso or t2e.")] = "co",
+    epochs: Annotated[int, typer.Option(help="Training epochs (paper: 100).")] = 100,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
+    models: Annotated[str, typer.Option(help=f"Comma-separated, from {ALL_MODELS}.")]
+    = "mvcnet,csp_lda",
+    infer: Annotated[str, typer.Option(help="cnn (authors) or fused.")] = "cnn",
+    l_freq: Annotated[float, typer.Option(help="Band-pass low edge (Hz).")] = 8.0,
+    h_freq: Annotated[float, typer.Option(help="Band-pass high edge (Hz).")] = 32.0,
+    resample: Annotated[float | None, typer.Option(help="Resample to this rate (Hz).")] = None,
+    tmin: Annotated[float | None, typer.Option(help="Window start after the cue (s).")] = None,
+    tmax: Annotated[float | None, typer.Option(help="Window end after the cue (s).")] = None,
+    alignment: Annotated[str, typer.Option(help="ea (Euclidean alignment) or none.")] = "ea",
+    batch_size: Annotated[int, typer.Option(help="Batch size (paper: 64).")] = 64,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-3).")] = 1e-3,
+    trans_hidden: Annotated[int, typer.Option(help="Transformer projector width.")] = 2048,
+) -> None:
+    """Train MVCNet (and baselines) under a named protocol; save a deployable model."""
+    _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, models, infer,
+                l_freq, h_freq, resample, tmin, tmax, alignment, batch_size, lr, trans_hidden,
+                out)
+
+
+@app.command()
+def benchmark(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+    data: Annotated[list[Path] | None, typer.Option(help="Recording(s) (repeat the flag).")]
+    = None,
+    moabb: Annotated[str | None, typer.Option(help="MOABB dataset id.")] = None,
+    subjects: Annotated[str | None, typer.Option(help="MOABB subjects, e.g. 1,2.")] = None,
+    events: Annotated[str | None, typer.Option(help="Class=code mapping.")] = None,
+    models: Annotated[str, typer.Option(help="Comma-separated models.")] = ALL_MODELS,
+    protocol: Annotated[str, typer.Option(help="co, cv, loso or t2e.")] = "co",
+    epochs: Annotated[int, typer.Option(help="Epochs for every deep model.")] = 100,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
+) -> None:
+    """MVCNet against every baseline in one harness (same preprocessing, same splits)."""
+    _train_like(data, moabb, subjects, events, None, protocol, epochs, seeds, models, "cnn",
+                8.0, 32.0, None, None, None, "ea", 64, 1e-3, 2048, out)
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Option(help="Run folder written by `medcl mvcnet train`.")],
+    data: Annotated[Path, typer.Option(help="Recording to decode.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="predictions.csv to write.")],
+    events: Annotated[str | None, typer.Option(help="Cue mapping (default: the run's).")]
+    = None,
+    labels: Annotated[Path | None, typer.Option(help="True labels file (A0xE.mat).")] = None,
+    infer: Annotated[str | None, typer.Option(help="cnn or fused (default: the run's).")]
+    = None,
+) -> None:
+    """One row per trial: onset, predicted class, class probabilities."""
+    from .infer import predict_file
+
+    table = predict_file(model, data, out, events=events, labels=labels, infer=infer)
+    typer.echo(f"{len(table)} trials -> {out}")
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of integers",
+                                 param_hint=flag) from err

@@ -154,11 +154,13 @@ def test_all_problems_are_collected(tmp_path: Path, bnci: dict[str, Any]) -> Non
             "access.loader",
         ),
         (lambda d: d.update(access={"method": "url", "url": "example.org/x.zip"}), "access.url"),
-        (lambda d: d["reference_results"].append({"method": "m"}), "reference_results[1].metric"),
+        (lambda d: d["reference_results"].append({"method": "m"}), "reference_results[N].metric"),
     ],
 )
 def test_each_field_is_checked(mutate: Any, where: str, bnci: dict[str, Any]) -> None:
     data = copy.deepcopy(bnci)
+    # N: the index of an entry appended after the card's own results
+    where = where.replace("[N]", f"[{len(data['reference_results'])}]")
     mutate(data)
     problems = validate_card_dict(data)
     assert problems, where

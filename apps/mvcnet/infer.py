@@ -1,0 +1,78 @@
+"""``medcl mvcnet predict``: decode the trials of a new recording with a trained run."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import MVCNetConfig
+
+
+def load_run(run_dir: Path):
+    """(config, run metadata, model) of a ``medcl mvcnet train`` run folder."""
+    from medio import ConfigError, RunFolder
+
+    from .train import build_model
+
+    folder = RunFolder(Path(run_dir))
+    raw = folder.read_config()
+    meta = {k: raw.get(k) for k in ("ch_names", "sfreq", "classes", "n_times", "events")}
+    if not raw.get("config") or any(meta[k] is None for k in ("ch_names", "sfreq", "classes",
+                                                                "n_times")):
+        raise ConfigError("config.yaml is not an MVCNet run's (no channels/classes recorded)",
+                          path=folder.config_path,
+                          fix="pass the folder written by `medcl mvcnet train --out RUN`")
+    known = {f.name for f in fields(MVCNetConfig)}
+    cfg = MVCNetConfig(**{k: v for k, v in raw["config"].items() if k in known})
+    model = build_model(cfg, len(meta["ch_names"]), int(meta["n_times"]), len(meta["classes"]))
+    model.load_state_dict(folder.load_model())
+    return cfg, meta, model.eval()
+
+
+def predict_file(run_dir: Path, data: Path, out: Path, *, events: str | None = None,
+                 labels: Path | None = None, infer: str | None = None) -> pd.DataFrame:
+    """One row per trial: onset (s), predicted class, class probabilities, true class if known.
+
+    The recording is read with the run's channels (in its order), band and window; trials are
+    aligned with incremental online Euclidean alignment in recording order.
+    """
+    from medio.eeg import read_trials
+
+    from medio import ConfigError, InputFileError, atomic_path, refuse_overwrite
+
+    from .preprocess import OnlineEA
+    from .train import predict_proba
+
+    if Path(out).suffix.lower() != ".csv":
+        raise ConfigError(f"unknown output format {Path(out).suffix or '(none)'!r}", path=out,
+                          fix="name the output *.csv")
+    refuse_overwrite(out, [data] + ([labels] if labels else []))
+    cfg, meta, model = load_run(run_dir)
+    mapping = events or meta["events"] or ",".join(
+        f"{c}={code}" for c, code in zip(meta["classes"], ("769", "770", "771", "772"),
+                                         strict=False))
+    trials = read_trials(data, mapping, tmin=0.0 if cfg.tmin is None else cfg.tmin,
+                         tmax=4.0 if cfg.tmax is None else cfg.tmax, l_freq=cfg.l_freq,
+                         h_freq=cfg.h_freq, notch=cfg.notch, resample=meta["sfreq"],
+                         labels_file=labels, channels=list(meta["ch_names"]))
+    if trials.data.shape[2] != int(meta["n_times"]):
+        raise InputFileError(f"trials have {trials.data.shape[2]} samples, the model "
+                             f"{meta['n_times']}", path=data,
+                             fix="use the same trial window as in training")
+    X = trials.data.astype(np.float32)
+    if cfg.alignment == "ea":
+        X = OnlineEA(X.shape[1]).transform(X, update=True).astype(np.float32)
+    proba = predict_proba(model, X, infer or cfg.infer)
+    classes = list(meta["classes"])
+    table = pd.DataFrame({"onset_s": np.round(trials.onsets, 4),
+                          "predicted": [classes[i] for i in proba.argmax(1)]})
+    for k, name in enumerate(classes):
+        table[f"p_{name}"] = proba[:, k]
+    if (trials.labels >= 0).any():
+        table["true"] = [trials.classes[i] if i >= 0 else "" for i in trials.labels]
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    return table

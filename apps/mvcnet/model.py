@@ -1,0 +1,247 @@
+"""The MVCNet dual-branch network: an IFNet-style CNN and a channel-token Transformer.
+
+Paper: Wang, Li, Chen, Wu, "MVCNet: Multi-View Contrastive Network for Motor Imagery
+Classification", Knowledge-Based Systems 2025, arXiv:2502.17482 — the dual-branch architecture
+(CNN branch for local spatio-temporal features, Transformer branch for global temporal
+dependencies, their features fused and aligned by the cross-view / cross-model contrastive
+losses). The CNN branch is IFNet (Wang, Yao, Wang, IEEE TNSRE 31:1900-1911, 2023) with a single
+frequency band, as in the authors' code (github.com/wzwvv/MVCNet, ``radix=1``).
+
+Example
+-------
+>>> import torch
+>>> net = MVCNet(n_chans=22, n_times=1000, n_classes=2, trans_hidden=64)
+>>> out = net(torch.randn(4, 22, 1000))
+>>> sorted(out), tuple(out["cnn"].shape), tuple(out["logits"].shape)
+(['cnn', 'logits', 'proj'], (4, 512), (4, 2))
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["MVCNet"]
+
+_INFER_MODES = ("cnn", "fused")
+
+
+class MVCNet(nn.Module):
+    """Dual-branch CNN + Transformer network of MVCNet (Wang et al., KBS 2025).
+
+    CNN branch (IFNet stem, one band): pointwise ``Conv1d(C -> F_n, k=1)`` + BN, depthwise
+    ``Conv1d(F_n, k=kernel_size, groups=F_n, padding='same')`` + BN, GELU, ``AvgPool1d(pool)``,
+    dropout, flatten; its output has ``feature_dim = n_filters * (n_times // pool)`` values (the
+    ``n_times % pool`` trailing samples are dropped by the pooling, which is what the authors'
+    "drop the last sample" achieves for 1001-sample BNCI2014001 trials).
+
+    Transformer branch: every channel is one token whose features are the samples of the trial
+    (``d_model = n_times``), encoded by ``nn.TransformerEncoder`` (``trans_layers`` post-norm
+    layers, ``trans_heads`` heads, feed-forward width ``max(2 * d_model, 128)``, dropout 0.1),
+    flattened to ``C * d_model`` and projected by Linear(-> ``trans_hidden``) - LayerNorm - ReLU -
+    Linear(-> ``feature_dim``) - Tanh, so that both branches live in the same space for the
+    cross-model contrastive loss. ``d_model`` must be divisible by ``trans_heads``: when it is
+    not, the last ``n_times % trans_heads`` samples are cropped (``d_model = n_times -
+    n_times % trans_heads``), which again reproduces the authors' "drop the last sample" of
+    1001-sample trials with 2 heads; no learned input projection is added.
+
+    The linear classifier reads the CNN features (the authors' test-time path).
+
+    Parameters
+    ----------
+    n_chans : int
+        Number of EEG channels ``C``.
+    n_times : int
+        Number of samples per trial ``T`` (must be ``>= pool`` and ``>= trans_heads``).
+    n_classes : int
+        Number of classes ``K``.
+    n_filters : int, default 64
+        Feature maps of the CNN branch (IFNet ``out_planes``).
+    kernel_size : int, default 63
+        Length of the depthwise temporal convolution.
+    pool : int, default 125
+        Average-pooling window and stride (IFNet ``patch_size``).
+    dropout : float, default 0.5
+        Dropout after pooling in the CNN branch.
+    trans_heads : int, default 2
+        Attention heads of the Transformer branch.
+    trans_layers : int, default 1
+        Encoder layers of the Transformer branch.
+    trans_hidden : int, default 2048
+        Hidden width of the Transformer projection head (the authors use 2048).
+
+    Attributes
+    ----------
+    n_chans, n_times, n_outputs : int
+        Braindecode-style metadata (``EEGModuleMixin`` names); ``n_outputs == n_classes``.
+    feature_dim : int
+        ``F``, the size of both the CNN features and the Transformer projection.
+    d_model : int
+        Token width of the Transformer branch.
+
+    Notes
+    -----
+    Inputs are ``(B, C, T)`` floats at the µV scale, already aligned / standardised by the
+    caller (the authors apply Euclidean alignment before the network). Convolution and linear
+    weights of the CNN branch follow IFNet's initialisation (truncated normal, std 0.01, zero
+    biases), which we also use for the classifier; the Transformer branch keeps PyTorch's
+    defaults, as in the authors' code.
+    """
+
+    def __init__(
+        self,
+        n_chans: int,
+        n_times: int,
+        n_classes: int,
+        *,
+        n_filters: int = 64,
+        kernel_size: int = 63,
+        pool: int = 125,
+        dropout: float = 0.5,
+        trans_heads: int = 2,
+        trans_layers: int = 1,
+        trans_hidden: int = 2048,
+    ) -> None:
+        super().__init__()
+        for name, value in {
+            "n_chans": n_chans,
+            "n_times": n_times,
+            "n_classes": n_classes,
+            "n_filters": n_filters,
+            "kernel_size": kernel_size,
+            "pool": pool,
+            "trans_heads": trans_heads,
+            "trans_layers": trans_layers,
+            "trans_hidden": trans_hidden,
+        }.items():
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if n_times < pool:
+            raise ValueError(
+                f"n_times={n_times} is shorter than pool={pool}: the CNN branch would have no "
+                "features; lower `pool` or use longer trials"
+            )
+        if n_times < trans_heads:
+            raise ValueError(f"n_times={n_times} must be >= trans_heads={trans_heads}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+
+        self.n_chans = int(n_chans)
+        self.n_times = int(n_times)
+        self.n_outputs = int(n_classes)
+        self.feature_dim = int(n_filters) * (self.n_times // int(pool))
+        self.d_model = self.n_times - self.n_times % int(trans_heads)
+
+        # CNN branch: IFNet stem with a single band.
+        self.cnn = nn.Sequential(
+            nn.Conv1d(n_chans, n_filters, kernel_size=1, bias=False),
+            nn.BatchNorm1d(n_filters),
+            nn.Conv1d(
+                n_filters,
+                n_filters,
+                kernel_size=kernel_size,
+                groups=n_filters,
+                padding="same",
+                bias=False,
+            ),
+            nn.BatchNorm1d(n_filters),
+            nn.GELU(),
+            nn.AvgPool1d(pool, pool),
+            nn.Dropout(dropout),
+            nn.Flatten(1),
+        )
+
+        # Transformer branch: channels as tokens, the trial as the token's features.
+        layer = nn.TransformerEncoderLayer(
+            d_model=self.d_model,
+            nhead=trans_heads,
+            dim_feedforward=max(2 * self.d_model, 128),
+            dropout=0.1,
+            batch_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer, num_layers=trans_layers, enable_nested_tensor=False
+        )
+        self.projector = nn.Sequential(
+            nn.Linear(self.n_chans * self.d_model, trans_hidden),
+            nn.LayerNorm(trans_hidden),
+            nn.ReLU(),
+            nn.Linear(trans_hidden, self.feature_dim),
+            nn.Tanh(),
+        )
+
+        self.classifier = nn.Linear(self.feature_dim, self.n_outputs)
+
+        self.cnn.apply(_ifnet_init)
+        self.classifier.apply(_ifnet_init)
+
+    # ------------------------------------------------------------------ branches
+    def _check(self, x: Tensor) -> None:
+        if x.ndim != 3 or x.shape[1] != self.n_chans or x.shape[2] != self.n_times:
+            raise ValueError(
+                f"expected input of shape (B, {self.n_chans}, {self.n_times}), got {tuple(x.shape)}"
+            )
+
+    def cnn_features(self, x: Tensor) -> Tensor:
+        """CNN-branch features ``(B, F)`` of trials ``x: (B, C, T)``."""
+        self._check(x)
+        return self.cnn(x)
+
+    def transformer_projection(self, x: Tensor) -> Tensor:
+        """Transformer-branch projection ``(B, F)`` (in ``[-1, 1]``) of ``x: (B, C, T)``."""
+        self._check(x)
+        h = self.encoder(x[..., : self.d_model])  # (B, C, d_model)
+        return self.projector(h.flatten(1))
+
+    # ------------------------------------------------------------------ API
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """Run both branches.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, C, T)
+            Trials at the µV scale.
+
+        Returns
+        -------
+        dict
+            ``"cnn"``: CNN features ``(B, F)``; ``"proj"``: Transformer projection ``(B, F)``;
+            ``"logits"``: classifier on the CNN features ``(B, K)``.
+        """
+        cnn = self.cnn_features(x)
+        proj = self.transformer_projection(x)
+        return {"cnn": cnn, "proj": proj, "logits": self.classifier(cnn)}
+
+    def predict_logits(self, x: Tensor, infer: str = "cnn") -> Tensor:
+        """Class logits ``(B, K)`` for trials ``x: (B, C, T)``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, C, T)
+        infer : {"cnn", "fused"}
+            ``"cnn"`` — classifier on the CNN features only; this is what the authors' code
+            evaluates at test time (the Transformer branch is not run). ``"fused"`` — classifier
+            on ``(cnn + proj) / 2``, *our reading* of the paper's statement that the final
+            representations of both branches are fused; the authors' code does not do this, and
+            the classifier is trained on CNN features only, so treat it as an experiment.
+
+        Returns
+        -------
+        Tensor, shape (B, K)
+        """
+        if infer == "cnn":
+            return self.classifier(self.cnn_features(x))
+        if infer == "fused":
+            out = self.forward(x)
+            return self.classifier((out["cnn"] + out["proj"]) / 2)
+        raise ValueError(f"infer must be one of {_INFER_MODES}, got {infer!r}")
+
+
+def _ifnet_init(m: nn.Module) -> None:
+    """IFNet initialisation: truncated normal (std 0.01) weights, zero biases, unit BN."""
+    if isinstance(m, nn.Linear | nn.Conv1d):
+        nn.init.trunc_normal_(m.weight, std=0.01)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm1d):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)

@@ -1,0 +1,110 @@
+"""MVCNet on the CPU: predict latency, training time per epoch against EEGConformer, and accuracy
+on simulated motor imagery, in one run.
+
+(a) single-trial predict latency, 22 channels x 1000 samples, batch 1 (goal: median <= 5 ms);
+(b) training time per epoch, MVCNet (three views, both branches) vs braindecode's EEGConformer
+    on the same 144 trials, batch 64 (goal: ratio <= 1.0);
+(c) accuracy on simulated data, 3 subjects, CO protocol: MVCNet, its CNN branch alone (CE only,
+    no views), CSP+LDA and EEGNet — reported as measured.
+
+Run: ``.venv/bin/python benchmarks/bench_mvcnet.py [--epochs 30] [--seeds 1,2,3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def latency(model, n_chans=22, n_times=1000, repeats=200) -> float:
+    x = torch.randn(1, n_chans, n_times)
+    model.eval()
+    with torch.no_grad():
+        for _ in range(20):
+            model.predict_logits(x, infer="cnn")
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.predict_logits(x, infer="cnn")
+            times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def epoch_seconds(step, params, batches) -> float:
+    opt = torch.optim.Adam(params, lr=1e-3)
+    start = time.perf_counter()
+    for x, y in batches:
+        opt.zero_grad()
+        step(x, y).backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--trans-hidden", type=int, default=2048)
+    args = parser.parse_args()
+    from braindecode.models import EEGConformer
+
+    from mvcnet.config import MVCNetConfig
+    from mvcnet.harness import load_data, run_protocol, summarise
+    from mvcnet.simulate import MONTAGE_22
+    from mvcnet.train import MVCNetObjective, build_model
+    from mvcnet.views import ViewPipeline
+
+    torch.manual_seed(0)
+    cfg = MVCNetConfig(trans_hidden=args.trans_hidden)
+    model = build_model(cfg, 22, 1000, 2)
+    print(f"(a) predict latency, batch 1, 22 x 1000, CNN branch: {latency(model):.2f} ms median "
+          "(goal <= 5 ms)")
+
+    X = torch.randn(144, 22, 1000)
+    y = torch.randint(0, 2, (144,))
+    batches = [(X[i:i + 64], y[i:i + 64]) for i in range(0, 144, 64)]
+    views = ViewPipeline(cfg.views, MONTAGE_22, 250.0, ["left", "right"])
+    objective = MVCNetObjective()
+    model.train()
+
+    def mvc_step(x, yy):
+        pairs = views(x, yy)
+        xs = torch.cat([x] + [v for v, _ in pairs])
+        ys = torch.cat([yy] + [t for _, t in pairs])
+        return objective(model(xs), ys, len(pairs))["loss"]
+
+    conformer = EEGConformer(n_chans=22, n_outputs=2, n_times=1000, sfreq=250.0)
+
+    def conf_step(x, yy):
+        return torch.nn.functional.cross_entropy(conformer(x), yy)
+
+    epoch_seconds(mvc_step, model.parameters(), batches[:1])  # warm-up
+    epoch_seconds(conf_step, conformer.parameters(), batches[:1])
+    t_mvc = epoch_seconds(mvc_step, model.parameters(), batches)
+    t_conf = epoch_seconds(conf_step, conformer.parameters(), batches)
+    print(f"(b) training epoch, 144 trials: MVCNet {t_mvc:.2f} s, EEGConformer {t_conf:.2f} s, "
+          f"ratio {t_mvc / t_conf:.2f} (goal <= 1.0)")
+
+    from mvcnet.simulate import write_simulated
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_simulated(Path(tmp) / "sim", subjects=3, fmt="fif")
+        cfg = MVCNetConfig(epochs=args.epochs, seeds=[int(s) for s in args.seeds.split(",")],
+                           trans_hidden=args.trans_hidden, protocol="co")
+        data = load_data(cfg, files=files, events="left=769,right=770")
+        table, _ = run_protocol(cfg, data, ["mvcnet", "mvcnet_cnn", "csp_lda", "eegnet"])
+    print(f"\n(c) simulated, 3 subjects, CO protocol, {args.epochs} epochs, last-epoch accuracy "
+          "(%), mean and std over seeds\n")
+    summary = summarise(table)
+    print("| model | mean | std | seeds |\n|---|---|---|---|")
+    for r in summary.itertuples():
+        print(f"| {r.model} | {r.mean:.2f} | {r.std:.2f} | {r.seeds} |")
+
+
+if __name__ == "__main__":
+    main()

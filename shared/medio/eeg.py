@@ -1,0 +1,851 @@
+"""EEG recordings: read files or MOABB datasets into trials of one shape.
+
+One reader for every app that decodes event-related EEG (motor imagery first): a recording in
+any common format (GDF, EDF, BDF, FIF, BrainVision, EEGLAB) or a MOABB dataset becomes an
+:class:`EEGTrials` -- ``(n_trials, n_channels, n_times)`` float32 microvolts, one integer label
+per trial and notes saying what was changed on the way.
+
+The steps follow MOABB's ``MotorImagery`` paradigm (Jayaram & Barachant 2018,
+doi:10.1088/1741-2552/aadea0): EEG channels only, band-pass (default 8-32 Hz) on the continuous
+recording, optional resampling, then one window per cue ``[tmin, tmax)`` seconds around the
+cue. Cues come from the recording's annotations (MNE turns GDF/EDF events and BrainVision
+markers into annotations), matched against a class mapping such as ``"left=769,right=770"``.
+
+Importing this module imports NumPy and MNE; MOABB and SciPy are imported by the functions that
+need them. :mod:`medio` itself does not import this module.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import mne
+import numpy as np
+
+from .errors import ConfigError, InputFileError
+
+__all__ = [
+    "BCI_IV_2A_CHANNELS",
+    "MOABB_DATASETS",
+    "READERS",
+    "UNKNOWN_CLASS",
+    "EEGTrials",
+    "load_moabb",
+    "match_code",
+    "parse_events",
+    "read_raw",
+    "read_trials",
+    "supported_suffix",
+    "trials_from_raw",
+]
+
+PathLike = str | os.PathLike[str]
+EventsArg = Mapping[str, Any] | str
+
+MOABB_DATASETS: tuple[str, ...] = (
+    "BNCI2014_001",
+    "BNCI2014_004",
+    "Zhou2016",
+    "BNCI2014_002",
+    "BNCI2015_001",
+    "PhysionetMI",
+)
+"""MOABB dataset classes :func:`load_moabb` accepts by name (others via ``dataset=``)."""
+
+UNKNOWN_CLASS = "unknown"
+"""A class of this name in an event mapping marks cues of unknown class (label ``-1``)."""
+
+CUE_UNKNOWN_CODE = "783"
+"""GDF code of a cue whose class is not in the file (BCI Competition IV evaluation sessions)."""
+
+BCI_IV_2A_CHANNELS: tuple[str, ...] = (
+    "Fz", "FC3", "FC1", "FCz", "FC2", "FC4",
+    "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
+    "CP3", "CP1", "CPz", "CP2", "CP4",
+    "P1", "Pz", "P2", "POz",
+)  # fmt: skip
+"""The 22 EEG channels of BCI Competition IV dataset 2a (10-20 names, file order)."""
+
+_BCI_IV_2A_GDF_LABELS: tuple[str, ...] = (
+    "EEG-Fz", "EEG-0", "EEG-1", "EEG-2", "EEG-3", "EEG-4",
+    "EEG-5", "EEG-C3", "EEG-6", "EEG-Cz", "EEG-7", "EEG-C4", "EEG-8",
+    "EEG-9", "EEG-10", "EEG-11", "EEG-12", "EEG-13",
+    "EEG-14", "EEG-Pz", "EEG-15", "EEG-16",
+)  # fmt: skip
+"""How the BCI IV 2a GDF files label those channels (``EEG-Fz``, ``EEG-0``, ... ``EEG-16``)."""
+
+_FIX_NAMING = "does not conform to MNE naming conventions"
+
+
+@dataclass
+class EEGTrials:
+    """Trials cut from one recording (one subject and session).
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        ``(n_trials, n_channels, n_times)`` float32, microvolts.
+    labels : numpy.ndarray
+        ``(n_trials,)`` int64 index into :attr:`classes`; ``-1`` where the class is unknown
+        (e.g. BCI Competition IV 2a evaluation session read without its labels file).
+    classes : list of str
+        Class names in label order (the order of the event mapping).
+    ch_names : list of str
+        Channel names, in the order of axis 1 of :attr:`data`.
+    sfreq : float
+        Sampling rate of :attr:`data` in Hz.
+    onsets : numpy.ndarray
+        ``(n_trials,)`` float64 cue time in seconds from the start of the recording.
+    subject, session : str
+        Identifiers (the file stem and ``""`` by default for files).
+    source : str
+        The file path, or ``"moabb:<dataset id>"``.
+    notes : list of str
+        What was changed on the way (channels dropped, filtered, resampled, trials dropped).
+    """
+
+    data: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    ch_names: list[str]
+    sfreq: float
+    onsets: np.ndarray
+    subject: str = ""
+    session: str = ""
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 3:
+            raise ValueError(f"data must be (n_trials, n_channels, n_times), got {self.data.shape}")
+        n, c, _ = self.data.shape
+        if self.labels.shape != (n,) or self.onsets.shape != (n,):
+            raise ValueError(
+                f"labels {self.labels.shape} and onsets {self.onsets.shape} must be ({n},)"
+            )
+        if len(self.ch_names) != c:
+            raise ValueError(f"{len(self.ch_names)} channel names for {c} channels")
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def n_times(self) -> int:
+        """Samples per trial."""
+        return int(self.data.shape[2])
+
+    def class_counts(self) -> dict[str, int]:
+        """Trials per class name (and ``"unknown"`` for label ``-1`` when present)."""
+        counts = {name: int((self.labels == k).sum()) for k, name in enumerate(self.classes)}
+        unknown = int((self.labels < 0).sum())
+        if unknown:
+            counts[UNKNOWN_CLASS] = unknown
+        return counts
+
+    def select(self, idx: Any) -> EEGTrials:
+        """A new :class:`EEGTrials` with the trials ``idx`` (indices, slice or boolean mask).
+
+        Arrays are copied; the notes list is copied too.
+        """
+        if isinstance(idx, slice):
+            take = np.arange(len(self))[idx]
+        else:
+            take = np.asarray(idx)
+            if take.dtype == bool:
+                if take.shape != (len(self),):
+                    raise ValueError(f"boolean mask of shape {take.shape} for {len(self)} trials")
+                take = np.flatnonzero(take)
+            take = take.astype(np.int64).reshape(-1)
+        return replace(
+            self,
+            data=self.data[take].copy(),
+            labels=self.labels[take].copy(),
+            onsets=self.onsets[take].copy(),
+            classes=list(self.classes),
+            ch_names=list(self.ch_names),
+            notes=list(self.notes),
+        )
+
+
+# -- event mappings ------------------------------------------------------------------------------
+_EVENTS_FIX = (
+    "write the mapping as 'class=code,class=code', e.g. 'left=769,right=770' or "
+    "'left=769|T1,right=770|T2'"
+)
+
+
+def parse_events(text: str) -> dict[str, list[str]]:
+    """Parse a class-to-event-code mapping.
+
+    Parameters
+    ----------
+    text : str
+        Comma-separated ``class=code`` pairs; a class may have several codes separated by
+        ``|``: ``"left=769,right=770"``, ``"left=T1,right=T2"``, ``"left=769|T1"``.
+
+    Returns
+    -------
+    dict of str to list of str
+        Class name to its codes, in the order written (which is the label order).
+
+    Raises
+    ------
+    ConfigError
+        If a part is malformed, a class is repeated or a code belongs to two classes; the
+        message quotes the bad part.
+
+    Examples
+    --------
+    >>> parse_events("left=769|T1, right=770")
+    {'left': ['769', 'T1'], 'right': ['770']}
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("the event mapping is empty", fix=_EVENTS_FIX)
+    mapping: dict[str, list[str]] = {}
+    for raw_part in text.split(","):
+        part = raw_part.strip()
+        if not part:
+            raise ConfigError(f"empty entry in the event mapping {text!r}", fix=_EVENTS_FIX)
+        name, eq, codes_text = part.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise ConfigError(
+                f"bad entry {part!r} in the event mapping {text!r}: expected 'class=code'",
+                fix=_EVENTS_FIX,
+            )
+        codes = [c.strip() for c in codes_text.split("|")]
+        if not all(codes):
+            raise ConfigError(
+                f"bad entry {part!r} in the event mapping {text!r}: empty event code",
+                fix=_EVENTS_FIX,
+            )
+        if name in mapping:
+            raise ConfigError(
+                f"class {name!r} appears twice in the event mapping {text!r}",
+                fix="list each class once; give several codes as 'name=code1|code2'",
+            )
+        mapping[name] = codes
+    return _check_mapping(mapping, text)
+
+
+def _check_mapping(mapping: dict[str, list[str]], shown: Any) -> dict[str, list[str]]:
+    seen: dict[str, str] = {}
+    for name, codes in mapping.items():
+        for code in codes:
+            key = _norm(code)
+            if key in seen and seen[key] != name:
+                raise ConfigError(
+                    f"event code {code!r} is given for both {seen[key]!r} and {name!r} in the "
+                    f"event mapping {shown!r}",
+                    fix="give each event code to one class only",
+                )
+            seen[key] = name
+    if all(name == UNKNOWN_CLASS for name in mapping):
+        raise ConfigError(
+            f"the event mapping {shown!r} has no class besides {UNKNOWN_CLASS!r}",
+            fix=_EVENTS_FIX,
+        )
+    return mapping
+
+
+def _as_mapping(events: EventsArg) -> dict[str, list[str]]:
+    """A mapping given as text or as ``{class: code or [codes]}`` in canonical form."""
+    if isinstance(events, str):
+        return parse_events(events)
+    if not isinstance(events, Mapping) or not events:
+        raise ConfigError(f"the event mapping must be a non-empty mapping or text, got {events!r}",
+                          fix=_EVENTS_FIX)
+    mapping: dict[str, list[str]] = {}
+    for name, codes in events.items():
+        values = list(codes) if isinstance(codes, list | tuple | set) else [codes]
+        texts = [str(c).strip() for c in values]
+        if not str(name).strip() or not texts or not all(texts):
+            raise ConfigError(f"bad entry {name!r}: {codes!r} in the event mapping",
+                              fix=_EVENTS_FIX)
+        mapping[str(name).strip()] = texts
+    return _check_mapping(mapping, events)
+
+
+def _norm(text: str) -> str:
+    return "".join(str(text).split())
+
+
+def match_code(description: str, code: str) -> bool:
+    """Whether an annotation ``description`` carries the event ``code``.
+
+    A description matches when it equals the code, or when its part after the last ``/``
+    does (BrainVision markers read as ``Comment/769`` or ``Stimulus/S  1``); the comparison
+    ignores white space, so ``S1`` matches ``Stimulus/S  1``.
+
+    Examples
+    --------
+    >>> match_code("Comment/769", "769"), match_code("Stimulus/S  1", "S1")
+    (True, True)
+    >>> match_code("7690", "769")
+    False
+    """
+    want = _norm(code)
+    if not want:
+        return False
+    desc = str(description).strip()
+    return _norm(desc) == want or _norm(desc.rsplit("/", 1)[-1]) == want
+
+
+# -- reading files --------------------------------------------------------------------------------
+def _read_fif(path: Path) -> mne.io.BaseRaw:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=f".*{_FIX_NAMING}.*")
+        return mne.io.read_raw_fif(path, preload=True, verbose="error")
+
+
+READERS: dict[str, Callable[[Path], mne.io.BaseRaw]] = {
+    ".gdf": lambda p: mne.io.read_raw_gdf(p, preload=True, verbose="error"),
+    ".edf": lambda p: mne.io.read_raw_edf(p, preload=True, verbose="error"),
+    ".bdf": lambda p: mne.io.read_raw_bdf(p, preload=True, verbose="error"),
+    ".fif": _read_fif,
+    ".fif.gz": _read_fif,
+    ".vhdr": lambda p: mne.io.read_raw_brainvision(p, preload=True, verbose="error"),
+    ".set": lambda p: mne.io.read_raw_eeglab(p, preload=True, verbose="error"),
+}
+"""File suffix (lower case) to reader; each returns a preloaded :class:`mne.io.BaseRaw`."""
+
+
+def supported_suffix(path: PathLike) -> str | None:
+    """The key of :data:`READERS` that ``path`` ends with, or ``None``."""
+    name = Path(path).name.lower()
+    for suffix in sorted(READERS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return suffix
+    return None
+
+
+def read_raw(path: PathLike) -> mne.io.BaseRaw:
+    """Read a continuous EEG recording with MNE (preloaded).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.gdf``, ``.edf``, ``.bdf``, ``.fif``/``.fif.gz``, ``.vhdr`` (BrainVision, with its
+        ``.vmrk`` and ``.eeg`` next to it) or ``.set`` (EEGLAB) file.
+
+    Returns
+    -------
+    mne.io.BaseRaw
+
+    Raises
+    ------
+    InputFileError
+        If the file is missing, its suffix is not supported (the message lists the supported
+        ones) or MNE cannot read it (the message quotes MNE).
+    """
+    path = Path(path)
+    suffix = supported_suffix(path)
+    if suffix is None:
+        raise InputFileError(
+            f"unsupported EEG file type {''.join(path.suffixes) or '(no suffix)'!r}",
+            path=path,
+            fix=f"convert the recording to one of {', '.join(READERS)} (e.g. with MNE)",
+        )
+    if not path.is_file():
+        raise InputFileError(
+            "EEG file not found" if not path.exists() else "not a file",
+            path=path,
+            fix="check the path (BrainVision: give the .vhdr file)",
+        )
+    try:
+        return READERS[suffix](path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputFileError(
+            f"MNE cannot read this {suffix} file: {message}",
+            path=path,
+            fix="check that the file is complete and really in this format"
+            + (" (a .vhdr needs its .vmrk and .eeg files)" if suffix == ".vhdr" else ""),
+        ) from exc
+
+
+# -- trials ----------------------------------------------------------------------------------------
+def read_trials(
+    path: PathLike,
+    events: EventsArg,
+    *,
+    tmin: float = 0.0,
+    tmax: float = 4.0,
+    l_freq: float | None = 8.0,
+    h_freq: float | None = 32.0,
+    notch: float | None = None,
+    resample: float | None = None,
+    labels_file: PathLike | None = None,
+    channels: Sequence[str] | None = None,
+    subject: str | None = None,
+    session: str | None = None,
+) -> EEGTrials:
+    """Read one recording and cut one trial per cue.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The recording (see :func:`read_raw` for the formats).
+    events : str or mapping
+        Class to event codes, e.g. ``"left=769,right=770"`` (see :func:`parse_events`) or
+        ``{"left": ["769"], "right": ["770"]}``; the order is the label order. A class named
+        ``unknown`` (e.g. ``unknown=783``) gives trials with label ``-1``.
+    tmin, tmax : float
+        Trial window in seconds relative to the cue; the end is exclusive, so ``0``-``4`` s at
+        250 Hz gives 1000 samples.
+    l_freq, h_freq : float or None
+        Band-pass edges in Hz applied to the continuous recording (``None``: no high-pass or
+        low-pass).
+    notch : float or None
+        Line frequency to remove (with its harmonics below Nyquist), e.g. 50.
+    resample : float or None
+        New sampling rate in Hz (applied before epoching when it differs).
+    labels_file : str or os.PathLike, optional
+        MATLAB file with ``classlabel`` (1-based, in mapping order), one per cue; cues are then
+        the events of the mapping or code 783 (cue of unknown class), in time order. For BCI
+        Competition IV 2a evaluation sessions (``A0xE.mat``).
+    channels : sequence of str, optional
+        EEG channels to keep, in this order.
+    subject, session : str, optional
+        Identifiers stored in the result (default: the file stem and ``""``).
+
+    Returns
+    -------
+    EEGTrials
+
+    Raises
+    ------
+    InputFileError
+        For an unreadable file, no matching cue (the message lists the annotations found),
+        windows outside the recording, NaN samples, missing channels or a bad labels file.
+    ConfigError
+        For a malformed event mapping or filter setting.
+    """
+    events_map = _as_mapping(events)  # check the mapping before reading a large file
+    raw = read_raw(path)
+    name = Path(path).name
+    stem = name[: len(name) - len(supported_suffix(path) or "")]
+    return trials_from_raw(
+        raw,
+        events_map,
+        tmin=tmin,
+        tmax=tmax,
+        l_freq=l_freq,
+        h_freq=h_freq,
+        notch=notch,
+        resample=resample,
+        labels_file=labels_file,
+        channels=channels,
+        subject=stem if subject is None else str(subject),
+        session="" if session is None else str(session),
+        source=os.fspath(path),
+    )
+
+
+def trials_from_raw(
+    raw: mne.io.BaseRaw,
+    events: EventsArg,
+    *,
+    tmin: float = 0.0,
+    tmax: float = 4.0,
+    l_freq: float | None = 8.0,
+    h_freq: float | None = 32.0,
+    notch: float | None = None,
+    resample: float | None = None,
+    labels_file: PathLike | None = None,
+    channels: Sequence[str] | None = None,
+    subject: str | None = None,
+    session: str | None = None,
+    source: str,
+) -> EEGTrials:
+    """Cut trials from a loaded recording (shared by :func:`read_trials` and :func:`load_moabb`).
+
+    The recording is copied, never changed. Parameters are those of :func:`read_trials`;
+    ``source`` (a path or ``"moabb:<id>"``) names the recording in messages and in the result.
+    """
+    mapping = _as_mapping(events)
+    where = source
+    tmin, tmax = float(tmin), float(tmax)
+    if not np.isfinite([tmin, tmax]).all() or tmax <= tmin:
+        raise ConfigError(
+            f"the trial window [{tmin}, {tmax}] s is empty", fix="choose tmax greater than tmin"
+        )
+    notes: list[str] = []
+    raw = raw.copy()
+    if not raw.preload:
+        raw.load_data(verbose="error")
+
+    picks = _eeg_channels(raw, where, notes)
+    if tuple(picks) == _BCI_IV_2A_GDF_LABELS:
+        raw.rename_channels(dict(zip(picks, BCI_IV_2A_CHANNELS, strict=True)))
+        picks = list(BCI_IV_2A_CHANNELS)
+        notes.append("renamed the BCI IV 2a GDF channels EEG-Fz, EEG-0 ... EEG-16 to 10-20 names")
+    if channels is not None:
+        picks = _select_channels(raw, picks, list(channels), where)
+    raw.pick(picks)
+
+    values = raw.get_data()
+    bad = ~np.isfinite(values)
+    if bad.any():
+        names = [raw.ch_names[i] for i in np.flatnonzero(bad.any(axis=1))]
+        raise InputFileError(
+            f"the recording contains {int(bad.sum())} NaN or infinite samples "
+            f"(channels {', '.join(names[:10])}{' ...' if len(names) > 10 else ''})",
+            path=where,
+            fix="interpolate or remove the bad segments or channels (e.g. with MNE) and save "
+            "the recording again, or leave those channels out with the channel selection",
+        )
+    del values, bad
+
+    sfreq = float(raw.info["sfreq"])
+    if resample is not None and abs(float(resample) - sfreq) > 1e-6:
+        if not float(resample) > 0:
+            raise ConfigError(f"resampling rate must be positive, got {resample}",
+                              fix="give a rate in Hz, e.g. 250")
+        raw.resample(float(resample), verbose="error")
+        notes.append(f"resampled from {sfreq:g} Hz to {float(resample):g} Hz")
+        sfreq = float(raw.info["sfreq"])
+    _filter(raw, l_freq, h_freq, notch, notes)
+
+    onsets, labels = _cues(raw, mapping, labels_file, where)
+    classes = [name for name in mapping if name != UNKNOWN_CLASS]
+
+    start_off = int(round(tmin * sfreq))
+    n_times = int(round((tmax - tmin) * sfreq))
+    starts = np.round(onsets * sfreq).astype(np.int64) + start_off
+    ok = (starts >= 0) & (starts + n_times <= raw.n_times)
+    if not ok.any():
+        raise InputFileError(
+            f"all {len(ok)} trial windows [{tmin:g}, {tmax:g}) s around the cues fall (partly) "
+            f"outside the recording ({raw.n_times / sfreq:.1f} s long)",
+            path=where,
+            fix="choose tmin and tmax within the recording (check the window against the "
+            "dataset's trial timing)",
+        )
+    if not ok.all():
+        notes.append(
+            f"dropped {int((~ok).sum())} of {len(ok)} trials whose window "
+            f"[{tmin:g}, {tmax:g}) s extends beyond the recording"
+        )
+    starts, onsets, labels = starts[ok], onsets[ok], labels[ok]
+
+    data = raw.get_data()
+    index = starts[:, None] + np.arange(n_times)[None, :]
+    trials = (data[:, index].transpose(1, 0, 2) * 1e6).astype(np.float32)
+    return EEGTrials(
+        data=trials,
+        labels=labels.astype(np.int64),
+        classes=classes,
+        ch_names=list(raw.ch_names),
+        sfreq=sfreq,
+        onsets=onsets.astype(np.float64),
+        subject="" if subject is None else str(subject),
+        session="" if session is None else str(session),
+        source=source,
+        notes=notes,
+    )
+
+
+def _eeg_channels(raw: mne.io.BaseRaw, where: str, notes: list[str]) -> list[str]:
+    types = raw.get_channel_types()
+    keep: list[str] = []
+    by_type: dict[str, list[str]] = {}
+    eog_named: list[str] = []
+    for name, kind in zip(raw.ch_names, types, strict=True):
+        if kind != "eeg":
+            by_type.setdefault(kind, []).append(name)
+        elif name.strip().upper().startswith("EOG"):
+            eog_named.append(name)
+        else:
+            keep.append(name)
+    if by_type:
+        listed = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(by_type.items()))
+        notes.append(f"dropped {sum(map(len, by_type.values()))} non-EEG channels ({listed})")
+    if eog_named:
+        notes.append(
+            f"dropped {len(eog_named)} channels typed EEG but named EOG ({', '.join(eog_named)})"
+        )
+    if not keep:
+        raise InputFileError(
+            f"the recording has no EEG channels (channel types: {', '.join(sorted(set(types)))})",
+            path=where,
+            fix="check the file; EEG channels must be typed 'eeg'",
+        )
+    return keep
+
+
+def _select_channels(
+    raw: mne.io.BaseRaw, eeg: list[str], wanted: list[str], where: str
+) -> list[str]:
+    if not wanted:
+        raise ConfigError("the channel selection is empty", fix="name at least one channel")
+    dupes = [name for name, n in Counter(wanted).items() if n > 1]
+    if dupes:
+        raise ConfigError(f"channels listed twice: {', '.join(dupes)}",
+                          fix="name each channel once")
+    missing = [name for name in wanted if name not in eeg]
+    if missing:
+        lower = {name.lower(): name for name in eeg}
+        hints = [f"{m} (did you mean {lower[m.lower()]}?)" if m.lower() in lower else m
+                 for m in missing]
+        not_eeg = [m for m in missing if m in raw.ch_names]
+        extra = f"; {', '.join(not_eeg)} not typed EEG" if not_eeg else ""
+        raise InputFileError(
+            f"channels not found among the recording's EEG channels: {', '.join(hints)}{extra}",
+            path=where,
+            fix=f"choose from the EEG channels present: {', '.join(eeg)}",
+        )
+    return wanted
+
+
+def _filter(
+    raw: mne.io.BaseRaw,
+    l_freq: float | None,
+    h_freq: float | None,
+    notch: float | None,
+    notes: list[str],
+) -> None:
+    sfreq = float(raw.info["sfreq"])
+    nyquist = sfreq / 2.0
+    for name, value in (("l_freq", l_freq), ("h_freq", h_freq), ("notch", notch)):
+        if value is not None and not 0 < float(value) < nyquist:
+            raise ConfigError(
+                f"{name}={value} Hz is outside (0, {nyquist:g}) Hz for data at {sfreq:g} Hz",
+                fix="choose a frequency below half the sampling rate, or resample less",
+            )
+    if l_freq is not None and h_freq is not None and float(l_freq) >= float(h_freq):
+        raise ConfigError(f"band-pass {l_freq}-{h_freq} Hz is empty",
+                          fix="choose l_freq below h_freq")
+    if notch is not None:
+        freqs = np.arange(float(notch), nyquist, float(notch))
+        raw.notch_filter(freqs, verbose="error")
+        notes.append(f"notch filtered at {', '.join(f'{f:g}' for f in freqs)} Hz")
+    if l_freq is not None or h_freq is not None:
+        raw.filter(l_freq, h_freq, verbose="error")
+        lo = "" if l_freq is None else f"{float(l_freq):g}"
+        hi = "" if h_freq is None else f"{float(h_freq):g}"
+        notes.append(f"band-pass filtered {lo}-{hi} Hz (MNE FIR, zero phase)")
+
+
+def _cues(
+    raw: mne.io.BaseRaw,
+    mapping: dict[str, list[str]],
+    labels_file: PathLike | None,
+    where: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cue onsets (s from the start of the data) and labels, in time order."""
+    classes = [name for name in mapping if name != UNKNOWN_CLASS]
+    descriptions = list(dict.fromkeys(str(d) for d in raw.annotations.description))
+    event_id: dict[str, int] = {}
+    for desc in descriptions:
+        hits = [name for name, codes in mapping.items() if any(match_code(desc, c) for c in codes)]
+        if len(hits) > 1:
+            raise ConfigError(f"annotation {desc!r} matches the classes {', '.join(hits)}",
+                              fix="give each event code to one class only")
+        if hits:
+            label = classes.index(hits[0]) if hits[0] != UNKNOWN_CLASS else -1
+            event_id[desc] = label + 2  # event values must be positive; -1 -> 1, class k -> k+2
+        elif labels_file is not None and match_code(desc, CUE_UNKNOWN_CODE):
+            event_id[desc] = 1
+    if not event_id:
+        counts = Counter(str(d) for d in raw.annotations.description)
+        found = ", ".join(f"{d!r} ({n}x)" for d, n in list(counts.items())[:30])
+        if len(counts) > 30:
+            found += f", ... ({len(counts)} distinct)"
+        wanted = ", ".join(f"{k}={'|'.join(v)}" for k, v in mapping.items())
+        raise InputFileError(
+            f"no annotation matches the event mapping {wanted}; annotations found: "
+            f"{found or 'none'}",
+            path=where,
+            fix="give the codes used in this file, e.g. --events 'left=769,right=770' "
+            "(BCI IV 2a) or 'left=T1,right=T2' (PhysioNet); evaluation sessions with code "
+            "783 need their labels file",
+        )
+    events, _ = mne.events_from_annotations(raw, event_id=event_id, verbose="error")
+    order = np.argsort(events[:, 0], kind="stable")
+    events = events[order]
+    onsets = (events[:, 0] - raw.first_samp) / float(raw.info["sfreq"])
+    labels = events[:, 2].astype(np.int64) - 2
+    if labels_file is not None:
+        labels = _labels_from_mat(labels_file, len(onsets), len(classes))
+    return onsets, labels
+
+
+def _labels_from_mat(path: PathLike, n_cues: int, n_classes: int) -> np.ndarray:
+    import scipy.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError("labels file not found", path=path,
+                             fix="give the MATLAB file with 'classlabel' (e.g. A01E.mat)")
+    try:
+        content = scipy.io.loadmat(path)
+    except Exception as exc:  # noqa: BLE001 - any loader failure is a bad input file
+        raise InputFileError(f"cannot read the labels file: {exc}", path=path,
+                             fix="give a MATLAB (.mat, v5) file with a 'classlabel' vector"
+                             ) from exc
+    if "classlabel" not in content:
+        keys = ", ".join(k for k in content if not k.startswith("__")) or "none"
+        raise InputFileError(f"no 'classlabel' variable in the labels file (variables: {keys})",
+                             path=path, fix="give the file with 'classlabel' (e.g. A01E.mat)")
+    values = np.asarray(content["classlabel"]).reshape(-1)
+    if values.size != n_cues:
+        raise InputFileError(
+            f"the labels file has {values.size} labels but the recording has {n_cues} cues",
+            path=path,
+            fix="give the labels file of this recording (same subject and session)",
+        )
+    if values.size and (not np.all(np.isfinite(values)) or values.min() < 1
+                        or values.max() > n_classes or np.any(values != np.round(values))):
+        raise InputFileError(
+            f"'classlabel' must hold integers 1..{n_classes} (one per class of the event "
+            f"mapping), found {sorted(set(np.unique(values).tolist()))[:10]}",
+            path=path,
+            fix="list all classes of the labels file in the event mapping, in its order",
+        )
+    return values.astype(np.int64) - 1
+
+
+# -- MOABB -----------------------------------------------------------------------------------------
+def _mne_data_folder() -> Path:
+    folder = mne.get_config("MNE_DATA")
+    return Path(folder).expanduser() if folder else Path("~/mne_data").expanduser()
+
+
+def _dataset_class_name(dataset_id: str) -> str:
+    key = _norm(dataset_id).replace("_", "").replace("-", "").lower()
+    for name in MOABB_DATASETS:
+        if name.replace("_", "").lower() == key:
+            return name
+    raise ConfigError(
+        f"unknown MOABB dataset {dataset_id!r}",
+        fix=f"use one of {', '.join(MOABB_DATASETS)}, or read local files instead",
+    )
+
+
+def load_moabb(
+    dataset_id: str,
+    *,
+    subjects: Sequence[int] | None = None,
+    events: EventsArg | None = None,
+    tmin: float | None = None,
+    tmax: float | None = None,
+    l_freq: float | None = 8.0,
+    h_freq: float | None = 32.0,
+    resample: float | None = None,
+    notch: float | None = None,
+    channels: Sequence[str] | None = None,
+    dataset: Any = None,
+) -> list[EEGTrials]:
+    """Load a MOABB dataset as one :class:`EEGTrials` per subject and session.
+
+    The runs of a session are concatenated and cut like a file (:func:`trials_from_raw`).
+    MOABB places each cue annotation at the start of the dataset's task ``interval``
+    (e.g. 2 s after the trial start in BNCI2014_001, which is the cue); ``onsets`` are those
+    times and ``tmin``/``tmax`` count from them, as ``tmin``/``tmax`` of MOABB paradigms do.
+
+    Parameters
+    ----------
+    dataset_id : str
+        One of :data:`MOABB_DATASETS` (case and underscores ignored); with ``dataset`` given,
+        only a name for ``source``.
+    subjects : sequence of int, optional
+        Subject numbers (default: all of the dataset).
+    events : str or mapping, optional
+        Classes to keep, by MOABB event name (``"left=left_hand,right=right_hand"``) or its
+        integer code; default all of ``dataset.event_id`` in its order.
+    tmin, tmax : float, optional
+        Window relative to the start of the task interval; default ``0`` and the interval's
+        length (so BNCI2014_001's [2, 6] s gives 4 s = 1000 samples at 250 Hz).
+    l_freq, h_freq, resample, notch, channels
+        As in :func:`read_trials`.
+    dataset : moabb.datasets.base.BaseDataset, optional
+        A dataset object to use instead of ``dataset_id`` (e.g. MOABB's ``FakeDataset``).
+
+    Returns
+    -------
+    list of EEGTrials
+        Ordered by subject then session; ``source`` is ``"moabb:<dataset_id>"``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown dataset id or subject, malformed event mapping.
+    InputFileError
+        If the data are neither in the MNE data folder nor downloadable (path: that folder).
+    """
+    if dataset is None:
+        name = _dataset_class_name(dataset_id)
+        import moabb.datasets
+
+        dataset = getattr(moabb.datasets, name)()
+        dataset_id = name
+    source = f"moabb:{dataset_id}"
+
+    valid = list(dataset.subject_list)
+    chosen = valid if subjects is None else [int(s) for s in subjects]
+    bad = [s for s in chosen if s not in valid]
+    if bad or not chosen:
+        raise ConfigError(
+            f"subjects {bad or '[]'} are not in {dataset_id} (subjects {valid[0]}..{valid[-1]})",
+            fix=f"choose subjects between {valid[0]} and {valid[-1]}",
+        )
+
+    event_id = dict(dataset.event_id)
+    if events is None:
+        mapping = {name: [name] for name in event_id}
+    else:
+        by_code = {str(v): k for k, v in event_id.items() if not isinstance(v, list)}
+        mapping = {cls: [by_code.get(c, c) for c in codes]
+                   for cls, codes in _as_mapping(events).items()}
+    interval = [float(x) for x in dataset.interval]
+    tmin = 0.0 if tmin is None else float(tmin)
+    tmax = interval[1] - interval[0] if tmax is None else float(tmax)
+
+    folder = _mne_data_folder()
+    try:
+        data = dataset.get_data(subjects=chosen)
+    except (ConfigError, InputFileError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - download/parse failures become one clear error
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputFileError(
+            f"cannot load MOABB dataset {dataset_id} (subjects {chosen}) from the MNE data "
+            f"folder or download it: {type(exc).__name__}: {message}",
+            path=folder,
+            fix=f"on a machine with internet run `python -c \"import moabb.datasets as d; "
+            f"d.{dataset_id}().download()\"` and copy the MNE data folder here (or set "
+            "MNE_DATA to it), or read local recordings with read_trials / --data",
+        ) from exc
+
+    out: list[EEGTrials] = []
+    for subject in chosen:
+        for session, runs in data[subject].items():
+            raws = [runs[k] for k in runs]
+            if not raws:
+                continue
+            raw = raws[0] if len(raws) == 1 else mne.concatenate_raws(raws, verbose="error")
+            trials = trials_from_raw(
+                raw,
+                mapping,
+                tmin=tmin,
+                tmax=tmax,
+                l_freq=l_freq,
+                h_freq=h_freq,
+                notch=notch,
+                resample=resample,
+                channels=channels,
+                subject=str(subject),
+                session=str(session),
+                source=source,
+            )
+            if len(raws) > 1:
+                trials.notes.insert(0, f"concatenated {len(raws)} runs")
+            out.append(trials)
+    return out

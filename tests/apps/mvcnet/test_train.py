@@ -1,0 +1,67 @@
+"""MVCNet's objective against a hand assembly of the core losses, and the harness helpers."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from contrastive.losses import NTXentLoss
+from mvcnet.harness import pool, subject_session, summarise
+from mvcnet.train import MVCNetObjective
+
+
+def test_objective_is_ce_plus_weighted_contrasts():
+    g = torch.Generator().manual_seed(0)
+    b, views, feat, k = 5, 3, 6, 2
+    n = b * (1 + views)
+    out = {"logits": torch.randn(n, k, generator=g), "cnn": torch.randn(n, feat, generator=g),
+           "proj": torch.randn(n, feat, generator=g)}
+    y = torch.randint(0, k, (n,), generator=g)
+    got = MVCNetObjective(0.2, 0.1, 0.3)(out, y, views)
+    ce = sum(F.cross_entropy(out["logits"][i * b:(i + 1) * b], y[i * b:(i + 1) * b])
+             for i in range(1 + views))
+    rep = torch.cat([out["cnn"], out["proj"]], 1)
+    nt = NTXentLoss(0.2)
+    cvc = sum(nt(rep[:b], rep[i * b:(i + 1) * b]) for i in range(1, 1 + views)) / views
+    cmc = nt(out["cnn"], out["proj"])
+    assert got["ce"].item() == pytest.approx(ce.item(), rel=1e-6)
+    assert got["cvc"].item() == pytest.approx(cvc.item(), rel=1e-6)
+    assert got["loss"].item() == pytest.approx((ce + 0.1 * cvc + 0.3 * cmc).item(), rel=1e-6)
+
+
+def test_subject_session_from_file_names():
+    assert subject_session(Path("A01T.gdf")) == ("A01", "T")
+    assert subject_session(Path("data/A09E.gdf")) == ("A09", "E")
+    assert subject_session(Path("B0103T.gdf")) == ("B01", "03T")
+    assert subject_session(Path("sub-02.edf")) == ("sub-02", "0")
+
+
+def _trials(subject, ch=("C3", "C4"), sfreq=250.0, n=4):
+    from medio.eeg import EEGTrials
+
+    return EEGTrials(data=np.zeros((n, len(ch), 10), np.float32), labels=np.arange(n) % 2,
+                     classes=["left", "right"], ch_names=list(ch), sfreq=sfreq,
+                     onsets=np.arange(n, dtype=float), subject=subject, session="0",
+                     source=f"{subject}.edf", notes=[])
+
+
+def test_pool_stacks_and_rejects_mismatches():
+    from medio import InputFileError
+
+    p = pool([_trials("s1"), _trials("s2")])
+    assert p.X.shape == (8, 2, 10) and list(p.subjects[:5]) == ["s1"] * 4 + ["s2"]
+    with pytest.raises(InputFileError, match="s2.edf.*channels"):
+        pool([_trials("s1"), _trials("s2", ch=("C3", "Cz"))])
+    with pytest.raises(InputFileError, match="sampling rate"):
+        pool([_trials("s1"), _trials("s3", sfreq=512.0)])
+
+
+def test_summarise_means_over_splits_then_seeds():
+    table = pd.DataFrame({"model": ["m"] * 4, "seed": [1, 1, 2, 2],
+                          "split": ["a", "b", "a", "b"], "accuracy": [0.5, 0.7, 0.8, 1.0]})
+    row = summarise(table).iloc[0]
+    assert row["mean"] == pytest.approx(75.0) and row["seeds"] == 2
+    assert row["std"] == pytest.approx(np.std([60.0, 90.0], ddof=1), abs=0.01)
