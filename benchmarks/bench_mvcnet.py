@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--trans-hidden", type=int, default=2048)
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="for (c): 64 trials per subject make one batch of 64 a single step")
     args = parser.parse_args()
     from braindecode.models import EEGConformer
 
@@ -95,11 +97,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = write_simulated(Path(tmp) / "sim", subjects=3, fmt="fif")
         cfg = MVCNetConfig(epochs=args.epochs, seeds=[int(s) for s in args.seeds.split(",")],
-                           trans_hidden=args.trans_hidden, protocol="co")
+                           trans_hidden=args.trans_hidden, protocol="co",
+                           batch_size=args.batch_size)
         data = load_data(cfg, files=files, events="left=769,right=770")
         table, _ = run_protocol(cfg, data, ["mvcnet", "mvcnet_cnn", "csp_lda", "eegnet"])
-    print(f"\n(c) simulated, 3 subjects, CO protocol, {args.epochs} epochs, last-epoch accuracy "
-          "(%), mean and std over seeds\n")
+    print(f"\n(c) simulated, 3 subjects, CO protocol, {args.epochs} epochs, batch "
+          f"{args.batch_size}, last-epoch accuracy (%), mean and std over seeds\n")
     summary = summarise(table)
     print("| model | mean | std | seeds |\n|---|---|---|---|")
     for r in summary.itertuples():

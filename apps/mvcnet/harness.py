@@ -87,6 +87,23 @@ def preprocess(cfg: MVCNetConfig, data: Pooled, train: np.ndarray, test: np.ndar
     return Xtr.astype(np.float32), Xte.astype(np.float32)
 
 
+def protocol_splits(cfg: MVCNetConfig, data: Pooled) -> list:
+    """The splits of ``cfg.protocol`` over the labelled trials (indices into those trials);
+    a protocol the data cannot support is a :class:`medio.ConfigError` saying why."""
+    from medio import ConfigError
+
+    from .protocols import make_splits
+
+    labelled = data.y >= 0
+    try:
+        return make_splits(cfg.protocol, y=data.y[labelled], subjects=data.subjects[labelled],
+                           sessions=data.sessions[labelled])
+    except ValueError as err:
+        raise ConfigError(str(err), fix="choose a protocol these recordings support "
+                          "(co and cv: any; loso: two subjects or more; t2e: two sessions)"
+                          ) from err
+
+
 def run_protocol(cfg: MVCNetConfig, data: Pooled, models: list[str], *,
                  run_dir: Path | None = None, progress: bool = False,
                  accelerator: str = "auto") -> tuple[pd.DataFrame, dict]:
@@ -96,13 +113,10 @@ def run_protocol(cfg: MVCNetConfig, data: Pooled, models: list[str], *,
     the first seed's MVCNet, the pooled test labels / predictions and the learning curves.
     """
     from .baselines import fit_predict
-    from .protocols import make_splits
     from .train import predict_proba, train_mvcnet
 
-    labelled = data.y >= 0
-    splits = make_splits(cfg.protocol, y=data.y[labelled], subjects=data.subjects[labelled],
-                         sessions=data.sessions[labelled])
-    idx = np.flatnonzero(labelled)
+    splits = protocol_splits(cfg, data)
+    idx = np.flatnonzero(data.y >= 0)
     rows, extras = [], {"y_true": [], "y_pred": [], "curves": []}
     for split in splits:
         train, test = idx[split.train], idx[split.test]
@@ -237,6 +251,7 @@ def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
         raise InputFileError(f"too few labelled trials per class ({per_class})",
                              path=sources.get("data", "input"),
                              fix="give recordings with at least two trials of every class")
+    protocol_splits(cfg, data)  # fail before anything is written
     folder = RunFolder.create(out)
     folder.write_config(cfg, seed=cfg.seeds[0], extra={
         **sources, "models": models, "ch_names": data.ch_names, "sfreq": data.sfreq,
