@@ -45,7 +45,7 @@ def simulate(
 
 def _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, models, infer,
                 l_freq, h_freq, resample, tmin, tmax, alignment, batch_size, lr, trans_hidden,
-                out):
+                out, notch=None, ems=False):
     from .config import MVCNetConfig
     from .harness import load_data, train_run
 
@@ -53,7 +53,7 @@ def _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, 
         cfg = MVCNetConfig(epochs=epochs, seeds=_ints(seeds, "--seeds"), protocol=protocol,
                            infer=infer, l_freq=l_freq, h_freq=h_freq, resample=resample,
                            tmin=tmin, tmax=tmax, alignment=alignment, batch_size=batch_size,
-                           lr=lr, trans_hidden=trans_hidden)
+                           lr=lr, trans_hidden=trans_hidden, notch=notch, ems=ems)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
     chosen = [m.strip() for m in models.split(",") if m.strip()]
@@ -93,6 +93,9 @@ def train(
     l_freq: Annotated[float, typer.Option(help="Band-pass low edge (Hz).")] = 8.0,
     h_freq: Annotated[float, typer.Option(help="Band-pass high edge (Hz).")] = 32.0,
     resample: Annotated[float | None, typer.Option(help="Resample to this rate (Hz).")] = None,
+    notch: Annotated[float | None, typer.Option(help="Notch filter at this frequency (Hz).")]
+    = None,
+    ems: Annotated[bool, typer.Option(help="Exponential moving standardisation.")] = False,
     tmin: Annotated[float | None, typer.Option(help="Window start after the cue (s).")] = None,
     tmax: Annotated[float | None, typer.Option(help="Window end after the cue (s).")] = None,
     alignment: Annotated[str, typer.Option(help="ea (Euclidean alignment) or none.")] = "ea",
@@ -103,7 +106,7 @@ def train(
     """Train MVCNet (and baselines) under a named protocol; save a deployable model."""
     _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, models, infer,
                 l_freq, h_freq, resample, tmin, tmax, alignment, batch_size, lr, trans_hidden,
-                out)
+                out, notch=notch, ems=ems)
 
 
 @app.command()

@@ -214,7 +214,7 @@ def load_data(cfg: MVCNetConfig, *, files: list[Path] | None = None, moabb: str 
     from medio.eeg import load_moabb, read_trials
 
     window = dict(tmin=cfg.tmin, tmax=cfg.tmax)
-    filt = dict(l_freq=cfg.l_freq, h_freq=cfg.h_freq, resample=cfg.resample)
+    filt = dict(l_freq=cfg.l_freq, h_freq=cfg.h_freq, resample=cfg.resample, notch=cfg.notch)
     if moabb is not None:
         trials = load_moabb(moabb, subjects=subjects, events=events, **window, **filt)
     else:
@@ -228,7 +228,7 @@ def load_data(cfg: MVCNetConfig, *, files: list[Path] | None = None, moabb: str 
             subject, session = subject_session(Path(path))
             trials.append(read_trials(
                 path, events or "left=769,right=770", tmin=0.0 if cfg.tmin is None else cfg.tmin,
-                tmax=4.0 if cfg.tmax is None else cfg.tmax, notch=cfg.notch,
+                tmax=4.0 if cfg.tmax is None else cfg.tmax,
                 labels_file=labels[i] if labels else None, subject=subject, session=session,
                 **filt))
     return pool(trials)
