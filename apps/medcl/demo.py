@@ -1,35 +1,21 @@
 """``medcl demo``: a tour of the suite, one step per application, on data shipped with packages.
 
-A step is a :class:`DemoStep`; the core step lives here, and an app adds its own through the entry
-point group ``medcl.demos`` (``name = "package.module:STEP"``), where ``STEP`` is any object with
-the same three attributes (an app need not import this module). Each step writes its own run
-folder under the tour's folder and returns a Markdown section; the tour joins them into
-``report.md``.
+A step is a :class:`medio.cli.DemoStep`; the core step lives here, and an app adds its own
+through the entry point group ``medcl.demos`` (``name = "package.module:STEP"``). Each step
+writes its own run folder under the tour's folder and returns a Markdown section; the tour joins
+them into ``report.md``.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from medio.cli import DemoStep
+
 DEMOS_GROUP = "medcl.demos"
-
-
-@dataclass(frozen=True)
-class DemoStep:
-    """One stop of the tour.
-
-    ``run(run_dir, epochs, seed)`` trains/evaluates into ``run_dir`` and returns a Markdown
-    section (starting with a ``##`` heading); ``epochs=None`` means the step's own default.
-    """
-
-    name: str
-    description: str
-    run: Callable[[Path, int | None, int], str]
 
 
 def _core(run_dir: Path, epochs: int | None, seed: int) -> str:

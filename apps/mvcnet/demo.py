@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+from medio.cli import DemoStep
 
 
 def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
@@ -33,14 +34,7 @@ def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
             + body.replace("](", "](run/"))
 
 
-@dataclass(frozen=True)
-class _Step:
-    name: str
-    description: str
-    run: object
-
-
-STEP = _Step(
+STEP = DemoStep(
     "mvcnet",
     "Simulated 22-channel motor imagery written as EDF: MVCNet vs CSP+LDA under the CO protocol.",
     _run,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+from medio.cli import DemoStep
 
 
 def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
@@ -16,14 +17,7 @@ def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
                      methods=("sepclr", "simclr", "cvae"), seed=seed, base=base)
 
 
-@dataclass(frozen=True)
-class _Step:
-    name: str
-    description: str
-    run: object
-
-
-STEP = _Step(
+STEP = DemoStep(
     "sepclr",
     "SepCLR vs pooled SimCLR vs contrastive VAE on generated digits-on-textures: is the digit "
     "in the salient space and the texture in the common one? (about 40 s on 2 CPU cores)",

@@ -1,6 +1,10 @@
-"""What the apps' command-line groups share: the group itself and its ``about`` command."""
+"""What the apps' command-line groups share: the group, its ``about`` command, demo steps."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import typer
 
@@ -36,3 +40,17 @@ def app_group(name: str, help: str, *, paper: str, workflow: str) -> typer.Typer
         typer.echo(f"data cards: {', '.join(cards) if cards else 'none yet'}")
 
     return app
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """One stop of ``medcl demo``; an app registers one in the ``medcl.demos`` entry points.
+
+    ``run(run_dir, epochs, seed)`` trains/evaluates into ``run_dir`` and returns a Markdown
+    section (starting with a ``##`` heading) whose links are relative to ``run_dir``;
+    ``epochs=None`` means the step's own default.
+    """
+
+    name: str
+    description: str
+    run: Callable[[Path, int | None, int], str]

@@ -1,29 +1,12 @@
 """``medcl mvcnet`` end to end on recordings written here, and bad inputs: exit 2, a message
 naming the file, nothing half-written."""
 
-import sys
-
 import pandas as pd
 import pytest
-
-from medcl.cli import main
 
 TINY = ["--epochs", "2", "--seeds", "1", "--trans-hidden", "16", "--batch-size", "16",
         "--resample", "125"]
 
-
-def run(args, capsys):
-    old = sys.argv
-    sys.argv = ["medcl", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +17,12 @@ def recordings(tmp_path_factory):
                            n_trials_per_class=10, seed=0)
 
 
-def test_train_then_predict(recordings, tmp_path, capsys):
+def test_train_then_predict(recordings, tmp_path, medcl_cli):
     run_dir = tmp_path / "run"
     args = ["mvcnet", "train", "--out", run_dir, "--models", "mvcnet,csp_lda", *TINY]
     for path in recordings:
         args += ["--data", path]
-    code, out, err = run(args, capsys)
+    code, out, err = medcl_cli(args)
     assert code == 0, err
     for name in ("config.yaml", "metrics.csv", "model.pt", "report.md", "results.csv",
                  "confusion.png", "learning_curves.png"):
@@ -49,8 +32,8 @@ def test_train_then_predict(recordings, tmp_path, capsys):
     assert "CO (within subject" in (run_dir / "report.md").read_text()
 
     pred = tmp_path / "predictions.csv"
-    code, out, err = run(["mvcnet", "predict", "--model", run_dir, "--data", recordings[0],
-                          "--out", pred], capsys)
+    code, out, err = medcl_cli(["mvcnet", "predict", "--model", run_dir, "--data", recordings[0],
+                          "--out", pred])
     assert code == 0, err
     table = pd.read_csv(pred)
     assert len(table) == 20 and set(table.predicted) <= {"left", "right"}
@@ -58,34 +41,34 @@ def test_train_then_predict(recordings, tmp_path, capsys):
     assert ((table.p_left + table.p_right - 1).abs() < 1e-5).all()
 
 
-def test_bad_inputs(recordings, tmp_path, capsys):
+def test_bad_inputs(recordings, tmp_path, medcl_cli):
     out = tmp_path / "out"
-    code, _, err = run(["mvcnet", "train", "--data", tmp_path / "missing.edf", "--out", out,
-                        *TINY], capsys)
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", tmp_path / "missing.edf", "--out", out,
+                        *TINY])
     assert code == 2 and "missing.edf" in err
     odd = tmp_path / "rec.xyz"
     odd.write_text("x")
-    code, _, err = run(["mvcnet", "train", "--data", odd, "--out", out, *TINY], capsys)
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", odd, "--out", out, *TINY])
     assert code == 2 and "rec.xyz" in err
-    code, _, err = run(["mvcnet", "train", "--data", recordings[0], "--events",
-                        "left=1,right=2", "--out", out, *TINY], capsys)
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", recordings[0], "--events",
+                        "left=1,right=2", "--out", out, *TINY])
     assert code == 2 and recordings[0].name in err
-    code, _, err = run(["mvcnet", "train", "--data", recordings[0], "--protocol", "loso",
-                        "--out", out, *TINY], capsys)
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", recordings[0], "--protocol", "loso",
+                        "--out", out, *TINY])
     assert code != 0 and "loso" in (err + _).lower()
     assert not out.exists()
-    code, _, err = run(["mvcnet", "train", "--data", recordings[0], "--models", "svm",
-                        "--out", out], capsys)
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", recordings[0], "--models", "svm",
+                        "--out", out])
     assert code == 2 and "--models" in err
 
 
-def test_predict_bad_inputs(recordings, tmp_path, capsys):
+def test_predict_bad_inputs(recordings, tmp_path, medcl_cli):
     not_a_run = tmp_path / "nope"
     not_a_run.mkdir()
-    code, _, err = run(["mvcnet", "predict", "--model", not_a_run, "--data", recordings[0],
-                        "--out", tmp_path / "p.csv"], capsys)
+    code, _, err = medcl_cli(["mvcnet", "predict", "--model", not_a_run, "--data", recordings[0],
+                        "--out", tmp_path / "p.csv"])
     assert code == 2 and "config.yaml" in err
-    code, _, err = run(["mvcnet", "predict", "--model", not_a_run, "--data", recordings[0],
-                        "--out", recordings[0]], capsys)
+    code, _, err = medcl_cli(["mvcnet", "predict", "--model", not_a_run, "--data", recordings[0],
+                        "--out", recordings[0]])
     assert code == 2
     assert recordings[0].exists() and recordings[0].stat().st_size > 1000

@@ -1,29 +1,12 @@
 """``medcl sepclr`` end to end on files written here, and every bad input: exit 2, a message
 naming the file, nothing half-written."""
 
-import sys
-
 import pandas as pd
 import pytest
-
-from medcl.cli import main
 
 SMALL = ["--epochs", "1", "--batch-size", "16", "--widths", "4,8,8,8", "--common-dim", "4",
          "--salient-dim", "4"]
 
-
-def run(args, capsys):
-    old = sys.argv
-    sys.argv = ["medcl", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +17,11 @@ def dataset(tmp_path_factory):
                                     n_target=40, size=32, seed=0)
 
 
-def test_fit_embed_evaluate(dataset, tmp_path, capsys):
+def test_fit_embed_evaluate(dataset, tmp_path, medcl_cli):
     run_dir = tmp_path / "run"
-    code, out, err = run(["sepclr", "fit", "--background", dataset / "background", "--target",
+    code, out, err = medcl_cli(["sepclr", "fit", "--background", dataset / "background", "--target",
                           dataset / "target", "--attributes", dataset / "attributes.csv",
-                          "--out", run_dir, *SMALL], capsys)
+                          "--out", run_dir, *SMALL])
     assert code == 0, err
     for name in ("config.yaml", "metrics.csv", "model.pt", "report.md", "probes.csv",
                  "leakage.csv", "tsne.png"):
@@ -46,17 +29,17 @@ def test_fit_embed_evaluate(dataset, tmp_path, capsys):
     assert "Linear probes" in (run_dir / "report.md").read_text()
 
     emb = tmp_path / "emb.parquet"
-    code, out, err = run(["sepclr", "embed", "--model", run_dir, "--images",
-                          dataset / "target", "--out", emb], capsys)
+    code, out, err = medcl_cli(["sepclr", "embed", "--model", run_dir, "--images",
+                          dataset / "target", "--out", emb])
     assert code == 0, err
     table = pd.read_parquet(emb)
     assert len(table) == 40 and table.file.iloc[0] == "tg_00000.png"
     assert {"common_0", "salient_7"} <= set(table.columns)  # 8-wide pooled features
 
-    code, out, err = run(["sepclr", "evaluate", "--model", run_dir, "--background",
+    code, out, err = medcl_cli(["sepclr", "evaluate", "--model", run_dir, "--background",
                           dataset / "background", "--target", dataset / "target",
                           "--attributes", dataset / "attributes.csv", "--out",
-                          tmp_path / "eval"], capsys)
+                          tmp_path / "eval"])
     assert code == 0, err
     probes = pd.read_csv(tmp_path / "eval" / "probes.csv")
     assert set(probes.space) == {"common", "salient"} and set(probes.attribute) == {
@@ -64,60 +47,60 @@ def test_fit_embed_evaluate(dataset, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("method", ["simclr", "cvae"])
-def test_fit_baselines(dataset, tmp_path, capsys, method):
-    code, out, err = run(["sepclr", "fit", "--background", dataset / "background", "--target",
+def test_fit_baselines(dataset, tmp_path, medcl_cli, method):
+    code, out, err = medcl_cli(["sepclr", "fit", "--background", dataset / "background", "--target",
                           dataset / "target", "--method", method, "--out", tmp_path / "r",
-                          *SMALL], capsys)
+                          *SMALL])
     assert code == 0, err
     assert (tmp_path / "r" / "model.pt").exists()
 
 
-def _fit(bg, tg, out, capsys, *extra):
-    return run(["sepclr", "fit", "--background", bg, "--target", tg, "--out", out, *SMALL,
-                *extra], capsys)
+def _fit(medcl_cli, bg, tg, out, *extra):
+    return medcl_cli(["sepclr", "fit", "--background", bg, "--target", tg, "--out", out, *SMALL,
+                *extra])
 
 
-def test_bad_inputs_exit_2_and_write_nothing(dataset, tmp_path, capsys):
+def test_bad_inputs_exit_2_and_write_nothing(dataset, tmp_path, medcl_cli):
     out = tmp_path / "out"
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, _, err = _fit(empty, dataset / "target", out, capsys)
+    code, _, err = _fit(medcl_cli, empty, dataset / "target", out)
     assert code == 2 and "empty" in err and "both" in err
 
-    code, _, err = _fit(dataset / "background", tmp_path / "missing", out, capsys)
+    code, _, err = _fit(medcl_cli, dataset / "background", tmp_path / "missing", out)
     assert code == 2 and "missing" in err
 
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "scan.png").write_bytes(b"not an image")
-    code, _, err = _fit(dataset / "background", broken, out, capsys)
+    code, _, err = _fit(medcl_cli, dataset / "background", broken, out)
     assert code == 2 and "scan.png" in err
 
     attrs = pd.read_csv(dataset / "attributes.csv").iloc[:-3]
     partial = tmp_path / "partial.csv"
     attrs.to_csv(partial, index=False)
-    code, _, err = _fit(dataset / "background", dataset / "target", out, capsys,
+    code, _, err = _fit(medcl_cli, dataset / "background", dataset / "target", out,
                         "--attributes", partial)
     assert code == 2 and "partial.csv" in err
     assert not out.exists()  # every check ran before the run folder was created
 
 
-def test_embed_and_evaluate_bad_inputs(dataset, tmp_path, capsys):
+def test_embed_and_evaluate_bad_inputs(dataset, tmp_path, medcl_cli):
     not_a_run = tmp_path / "nope"
     not_a_run.mkdir()
-    code, _, err = run(["sepclr", "embed", "--model", not_a_run, "--images",
-                        dataset / "target", "--out", tmp_path / "e.parquet"], capsys)
+    code, _, err = medcl_cli(["sepclr", "embed", "--model", not_a_run, "--images",
+                        dataset / "target", "--out", tmp_path / "e.parquet"])
     assert code == 2 and "config.yaml" in err
-    code, _, err = run(["sepclr", "embed", "--model", not_a_run, "--images",
-                        dataset / "target", "--out", tmp_path / "e.txt"], capsys)
+    code, _, err = medcl_cli(["sepclr", "embed", "--model", not_a_run, "--images",
+                        dataset / "target", "--out", tmp_path / "e.txt"])
     assert code == 2 and ".parquet" in err
     assert not (tmp_path / "e.parquet").exists()
 
 
-def test_bad_option_values(dataset, tmp_path, capsys):
-    code, _, err = _fit(dataset / "background", dataset / "target", tmp_path / "o", capsys,
+def test_bad_option_values(dataset, tmp_path, medcl_cli):
+    code, _, err = _fit(medcl_cli, dataset / "background", dataset / "target", tmp_path / "o",
                         "--method", "pca")
     assert code == 2 and "method" in err
-    code, _, err = run(["sepclr", "benchmark", "--methods", "sepclr,pca", "--out",
-                        tmp_path / "b"], capsys)
+    code, _, err = medcl_cli(["sepclr", "benchmark", "--methods", "sepclr,pca", "--out",
+                        tmp_path / "b"])
     assert code == 2 and "--methods" in err
