@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--trans-hidden", type=int, default=2048)
+    parser.add_argument("--skip-accuracy", action="store_true", help="only (a) and (b)")
     parser.add_argument("--batch-size", type=int, default=16,
                         help="for (c): 64 trials per subject make one batch of 64 a single step")
     args = parser.parse_args()
@@ -92,6 +93,8 @@ def main() -> None:
     print(f"(b) training epoch, 144 trials: MVCNet {t_mvc:.2f} s, EEGConformer {t_conf:.2f} s, "
           f"ratio {t_mvc / t_conf:.2f} (goal <= 1.0)")
 
+    if args.skip_accuracy:
+        return
     from mvcnet.simulate import write_simulated
 
     with tempfile.TemporaryDirectory() as tmp:
