@@ -285,7 +285,8 @@ def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
         f"and standard deviation over seeds {cfg.seeds} (each seed: mean over splits).\n\n"
         f"{summary_md}\n\n`mvcnet (cnn)` classifies the CNN branch's features (the authors' "
         "test-time choice); `mvcnet (fused)` the mean of both branches' features.\n\n"
-        "![confusion matrix](confusion.png)\n\n![learning curves](learning_curves.png)\n\n"
+        + ("![confusion matrix](confusion.png)\n\n![learning curves](learning_curves.png)\n\n"
+           if extras["y_true"] else "") +
         f"Per split and seed: `metrics.csv`. Deployable model (all labelled trials, seed "
         f"{cfg.seeds[0]}): `model.pt`.\n\nInput notes:\n{notes}")
     folder.write_report(report)
