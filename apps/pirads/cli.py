@@ -1,6 +1,11 @@
-"""``medcl pirads``: the command-line group of this app (heavy imports inside commands)."""
+"""``medcl pirads``: phantom, train, segment, evaluate (typer; heavy imports inside commands)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from medio.cli import app_group
 
@@ -13,6 +18,96 @@ app = app_group(
     "pirads",
     "PI-RADS v2 prostate zones (PZ, TZ, DPU, AFS) with a co-trained dual-path 3D CNN.",
     paper=PAPER,
-    workflow="phantom, train, segment, evaluate on T2-weighted NIfTI volumes"
-    " (command group registered; the workflow is being built)",
+    workflow="phantom, train, segment, evaluate on T2-weighted NIfTI volumes",
 )
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of integers",
+                                 param_hint=flag) from err
+
+
+@app.command()
+def phantom(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for images/ and labels/.")],
+    n: Annotated[int, typer.Option(help="Number of phantom cases.")] = 40,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write T2-like phantom volumes with zone labels (NIfTI, nnU-Net-style pairs)."""
+    from .phantom import write_phantoms
+
+    images, labels = write_phantoms(out, n=n, seed=seed)
+    typer.echo(f"{n} cases: {images} and {labels}")
+
+
+@app.command()
+def train(
+    images: Annotated[Path, typer.Option(help="Folder of T2 volumes (case.nii.gz).")],
+    labels: Annotated[Path, typer.Option(help="Folder of zone labels, same file names.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+    unlabelled: Annotated[Path | None, typer.Option(
+        help="Folder of unlabelled T2 volumes for the co-training stage.")] = None,
+    epochs: Annotated[int, typer.Option(help="Stage 1 (supervised) epochs.")] = 100,
+    cotrain_epochs: Annotated[int, typer.Option(help="Stage 2 (co-training) epochs.")] = 20,
+    filters: Annotated[str, typer.Option(help="Filters per level, 5 comma-separated ints.")]
+    = "16,32,64,128,256",
+    crop: Annotated[str, typer.Option(help="Crop X,Y,Z in voxels at 0.5x0.5x3 mm.")]
+    = "168,168,32",
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 2,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    channel: Annotated[int | None, typer.Option(help="Channel of 4-D inputs.")] = None,
+    baseline: Annotated[bool, typer.Option(help="Also train the single-path UNet.")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Two-stage training of the dual-path network (and the single-path baseline)."""
+    from .config import PiradsConfig
+    from .harness import train_run
+
+    try:
+        cfg = PiradsConfig(epochs=epochs, cotrain_epochs=cotrain_epochs,
+                           filters=_ints(filters, "--filters"), crop=_ints(crop, "--crop"),
+                           batch_size=batch_size, lr=lr, channel=channel, seed=seed)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    report = train_run(cfg, images, labels, out, unlabelled=unlabelled, baseline=baseline)
+    typer.echo(f"report: {report}")
+
+
+@app.command()
+def segment(
+    model: Annotated[Path, typer.Option(help="Run folder written by `medcl pirads train`.")],
+    t2: Annotated[Path, typer.Option(help="Axial T2-weighted volume (.nii/.nii.gz).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Zone label map to write.")],
+    sectors: Annotated[Path | None, typer.Option(help="Also write the sector map here.")]
+    = None,
+    report: Annotated[Path | None, typer.Option(help="Also write a JSON report here.")] = None,
+) -> None:
+    """Zones (0 background, 1 PZ, 2 TZ, 3 DPU, 4 AFS) in the scan's own geometry."""
+    from .harness import load_run
+    from .infer import segment_file
+
+    cfg, net = load_run(model)
+    info = segment_file(net, cfg, t2, out, sectors=sectors, report=report)
+    vols = ", ".join(f"{k} {v:.2f} mL" for k, v in info["volumes_ml"].items())
+    typer.echo(f"{out}: {vols}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option(help="Run folder written by `medcl pirads train`.")],
+    images: Annotated[Path, typer.Option(help="Folder of T2 volumes.")],
+    labels: Annotated[Path, typer.Option(help="Folder of zone labels.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Evaluation folder.")],
+    baseline: Annotated[str | None, typer.Option(
+        help="'unet' to evaluate the run's single-path baseline too.")] = None,
+) -> None:
+    """Per-zone Dice, MASD and HD95 per case (resumable), with a summary."""
+    from .harness import evaluate_run
+
+    if baseline not in (None, "unet"):
+        raise typer.BadParameter("only 'unet' is available", param_hint="--baseline")
+    report = evaluate_run(model, images, labels, out, baseline=baseline == "unet")
+    typer.echo(f"report: {report}")

@@ -1,0 +1,29 @@
+"""Hyper-parameters of a PI-RADS zone run (Das et al. 2023; preprocessing as Meyer et al. 2019:
+0.5 x 0.5 x 3.0 mm, intensities clipped to the 1st-99th percentile, 168 x 168 x 32 crop)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PiradsConfig:
+    """What ``medcl pirads train`` needs besides the data; CLI flags override these."""
+
+    spacing: list[float] = field(default_factory=lambda: [0.5, 0.5, 3.0])
+    crop: list[int] = field(default_factory=lambda: [168, 168, 32])
+    filters: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
+    groups: list[list[int]] = field(default_factory=lambda: [[1, 3], [2, 4]])
+    epochs: int = 100
+    cotrain_epochs: int = 20
+    consistency_weight: float = 1.0
+    batch_size: int = 2
+    lr: float = 1e-3
+    seed: int = 0
+    channel: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.spacing) != 3 or len(self.crop) != 3 or min(self.crop) < 8:
+            raise ValueError("spacing and crop need three values; crop sizes >= 8")
+        if self.epochs < 1 or self.cotrain_epochs < 0 or self.batch_size < 1:
+            raise ValueError("epochs >= 1, cotrain_epochs >= 0 and batch_size >= 1 are needed")

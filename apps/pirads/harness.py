@@ -1,0 +1,107 @@
+"""Run folders of the PI-RADS app: train (dual path + single-path baseline), evaluate per zone."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pandas as pd
+
+from .config import PiradsConfig
+
+ZONES = ("PZ", "TZ", "DPU", "AFS")
+
+
+def train_run(cfg: PiradsConfig, images: Path, labels: Path, out: Path, *,
+              unlabelled: Path | None = None, baseline: bool = True,
+              progress: bool = True) -> Path:
+    """``medcl pirads train``: read and check every case first, then train and report."""
+    from medio import RunFolder
+
+    from .train import list_cases, load_cases, train_dual, train_single
+
+    cases = list_cases(images, labels)
+    X, Y = load_cases(cfg, cases, with_labels=True)
+    XU = None
+    if unlabelled is not None:
+        XU, _ = load_cases(cfg, list_cases(unlabelled), with_labels=False)
+    folder = RunFolder.create(out)
+    folder.write_config(cfg, seed=cfg.seed, extra={
+        "images": str(images), "labels": str(labels),
+        "unlabelled": None if unlabelled is None else str(unlabelled),
+        "cases": [c for c, _, _ in cases], "n_unlabelled": 0 if XU is None else len(XU),
+        "baseline": baseline})
+    model, histories = train_dual(cfg, X, Y, XU, folder.root, progress=progress)
+    folder.save_model(model.state_dict())
+    rows = [{"model": "dual-path", "stage": stage, **r}
+            for stage, hist in histories.items() for r in hist]
+    if baseline:
+        unet, hist = train_single(cfg, X, Y, folder.root / "unet", progress=progress)
+        RunFolder.create(folder.root / "unet").save_model(unet.state_dict())
+        rows += [{"model": "unet", "stage": "single", **r} for r in hist]
+    folder.write_metrics(pd.DataFrame(rows))
+    last = {k: v for k, v in histories["stage1"][-1].items() if k not in ("epoch", "step", "lr")}
+    folder.write_report(
+        f"# PI-RADS zones run\n\n{len(cases)} labelled cases"
+        f"{'' if XU is None else f', {len(XU)} unlabelled'}; crop {cfg.crop} at {cfg.spacing} "
+        f"mm; stage 1 {cfg.epochs} epochs, stage 2 (co-training) {cfg.cotrain_epochs} epochs"
+        f"{'; single-path MONAI baseline with the same budget in `unet/`' if baseline else ''}."
+        f"\n\nLast stage-1 epoch: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in last.items()) + ".\n\nLosses per epoch: "
+        "`metrics.csv`. Segment with `medcl pirads segment --model " + str(out) + " ...`.\n")
+    return folder.report_path
+
+
+def load_run(run_dir: Path, kind: str = "dual"):
+    """(config, model) of a train run; ``kind`` = ``dual`` or ``unet`` (the baseline)."""
+    from medio import ConfigError, RunFolder
+
+    from .train import build_model
+
+    folder = RunFolder(Path(run_dir))
+    raw = folder.read_config().get("config")
+    if not raw or "groups" not in raw:
+        raise ConfigError("config.yaml is not a PI-RADS run's", path=folder.config_path,
+                          fix="pass the folder written by `medcl pirads train --out RUN`")
+    known = {f.name for f in fields(PiradsConfig)}
+    cfg = PiradsConfig(**{k: v for k, v in raw.items() if k in known})
+    sub = folder if kind == "dual" else RunFolder(folder.root / "unet")
+    model = build_model(cfg, "dual" if kind == "dual" else "single")
+    model.load_state_dict(sub.load_model())
+    return cfg, model.eval()
+
+
+def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
+                 baseline: bool = False) -> Path:
+    """``medcl pirads evaluate``: per-case, per-zone Dice / MASD / HD95 (batch-safe, resumable)
+    and a summary next to the Meyer et al. 2019 anchors (their data, not ours)."""
+    from medio import RunFolder, get_card
+
+    from .infer import predict_zones
+    from .metrics import evaluate_cases, summary_table
+    from .train import list_cases
+
+    cases = list_cases(images, labels)
+    folder = RunFolder.create(out)
+    folder.write_config({"model": str(run_dir), "images": str(images), "labels": str(labels),
+                         "baseline": baseline})
+    table = None
+    for kind, method in (("dual", "dual-path"), ("unet", "single-path UNet"))[: 1 + baseline]:
+        cfg, model = load_run(run_dir, kind)
+        table = evaluate_cases([(c, i, lab) for c, i, lab in cases],
+                               lambda p, m=model, c=cfg: predict_zones(m, c, p), folder.root,
+                               method=method)
+    summary = summary_table(table)
+    summary_md = folder.write_table("summary", summary)
+    folder.write_metrics(table)
+    anchors = get_card("prostatex_zones_meyer2019").reference_results
+    anchor_md = "\n".join(f"- {r['method']}: {r['metric']} {r['value']} ({r.get('split', '')})"
+                          for r in anchors) or "- none recorded"
+    failed = sorted(table.loc[table.status == "failed", "case_id"].unique().tolist())
+    folder.write_report(
+        f"# PI-RADS zones evaluation of `{run_dir}`\n\n{len(cases)} cases"
+        f"{f'; failed: {failed}' if failed else ''}. Dice, MASD (mm, symmetric) and HD95 (mm) "
+        f"per zone, mean ± std over cases (per case: `cases.csv`).\n\n{summary_md}\n\n"
+        f"Anchors from the data card (Meyer et al. 2019 on ProstateX; their data, not ours):\n"
+        f"{anchor_md}\n")
+    return folder.report_path

@@ -1,0 +1,136 @@
+"""Tests of pirads.metrics: hand-computed surface distances, conventions, batch evaluation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from pirads.metrics import ZONES, evaluate_cases, summary_table, zone_metrics
+
+SPACING = (0.5, 0.7, 3.0)
+
+
+def _cube(shape=(20, 20, 20), start=(5, 5, 5), n=6, label=1) -> np.ndarray:
+    a = np.zeros(shape, dtype=np.int64)
+    x, y, z = start
+    a[x : x + n, y : y + n, z : z + n] = label
+    return a
+
+
+def _by_zone(rows: list[dict]) -> dict[str, dict]:
+    return {r["zone_name"]: r for r in rows}
+
+
+def test_perfect_prediction():
+    truth = _cube(label=1) + _cube(start=(12, 5, 5), n=4, label=2)
+    rows = _by_zone(zone_metrics(truth, truth, SPACING))
+    for name in ("PZ", "TZ"):
+        assert rows[name]["dice"] == pytest.approx(1.0)
+        assert rows[name]["masd"] == pytest.approx(0.0)
+        assert rows[name]["hd95"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("axis", [0, 2])
+def test_one_voxel_shift_in_mm(axis):
+    n = 6
+    truth = _cube(n=n)
+    start = [5, 5, 5]
+    start[axis] += 1
+    pred = _cube(start=tuple(start), n=n)
+    row = _by_zone(zone_metrics(pred, truth, SPACING))["PZ"]
+    # Hand count. Surface voxels of an n-cube: n^3 - (n-2)^3. After a one-voxel shift along
+    # `axis`, each surface's trailing face (n^2 voxels) is one step (= spacing[axis] mm) from
+    # the other surface; a voxel inside its leading face ((n-2)^2 voxels) is the smaller of one
+    # step and its in-plane distance to the face's rim (which lies on the other surface); all
+    # other surface voxels lie on the other surface (0 mm). Both directions are alike.
+    step = SPACING[axis]
+    s1, s2 = (SPACING[a] for a in range(3) if a != axis)
+    inner = [
+        min(step, s1 * min(i, n - 1 - i), s2 * min(j, n - 1 - j))
+        for i in range(1, n - 1)
+        for j in range(1, n - 1)
+    ]
+    surface = n**3 - (n - 2) ** 3
+    assert row["masd"] == pytest.approx((n**2 * step + sum(inner)) / surface, rel=1e-5)
+    assert row["hd95"] == pytest.approx(step, rel=1e-5)
+    assert row["dice"] == pytest.approx((n - 1) / n)
+
+
+def test_absent_zone_conventions():
+    truth = _cube(label=1)
+    pred = _cube(label=1)
+    pred[0:2, 0:2, 0:2] = 3  # DPU predicted but absent from truth
+    rows = _by_zone(zone_metrics(pred, truth, SPACING))
+    assert math.isnan(rows["TZ"]["dice"]) and math.isnan(rows["TZ"]["hd95"])  # absent in both
+    assert rows["DPU"]["dice"] == 0.0
+    assert math.isnan(rows["DPU"]["masd"]) and math.isnan(rows["DPU"]["hd95"])
+    assert rows["DPU"]["pred_voxels"] == 8 and rows["DPU"]["truth_voxels"] == 0
+    truth2 = _cube(label=1) + _cube(start=(0, 0, 0), n=2, label=4)
+    rows = _by_zone(zone_metrics(_cube(label=1), truth2, SPACING))  # AFS missed
+    assert rows["AFS"]["dice"] == 0.0 and math.isnan(rows["AFS"]["masd"])
+    with pytest.raises(ValueError, match="one shape"):
+        zone_metrics(truth[:-1], truth, SPACING)
+
+
+def _write_cases(tmp_path: Path, ids: list[str]) -> list[tuple[str, Path, Path]]:
+    pairs = []
+    aff = np.diag([*SPACING, 1.0])
+    for i, cid in enumerate(ids):
+        lab = _cube(start=(5 + i, 5, 5), label=1) + _cube(start=(13, 5, 5), n=4, label=2)
+        img = tmp_path / f"{cid}_t2.nii.gz"
+        lab_path = tmp_path / f"{cid}_zones.nii.gz"
+        nib.save(nib.Nifti1Image(lab.astype(np.float32), aff), img)
+        nib.save(nib.Nifti1Image(lab.astype(np.uint8), aff), lab_path)
+        pairs.append((cid, img, lab_path))
+    return pairs
+
+
+def test_evaluate_cases_failure_and_resume(tmp_path):
+    pairs = _write_cases(tmp_path, ["a", "bad", "c"])
+    calls: list[str] = []
+
+    def predict(image: Path) -> np.ndarray:
+        calls.append(image.name)
+        if image.name.startswith("bad"):
+            raise RuntimeError("corrupt scan")
+        return np.rint(np.asarray(nib.load(image).dataobj)).astype(np.int64)
+
+    out = tmp_path / "eval"
+    df = evaluate_cases(pairs, predict, out, method="oracle")
+    assert len(calls) == 3
+    assert len(df) == 3 * len(ZONES)
+    failed = df[df["status"] == "failed"]
+    assert set(failed["case_id"]) == {"bad"} and len(failed) == len(ZONES)
+    assert failed["error"].str.contains("corrupt scan").all()
+    ok = df[(df["status"] == "ok") & (df["zone_name"] == "PZ")]
+    assert ok["dice"].tolist() == pytest.approx([1.0, 1.0])
+    on_disk = pd.read_csv(out / "cases.csv", dtype={"case_id": str})
+    assert len(on_disk) == len(df)
+
+    # resume: nothing is predicted again for this method; a new case is
+    pairs += _write_cases(tmp_path, ["d"])
+    df2 = evaluate_cases(pairs, predict, out, method="oracle")
+    assert calls[3:] == ["d_t2.nii.gz"]
+    assert len(df2) == 4 * len(ZONES)
+    # another method is evaluated independently in the same table
+    df3 = evaluate_cases(pairs[:1], lambda p: np.zeros((20, 20, 20), int), out, method="empty")
+    assert len(df3) == 5 * len(ZONES)
+    # retry_failed re-runs only the failed case
+    n = len(calls)
+    evaluate_cases(pairs, predict, out, method="oracle", retry_failed=True)
+    assert calls[n:] == ["bad_t2.nii.gz"]
+
+    summ = summary_table(df3)
+    pz = summ[(summ["method"] == "oracle") & (summ["zone_name"] == "PZ")].iloc[0]
+    assert pz["n_ok"] == 3 and pz["n_failed"] == 1
+    assert pz["dice_mean"] == pytest.approx(1.0) and pz["dice_std"] == pytest.approx(0.0)
+    assert pz["dice"] == "1.000 ± 0.000"
+    empty_pz = summ[(summ["method"] == "empty") & (summ["zone_name"] == "PZ")].iloc[0]
+    assert empty_pz["dice_mean"] == 0.0 and math.isnan(empty_pz["hd95_mean"])
+    dpu = summ[(summ["method"] == "oracle") & (summ["zone_name"] == "DPU")].iloc[0]
+    assert math.isnan(dpu["dice_mean"]) and dpu["dice"] == "n/a"  # absent everywhere

@@ -1,0 +1,162 @@
+"""Tests of medio.nifti: reading, checking and writing NIfTI volumes."""
+
+from __future__ import annotations
+
+import gzip
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medio import ConfigError, InputFileError
+from medio.nifti import Volume, axial_check, read_labels, read_volume, write_volume
+
+SPACING = (0.5, 0.6, 3.0)
+
+
+def _affine(spacing=SPACING, tilt_deg: float = 0.0) -> np.ndarray:
+    a = math.radians(tilt_deg)
+    rot = np.array(
+        [[1.0, 0.0, 0.0], [0.0, math.cos(a), -math.sin(a)], [0.0, math.sin(a), math.cos(a)]]
+    )
+    aff = np.eye(4)
+    aff[:3, :3] = rot @ np.diag(spacing)
+    aff[:3, 3] = [-10.0, 5.0, 20.0]
+    return aff
+
+
+def _save(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    img = nib.Nifti1Image(data, _affine() if affine is None else affine)
+    nib.save(img, path)
+    return path
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    return _save(tmp_path / "t2.nii.gz", rng.random((8, 7, 5)).astype(np.float32))
+
+
+def test_round_trip_keeps_data_affine_spacing_dtype(image: Path, tmp_path: Path) -> None:
+    vol = read_volume(image)
+    assert vol.data.shape == (8, 7, 5) and vol.data.dtype == np.float32
+    assert vol.spacing == pytest.approx(SPACING)
+    np.testing.assert_allclose(vol.affine, _affine(), atol=1e-5)
+
+    out = write_volume(tmp_path / "copy.nii.gz", vol.data * 2, like=vol)
+    back = read_volume(out)
+    np.testing.assert_allclose(back.data, vol.data * 2, rtol=1e-6)
+    np.testing.assert_allclose(back.affine, vol.affine, atol=1e-5)
+    assert back.spacing == pytest.approx(SPACING)
+
+    labels = (vol.data > 0.5).astype(np.int64) * 3
+    lab_path = write_volume(tmp_path / "lab.nii.gz", labels, like=vol, dtype=np.uint8)
+    assert nib.load(lab_path).header.get_data_dtype() == np.uint8
+    lab16 = write_volume(tmp_path / "lab16.nii", labels, like=vol, dtype=np.int16)
+    assert nib.load(lab16).header.get_data_dtype() == np.int16
+    lab = read_labels(lab_path, allowed={3}, like=vol)
+    np.testing.assert_array_equal(lab.data, labels)
+    assert lab.data.dtype == np.uint8
+    # no temporary files left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "copy.nii.gz",
+        "lab.nii.gz",
+        "lab16.nii",
+        "t2.nii.gz",
+    ]
+
+
+def test_four_d_needs_channel(tmp_path: Path) -> None:
+    data = np.stack([np.full((6, 6, 4), c, np.float32) for c in range(3)], axis=-1)
+    path = _save(tmp_path / "mp.nii.gz", data)
+    with pytest.raises(InputFileError, match=r"--channel N with 0 <= N < 3") as err:
+        read_volume(path)
+    assert "mp.nii.gz" in str(err.value)
+    vol = read_volume(path, channel=2)
+    assert vol.data.shape == (6, 6, 4) and np.all(vol.data == 2)
+    assert vol.spacing == pytest.approx(SPACING)
+    with pytest.raises(InputFileError, match="out of range"):
+        read_volume(path, channel=3)
+
+
+def test_nan_values(tmp_path: Path) -> None:
+    data = np.zeros((4, 4, 4), np.float32)
+    data[1, 2, 3] = np.nan
+    path = _save(tmp_path / "nan.nii.gz", data)
+    with pytest.raises(InputFileError, match=r"nan\.nii\.gz: contains 1 NaN"):
+        read_volume(path)
+
+
+def test_corrupt_missing_and_wrong_suffix(tmp_path: Path) -> None:
+    bad = tmp_path / "garbage.nii.gz"
+    bad.write_bytes(b"this is not a nifti file at all" * 20)
+    with pytest.raises(InputFileError, match=r"garbage\.nii\.gz: cannot be read as NIfTI"):
+        read_volume(bad)
+    truncated = tmp_path / "trunc.nii.gz"
+    full = gzip.compress(nib.Nifti1Image(np.ones((9, 9, 9), np.float32), np.eye(4)).to_bytes())
+    truncated.write_bytes(full[: len(full) // 2])
+    with pytest.raises(InputFileError, match="corrupt"):
+        read_volume(truncated)
+    with pytest.raises(InputFileError, match=r"absent\.nii\.gz: file not found"):
+        read_volume(tmp_path / "absent.nii.gz")
+    other = tmp_path / "scan.mha"
+    other.write_bytes(b"x")
+    with pytest.raises(InputFileError, match=r"scan\.mha: not a NIfTI file"):
+        read_volume(other)
+
+
+def test_two_d_is_refused(tmp_path: Path) -> None:
+    path = _save(tmp_path / "slice.nii", np.zeros((5, 5), np.float32))
+    with pytest.raises(InputFileError, match="3-D volume is needed"):
+        read_volume(path)
+
+
+def test_labels_unknown_codes_and_non_integer(tmp_path: Path) -> None:
+    lab = np.zeros((5, 5, 3), np.uint8)
+    lab[0, 0, 0], lab[1, 1, 1], lab[2, 2, 2] = 1, 7, 9
+    path = _save(tmp_path / "lab.nii.gz", lab)
+    with pytest.raises(InputFileError, match=r"lab\.nii\.gz: has unknown label code\(s\) \[7, 9\]"):
+        read_labels(path, allowed={1, 2, 3, 4})
+    assert read_labels(path).data.max() == 9
+    frac = _save(tmp_path / "img.nii.gz", np.full((5, 5, 3), 0.5, np.float32))
+    with pytest.raises(InputFileError, match="non-integer"):
+        read_labels(frac)
+
+
+def test_labels_geometry_mismatch(image: Path, tmp_path: Path) -> None:
+    vol = read_volume(image)
+    shifted = _affine()
+    shifted[0, 3] += 1.0
+    moved = _save(tmp_path / "moved.nii.gz", np.zeros((8, 7, 5), np.uint8), shifted)
+    with pytest.raises(InputFileError, match=r"geometry differs from .*t2\.nii\.gz"):
+        read_labels(moved, like=vol)
+    small = _save(tmp_path / "small.nii.gz", np.zeros((8, 7, 4), np.uint8))
+    with pytest.raises(InputFileError, match="geometry differs"):
+        read_labels(small, like=vol)
+    same = _save(tmp_path / "same.nii.gz", np.zeros((8, 7, 5), np.uint8))
+    assert read_labels(same, like=vol).data.shape == (8, 7, 5)
+
+
+def test_write_refuses_input_and_bad_suffix(image: Path, tmp_path: Path) -> None:
+    vol = read_volume(image)
+    before = image.read_bytes()
+    with pytest.raises(InputFileError, match="overwrite the input"):
+        write_volume(image, np.zeros(vol.data.shape), like=vol)
+    assert image.read_bytes() == before
+    with pytest.raises(ConfigError, match="NIfTI"):
+        write_volume(tmp_path / "out.png", vol.data, like=vol)
+    with pytest.raises(ValueError, match="does not match"):
+        write_volume(tmp_path / "out.nii.gz", vol.data[:, :, :2], like=vol)
+
+
+def test_axial_check() -> None:
+    data = np.zeros((8, 8, 4), np.float32)
+    assert axial_check(Volume.from_array(data, _affine())) is None
+    assert axial_check(Volume.from_array(data, _affine(tilt_deg=10))) is None
+    warning = axial_check(Volume.from_array(data, _affine(tilt_deg=60)))
+    assert warning is not None and "axial" in warning and "60 degrees" in warning
+    # thick axis lying along R-L: a sagittal acquisition
+    sag = np.diag([3.0, 0.5, 0.5, 1.0])
+    assert axial_check(Volume.from_array(data, sag)) is not None
