@@ -28,6 +28,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -245,7 +246,7 @@ def analytic_signal(x: Tensor, n_fft: int | None = None) -> Tensor:
 
 
 # ---------------------------------------------------------------------------- views
-class _View:
+class _View(ABC):
     """Base class: input checks, a ``__repr__`` listing the parameters."""
 
     _n_chans: int | None = None
@@ -256,10 +257,11 @@ class _View:
         _check_batch(x, y, self._n_chans)
         return self._apply(x, y, generator)
 
+    @abstractmethod
     def _apply(
         self, x: Tensor, y: Tensor, generator: torch.Generator | None
     ) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """The view itself, on a checked batch."""
 
     def _params(self) -> dict[str, Any]:
         return {}
