@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medio.cli import app_group
+from medio.cli import app_group, int_list
 
 PAPER = (
     'Wang, Li, Chen, Wu, "MVCNet: Multi-View Contrastive Network for Motor Imagery '
@@ -50,7 +50,7 @@ def _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, 
     from .harness import load_data, train_run
 
     try:
-        cfg = MVCNetConfig(epochs=epochs, seeds=_ints(seeds, "--seeds"), protocol=protocol,
+        cfg = MVCNetConfig(epochs=epochs, seeds=int_list(seeds, "--seeds"), protocol=protocol,
                            infer=infer, l_freq=l_freq, h_freq=h_freq, resample=resample,
                            tmin=tmin, tmax=tmax, alignment=alignment, batch_size=batch_size,
                            lr=lr, trans_hidden=trans_hidden, notch=notch, ems=ems)
@@ -64,7 +64,7 @@ def _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, 
     if protocol not in ("co", "cv", "loso", "t2e"):
         raise typer.BadParameter("choose co, cv, loso or t2e", param_hint="--protocol")
     pooled = load_data(cfg, files=data or None, moabb=moabb,
-                       subjects=_ints(subjects, "--subjects") if subjects else None,
+                       subjects=int_list(subjects, "--subjects") if subjects else None,
                        events=events, labels=labels or None)
     sources = {"data": [str(p) for p in data] if data else None, "moabb": moabb,
                "events": events or (None if moabb else "left=769,right=770")}
@@ -143,11 +143,3 @@ def predict(
 
     table = predict_file(model, data, out, events=events, labels=labels, infer=infer)
     typer.echo(f"{len(table)} trials -> {out}")
-
-
-def _ints(text: str, flag: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as err:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of integers",
-                                 param_hint=flag) from err

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medio.cli import app_group
+from medio.cli import app_group, int_list
 
 PAPER = (
     'Das, Ghosh, Stober, "PI-RADS v2 Compliant Automated Segmentation of Prostate Zones Using '
@@ -20,14 +20,6 @@ app = app_group(
     paper=PAPER,
     workflow="phantom, train, segment, evaluate on T2-weighted NIfTI volumes",
 )
-
-
-def _ints(text: str, flag: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as err:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of integers",
-                                 param_hint=flag) from err
 
 
 @app.command()
@@ -68,7 +60,7 @@ def train(
 
     try:
         cfg = PiradsConfig(epochs=epochs, cotrain_epochs=cotrain_epochs,
-                           filters=_ints(filters, "--filters"), crop=_ints(crop, "--crop"),
+                           filters=int_list(filters, "--filters"), crop=int_list(crop, "--crop"),
                            batch_size=batch_size, lr=lr, channel=channel, seed=seed)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err

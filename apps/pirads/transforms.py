@@ -109,19 +109,9 @@ def preprocess_transforms(
 
 def _check_nifti(path: PathLike, role: str) -> tuple[int, ...]:
     """Return the spatial shape of a readable 3D NIfTI or raise :class:`InputFileError`."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError(
-            f"{role} file not found", path=p, fix="check the path (a .nii or .nii.gz file)"
-        )
-    try:
-        img = nib.load(p)
-    except Exception as exc:  # nibabel raises several types for unreadable files
-        raise InputFileError(
-            f"cannot read {role} as NIfTI ({exc})",
-            path=p,
-            fix="give a valid .nii / .nii.gz file (e.g. convert DICOM with dcm2niix)",
-        ) from exc
+    from medio.nifti import load_nifti
+
+    p, img, _ = load_nifti(path)
     shape = tuple(int(s) for s in img.shape)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]

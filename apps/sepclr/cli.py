@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medio.cli import app_group
+from medio.cli import app_group, int_list
 
 PAPER = (
     'Louiset et al., "Separating common from salient patterns with Contrastive Representation '
@@ -58,7 +58,7 @@ def fit(
     try:
         cfg = SepCLRConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr,
                            common_dim=common_dim, salient_dim=salient_dim,
-                           widths=_ints(widths, "--widths"), image_size=image_size,
+                           widths=int_list(widths, "--widths"), image_size=image_size,
                            channels=channels, nifti_slice=nifti_slice, holdout=holdout, seed=seed)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
@@ -121,14 +121,6 @@ def benchmark(
                         batch_size=batch_size, lr=lr)
     typer.echo(run_benchmark(out, n_per_group=n, size=size, epochs=epochs, methods=chosen,
                              seed=seed, base=base))
-
-
-def _ints(text: str, flag: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",")]
-    except ValueError as err:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of integers",
-                                 param_hint=flag) from err
 
 
 @app.command()

@@ -236,17 +236,9 @@ def _read_2d(path: Path) -> tuple[np.ndarray, list[str]]:
 
 def _read_nifti(path: Path, nifti_slice: int | None) -> tuple[np.ndarray, list[str]]:
     """Read a NIfTI file as one ``(H, W, 1)`` slice, min-max scaled to [0, 1]."""
-    import nibabel as nib
+    from medio.nifti import load_nifti
 
-    try:
-        image = nib.load(path)
-        data = np.asanyarray(image.dataobj)
-    except Exception as exc:  # nibabel raises several types for damaged files
-        raise InputFileError(
-            f"cannot read the NIfTI file ({type(exc).__name__}: {exc})",
-            path=path,
-            fix="replace or remove the damaged file (it must be a valid .nii or .nii.gz)",
-        ) from exc
+    _, _, data = load_nifti(path)
     shape = tuple(int(s) for s in data.shape)
     while data.ndim > 2 and data.shape[-1] == 1:  # (X, Y, 1) is a 2-D image
         data = data[..., 0]

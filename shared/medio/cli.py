@@ -54,3 +54,12 @@ class DemoStep:
     name: str
     description: str
     run: Callable[[Path, int | None, int], str]
+
+
+def int_list(text: str, flag: str) -> list[int]:
+    """``"1,2,3"`` -> ``[1, 2, 3]`` for a CLI flag; anything else is a usage error naming it."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of integers",
+                                 param_hint=flag) from err

@@ -115,8 +115,12 @@ def _is_nifti_name(path: Path) -> bool:
     return any(name.endswith(s) for s in NIFTI_SUFFIXES)
 
 
-def _load(path: str | os.PathLike[str]) -> tuple[Path, Any, np.ndarray]:
-    """Open a NIfTI file and return ``(path, image, data as stored)``."""
+def load_nifti(path: str | os.PathLike[str]) -> tuple[Path, Any, np.ndarray]:
+    """Open a NIfTI file and return ``(path, image, data as stored)``.
+
+    The one place that turns a missing, misnamed or unreadable NIfTI file into an
+    :class:`InputFileError` naming it; every NIfTI reader of the project opens files here.
+    """
     p = Path(path)
     if not p.exists():
         raise InputFileError(
@@ -230,7 +234,7 @@ def read_volume(
         If the file is missing, not NIfTI, corrupt, 2-D, 4-D without ``channel``, the channel is
         out of range, or any value is NaN or infinite.
     """
-    p, img, raw = _load(path)
+    p, img, raw = load_nifti(path)
     notes: list[str] = []
     data = _to_3d(p, raw, channel, notes)
     if dtype is not None:
