@@ -31,24 +31,11 @@ def predict_zones(model: nn.Module, cfg: PiradsConfig, t2: Path, *,
     return invert_to_input(probs, data).astype(np.uint8)
 
 
-def _canonical(array: np.ndarray, affine: np.ndarray):
-    """``array`` reoriented to RAS, the transform back, and the RAS voxel sizes."""
-    from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
-
-    src = io_orientation(affine)
-    to_ras = ornt_transform(src, axcodes2ornt("RAS"))
-    back = ornt_transform(axcodes2ornt("RAS"), src)
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(0))
-    # row i of an orientation transform sends input axis i to RAS axis to_ras[i, 0]
-    ras_zooms = [float(zooms[np.flatnonzero(to_ras[:, 0] == k)[0]]) for k in range(3)]
-    return apply_orientation(array, to_ras), (lambda a: apply_orientation(a, back)), ras_zooms
-
-
 def segment_file(model: nn.Module, cfg: PiradsConfig, t2: Path, out: Path, *,
                  sectors: Path | None = None, report: Path | None = None) -> dict:
     """Write ``out`` (zones, input geometry), optionally ``sectors`` and a JSON ``report``."""
     from medio import refuse_overwrite, write_text
-    from medio.nifti import axial_check, read_volume
+    from medio.nifti import Canonical, axial_check, read_volume
 
     from .sectors import sector_map, zone_volumes
     from .transforms import save_like
@@ -63,7 +50,8 @@ def segment_file(model: nn.Module, cfg: PiradsConfig, t2: Path, out: Path, *,
 
         warnings.warn(f"{t2}: {warning}", stacklevel=2)
     zones = predict_zones(model, cfg, t2)
-    canon, back, ras_spacing = _canonical(zones, vol.affine)
+    can = Canonical.of(vol)
+    canon, back, ras_spacing = can.forward(zones), can.backward, list(can.zooms)
     volumes = zone_volumes(canon, ras_spacing)
     info: dict = {"input": str(t2), "zones": str(out), "volumes_ml": volumes,
                   "labels": {"1": "PZ", "2": "TZ", "3": "DPU", "4": "AFS"},

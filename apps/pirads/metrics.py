@@ -28,7 +28,8 @@ from monai.metrics import (
     compute_hausdorff_distance,
 )
 
-from medio import InputFileError, write_csv
+from medio import InputFileError
+from medio.cases import run_cases
 
 __all__ = ["CASE_COLUMNS", "ZONES", "evaluate_cases", "summary_table", "zone_metrics"]
 
@@ -115,27 +116,6 @@ def zone_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) 
     return rows
 
 
-def _read_cases(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        return pd.DataFrame(columns=CASE_COLUMNS)
-    try:
-        df = pd.read_csv(path, dtype={"method": str, "case_id": str, "error": str})
-    except Exception as exc:
-        raise InputFileError(
-            f"cannot read the case table ({exc})",
-            path=path,
-            fix="delete or move this file to start the evaluation afresh",
-        ) from exc
-    missing = [c for c in ("method", "case_id", "status") if c not in df.columns]
-    if missing:
-        raise InputFileError(
-            f"case table lacks columns {missing}",
-            path=path,
-            fix="delete or move this file (it was not written by evaluate_cases)",
-        )
-    return df
-
-
 def _load_truth(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
     try:
         img = nib.load(path)
@@ -186,38 +166,22 @@ def evaluate_cases(
     pandas.DataFrame
         The full table (all methods and cases in ``cases.csv``), columns :data:`CASE_COLUMNS`.
     """
-    out_dir = Path(out_dir)
-    csv_path = out_dir / "cases.csv"
-    table = _read_cases(csv_path)
-    for case_id, image_path, label_path in pairs:
-        case_id = str(case_id)
-        mine = (table["method"] == method) & (table["case_id"] == case_id)
-        if mine.any():
-            all_failed = bool((table.loc[mine, "status"] == "failed").all())
-            if not (retry_failed and all_failed):
-                continue
-            table = table.loc[~mine]
-        base = {"method": method, "case_id": case_id, "status": "ok", "error": ""}
-        try:
-            truth, spacing = _load_truth(Path(label_path))
-            pred = np.asarray(predict(Path(image_path)))
-            if pred.shape != truth.shape:
-                raise ValueError(
-                    f"prediction shape {pred.shape} differs from label shape {truth.shape} "
-                    f"({os.fspath(label_path)}); predict must return the input grid"
-                )
-            rows = [{**base, **r} for r in zone_metrics(pred, truth, spacing)]
-        except Exception as exc:  # one bad case must not stop the batch
-            err = f"{type(exc).__name__}: {exc}"
-            rows = [
-                {**base, "zone": z, "zone_name": n, "status": "failed", "error": err}
-                for z, n in ZONES.items()
-            ]
-        new = pd.DataFrame(rows).reindex(columns=CASE_COLUMNS)
-        table = new if table.empty else pd.concat([table, new], ignore_index=True)
-        table = table.reindex(columns=CASE_COLUMNS)
-        write_csv(csv_path, table)
-    return table.reset_index(drop=True)
+    def score(cid: str, paths: tuple[Path, Path]) -> list[dict]:
+        image_path, label_path = paths
+        truth, spacing = _load_truth(Path(label_path))
+        pred = np.asarray(predict(Path(image_path)))
+        if pred.shape != truth.shape:
+            raise ValueError(
+                f"prediction shape {pred.shape} differs from label shape {truth.shape} "
+                f"({os.fspath(label_path)}); predict must return the input grid"
+            )
+        return zone_metrics(pred, truth, spacing)
+
+    return run_cases(
+        ((c, (i, lab)) for c, i, lab in pairs), score, Path(out_dir) / "cases.csv",
+        method=method, columns=CASE_COLUMNS, retry_failed=retry_failed,
+        failed_rows=lambda err: [{"zone": z, "zone_name": n} for z, n in ZONES.items()],
+    )
 
 
 def _mean_std(values: pd.Series) -> tuple[float, float]:

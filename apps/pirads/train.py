@@ -13,40 +13,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .config import PiradsConfig
 
-NII = (".nii.gz", ".nii")
-
-
-def case_id(path: Path) -> str:
-    """``case_001.nii.gz`` and nnU-Net's ``case_001_0000.nii.gz`` both give ``case_001``."""
-    name = path.name
-    for suffix in NII:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return name[:-5] if name.endswith("_0000") else name
-
 
 def list_cases(images: Path, labels: Path | None = None) -> list[tuple[str, Path, Path | None]]:
-    """(case, image, label) triples of an nnU-Net/MSD-style pair of folders."""
-    from medio import InputFileError
+    """(case, image, label) triples of an nnU-Net/MSD-style pair of folders of T2 volumes."""
+    from medio.cases import list_cases as _list
 
-    images = Path(images)
-    if not images.is_dir():
-        raise InputFileError("image folder not found", path=images, fix="check the path")
-    files = sorted(p for p in images.iterdir() if p.name.endswith(NII))
-    if not files:
-        raise InputFileError("no NIfTI images (.nii, .nii.gz) in the folder", path=images,
-                             fix="put one T2 volume per case in this folder")
-    out = []
-    for f in files:
-        label = None
-        if labels is not None:
-            cands = [Path(labels) / f"{case_id(f)}{s}" for s in NII]
-            label = next((c for c in cands if c.exists()), None)
-            if label is None:
-                raise InputFileError(f"no label file for case {case_id(f)}", path=labels,
-                                     fix=f"add {case_id(f)}.nii.gz (same name as the image)")
-        out.append((case_id(f), f, label))
-    return out
+    return _list(images, labels, what="T2 volume")
 
 
 def load_cases(cfg: PiradsConfig, cases, *, with_labels: bool) -> tuple[Tensor, Tensor | None]:

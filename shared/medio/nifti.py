@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from .errors import ConfigError, InputFileError
 
 __all__ = [
     "NIFTI_SUFFIXES",
+    "Canonical",
     "Volume",
     "axial_check",
     "read_labels",
@@ -412,6 +414,88 @@ def write_volume(
     with atomic_path(out) as tmp:
         nib.save(img, tmp)
     return out
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """The map between a volume's stored voxel order and the RAS+ canonical order.
+
+    Models process volumes in one orientation (RAS+: +x right, +y anterior, +z superior, up to
+    axis permutation and flips only, no resampling); outputs are written back in the input's
+    voxel order, so shape, affine and header stay those of the input file.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        The stored (input) shape ``(X, Y, Z)``.
+    to_ras : numpy.ndarray
+        nibabel orientation transform (3, 2) from the stored axes to RAS.
+    from_ras : numpy.ndarray
+        Its inverse.
+    zooms : tuple of float
+        Voxel sizes (mm) along the three RAS axes.
+
+    Examples
+    --------
+    >>> can = Canonical.of(vol)  # doctest: +SKIP
+    >>> ras = can.forward(vol.data); mask = model(ras); out = can.backward(mask)  # doctest: +SKIP
+    """
+
+    shape: tuple[int, int, int]
+    to_ras: np.ndarray
+    from_ras: np.ndarray
+    zooms: tuple[float, float, float]
+
+    @classmethod
+    def of(cls, vol: Volume | np.ndarray, affine: ArrayLike | None = None) -> Canonical:
+        """The map for a :class:`Volume` (or an array plus its ``affine``)."""
+        from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
+
+        if isinstance(vol, Volume):
+            shape, aff = vol.shape, vol.affine
+        else:
+            if affine is None:
+                raise ValueError("Canonical.of(array) needs the affine")
+            shape, aff = tuple(int(s) for s in np.shape(vol)[:3]), np.asarray(affine, float)
+        src = io_orientation(aff)
+        ras = axcodes2ornt("RAS")
+        to_ras = ornt_transform(src, ras)
+        norms = np.sqrt((np.asarray(aff, float)[:3, :3] ** 2).sum(0))
+        # row i sends stored axis i to RAS axis to_ras[i, 0]
+        zooms = [0.0, 0.0, 0.0]
+        for i in range(3):
+            zooms[int(to_ras[i, 0])] = float(norms[i])
+        return cls(shape=tuple(shape), to_ras=to_ras, from_ras=ornt_transform(ras, src),
+                   zooms=tuple(zooms))  # type: ignore[arg-type]
+
+    @property
+    def ras_shape(self) -> tuple[int, int, int]:
+        """Shape of the volume in RAS order."""
+        out = [0, 0, 0]
+        for i in range(3):
+            out[int(self.to_ras[i, 0])] = self.shape[i]
+        return tuple(out)  # type: ignore[return-value]
+
+    def forward(self, array: np.ndarray) -> np.ndarray:
+        """Stored order -> RAS (extra trailing axes are carried along)."""
+        from nibabel.orientations import apply_orientation
+
+        return apply_orientation(np.asarray(array), self.to_ras)
+
+    def backward(self, array: np.ndarray) -> np.ndarray:
+        """RAS order -> stored order."""
+        from nibabel.orientations import apply_orientation
+
+        return apply_orientation(np.asarray(array), self.from_ras)
+
+    def index_forward(self, ijk: Sequence[float]) -> np.ndarray:
+        """A stored voxel index ``(i, j, k)`` -> the same voxel's RAS index."""
+        out = np.zeros(3, dtype=np.int64)
+        for i in range(3):
+            axis, flip = int(self.to_ras[i, 0]), self.to_ras[i, 1] < 0
+            v = int(round(float(ijk[i])))
+            out[axis] = self.shape[i] - 1 - v if flip else v
+        return out
 
 
 def axial_check(vol: Volume) -> str | None:

@@ -1,0 +1,75 @@
+"""Tests of medio.cases: folder pairs and the resumable per-case table."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from medio import InputFileError
+from medio.cases import IMAGE_2D_SUFFIXES, case_id, list_cases, run_cases
+
+COLUMNS = ["method", "case_id", "score", "status", "error"]
+
+
+def test_case_id_strips_suffix_and_channel():
+    assert case_id("a/case_001.nii.gz") == "case_001"
+    assert case_id("case_001_0000.nii") == "case_001"
+    assert case_id("x.PNG", IMAGE_2D_SUFFIXES) == "x"
+
+
+def test_list_cases_pairs_and_errors(tmp_path):
+    img, lab = tmp_path / "images", tmp_path / "labels"
+    img.mkdir()
+    lab.mkdir()
+    (img / "b_0000.nii.gz").write_bytes(b"")
+    (img / "a.nii").write_bytes(b"")
+    (img / "notes.txt").write_text("x")
+    (lab / "a.nii.gz").write_bytes(b"")
+    (lab / "b.nii.gz").write_bytes(b"")
+    cases = list_cases(img, lab)
+    assert [(c, i.name, la.name) for c, i, la in cases] == [
+        ("a", "a.nii", "a.nii.gz"), ("b", "b_0000.nii.gz", "b.nii.gz")]
+    (lab / "b.nii.gz").unlink()
+    with pytest.raises(InputFileError, match="no label file for case b"):
+        list_cases(img, lab)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputFileError, match="no image files"):
+        list_cases(tmp_path / "empty")
+    with pytest.raises(InputFileError, match="not found"):
+        list_cases(tmp_path / "missing")
+
+
+def test_run_cases_failure_resume_and_retry(tmp_path):
+    calls = []
+
+    def score(cid, item):
+        calls.append(cid)
+        if item is None:
+            raise ValueError("broken file")
+        return [{"score": item}]
+
+    csv = tmp_path / "out" / "cases.csv"
+    items = [("a", 1.0), ("bad", None), ("c", 3.0)]
+    df = run_cases(items, score, csv, method="m", columns=COLUMNS)
+    assert calls == ["a", "bad", "c"]
+    assert df.set_index("case_id").loc["bad", "status"] == "failed"
+    assert "broken file" in df.set_index("case_id").loc["bad", "error"]
+    assert df.set_index("case_id").loc["c", "score"] == 3.0
+    on_disk = pd.read_csv(csv, dtype={"case_id": str})
+    assert len(on_disk) == 3
+    # same command again: nothing re-scored
+    run_cases(items, score, csv, method="m", columns=COLUMNS)
+    assert calls == ["a", "bad", "c"]
+    # another method shares the table; retry only re-runs the failed case
+    run_cases([("bad", 2.0)], score, csv, method="m", columns=COLUMNS, retry_failed=True)
+    df = run_cases([("a", 5.0)], score, csv, method="other", columns=COLUMNS)
+    assert calls[-2:] == ["bad", "a"]
+    assert sorted(df.status) == ["ok"] * 4
+    assert len(df[df.method == "m"]) == 3
+
+
+def test_run_cases_rejects_foreign_table(tmp_path):
+    csv = tmp_path / "cases.csv"
+    csv.write_text("x,y\n1,2\n")
+    with pytest.raises(InputFileError, match="lacks columns"):
+        run_cases([], lambda c, i: [], csv, method="m", columns=COLUMNS)
