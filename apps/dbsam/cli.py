@@ -1,8 +1,13 @@
-"""``medcl dbsam``: the command-line group of this app (heavy imports inside commands)."""
+"""``medcl dbsam``: phantom, train, segment, evaluate (typer; heavy imports inside commands)."""
 
 from __future__ import annotations
 
-from medio.cli import app_group
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medio.cli import app_group, int_list
 
 PAPER = (
     'Qin et al., "DB-SAM: Delving into High Quality Universal Medical Image Segmentation", '
@@ -14,6 +19,147 @@ app = app_group(
     "DB-SAM: dual-branch adapted Segment Anything for 2D and 3D medical image "
     "segmentation.",
     paper=PAPER,
-    workflow="train, segment, evaluate on NIfTI volumes and 2D images"
-    " (command group registered; the workflow is being built)",
+    workflow="phantom, train, segment, evaluate on NIfTI volumes and 2D PNG/JPG images",
 )
+
+
+def _window(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        level, width = (float(v) for v in text.split(","))
+    except ValueError as err:
+        raise typer.BadParameter(f"expected LEVEL,WIDTH (e.g. 40,400), got {text!r}",
+                                 param_hint="--window") from err
+    return [level, width]
+
+
+@app.command()
+def phantom(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for images/ and labels/.")],
+    n: Annotated[int, typer.Option(help="Number of phantom volumes.")] = 8,
+    modality: Annotated[str, typer.Option(help="ct (Hounsfield units) or mr.")] = "ct",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write CT/MR-like phantom volumes with two organs (NIfTI, nnU-Net-style pairs)."""
+    from .phantom import write_phantoms
+
+    images, labels = write_phantoms(out, n=n, seed=seed, modality=modality)
+    typer.echo(f"{n} cases: {images} and {labels}")
+
+
+@app.command()
+def train(
+    images: Annotated[Path, typer.Option(
+        help="Folder of images: case.nii.gz volumes (or PNG/JPG slices).")],
+    labels: Annotated[Path, typer.Option(help="Folder of label maps, same case names.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+    sam_checkpoint: Annotated[Path | None, typer.Option(
+        help="Official SAM weights, e.g. sam_vit_b_01ec64.pth (architecture from --arch).")]
+    = None,
+    arch: Annotated[str, typer.Option(help="tiny, vit_b, vit_l or vit_h.")] = "vit_b",
+    image_size: Annotated[int, typer.Option(help="Encoder input side (multiple of 16).")]
+    = 1024,
+    modality: Annotated[str, typer.Option(help="ct (windowed) or mr (percentile-clipped).")]
+    = "ct",
+    window: Annotated[str | None, typer.Option(help="CT window LEVEL,WIDTH (default 40,400).")]
+    = None,
+    preset: Annotated[str, typer.Option(help="CT window preset (see `--help` of segment).")]
+    = "soft-tissue",
+    label_codes: Annotated[str | None, typer.Option(
+        "--label-codes", help="Label codes to learn, e.g. 1,2 (default: all).")] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Slices per batch.")] = 2,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-4,
+    channel: Annotated[int | None, typer.Option(help="Channel of 4-D inputs.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Fine-tune DB-SAM (adapters, conv branch, cross-attention, fusion, decoder) on box prompts."""
+    from .config import DBSAMConfig
+    from .harness import train_run
+
+    try:
+        cfg = DBSAMConfig(
+            arch=arch, image_size=image_size,
+            sam_checkpoint=None if sam_checkpoint is None else str(sam_checkpoint),
+            modality=modality, window=_window(window), preset=preset, channel=channel,
+            labels=int_list(label_codes, "--label-codes") if label_codes else None,
+            epochs=epochs, batch_size=batch_size, lr=lr, accelerator=device, seed=seed)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    if sam_checkpoint is None and arch != "tiny":
+        typer.echo(f"note: no --sam-checkpoint: {arch} starts from random weights", err=True)
+    typer.echo(f"report: {train_run(cfg, images, labels, out)}")
+
+
+@app.command()
+def segment(
+    image: Annotated[Path, typer.Option(help="Volume (.nii/.nii.gz) or 2-D image (.png/.jpg).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Mask to write (.nii.gz or .png).")],
+    model: Annotated[Path | None, typer.Option(help="Run folder of `medcl dbsam train`.")]
+    = None,
+    sam_checkpoint: Annotated[Path | None, typer.Option(
+        help="Vanilla SAM weights instead of a trained run.")] = None,
+    arch: Annotated[str, typer.Option(help="Architecture of --sam-checkpoint.")] = "vit_b",
+    box: Annotated[str | None, typer.Option(
+        help="3-D box X0,Y0,Z0,X1,Y1,Z1 in voxel indices (inclusive).")] = None,
+    box_slice: Annotated[str | None, typer.Option(
+        help="2-D box on one slice, Z:X0,Y0,X1,Y1; propagated to neighbouring slices.")] = None,
+    prompt_mask: Annotated[Path | None, typer.Option(
+        help="Coarse label map as prompt (one code per structure); gives a label map.")] = None,
+    label: Annotated[int, typer.Option(help="Value written inside a box-prompted mask.")] = 1,
+    modality: Annotated[str | None, typer.Option(
+        help="ct or mr (default: the run's; ct for --sam-checkpoint).")] = None,
+    window: Annotated[str | None, typer.Option(help="CT window LEVEL,WIDTH.")] = None,
+    channel: Annotated[int | None, typer.Option(help="Channel of a 4-D input.")] = None,
+) -> None:
+    """Segment one structure from a box (or a label map from a coarse mask), in the input's
+    geometry."""
+    from dataclasses import replace
+
+    from medio import ConfigError
+
+    from .config import DBSAMConfig
+    from .harness import load_run, model_from_checkpoint
+    from .infer import segment_file
+
+    if (model is None) == (sam_checkpoint is None):
+        raise typer.BadParameter("give exactly one of --model RUN and --sam-checkpoint PATH",
+                                 param_hint="--model")
+    if model is not None:
+        cfg, net = load_run(model)
+    else:
+        cfg = DBSAMConfig(arch=arch, sam_checkpoint=str(sam_checkpoint))
+        net = model_from_checkpoint(sam_checkpoint, arch, cfg.image_size)
+    changes: dict = {"channel": channel}
+    if modality is not None:
+        changes["modality"] = modality
+    if window is not None:
+        changes["window"] = _window(window)
+    try:
+        cfg = replace(cfg, **changes)
+    except ValueError as err:
+        raise ConfigError(str(err), fix="see `medcl dbsam segment --help`") from err
+    info = segment_file(net, cfg, image, out, box=box, box_slice=box_slice,
+                        prompt_mask=prompt_mask, label=label, progress=True)
+    typer.echo(f"{out}: {info['voxels']} voxels on {info['slices']} slice(s); "
+               f"{info['embeddings']} slice embeddings computed, {info['cache_hits']} reused")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option(help="Run folder of `medcl dbsam train`.")],
+    images: Annotated[Path, typer.Option(help="Folder of images.")],
+    labels: Annotated[Path, typer.Option(help="Folder of label maps.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Evaluation folder (resumable).")],
+    baseline: Annotated[str | None, typer.Option(
+        help="'sam': also run vanilla SAM with the same weights and prompts.")] = None,
+) -> None:
+    """3-D Dice and normalised surface Dice per case and label, box prompts from the labels."""
+    from .harness import evaluate_run
+
+    if baseline not in (None, "sam"):
+        raise typer.BadParameter("only 'sam' is available", param_hint="--baseline")
+    report = evaluate_run(model, images, labels, out, baseline=baseline == "sam")
+    typer.echo(f"report: {report}")

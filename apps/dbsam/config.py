@@ -1,0 +1,64 @@
+"""Hyper-parameters of a DB-SAM run, with the paper's defaults (Qin et al., MICCAI 2024,
+arXiv:2410.04172, Sec. 3: SAM ViT-B at 1024², MONAI DiceCE, AdamW lr 1e-4 / wd 0.01, one warm-up
+epoch then polynomial decay, 20 epochs; boxes from the labels jittered by 0-20 px in training)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ARCH_CHOICES = ("tiny", "vit_b", "vit_l", "vit_h")
+MODALITIES = ("ct", "mr")
+
+
+@dataclass
+class DBSAMConfig:
+    """What ``medcl dbsam train`` needs besides the data; CLI flags override these.
+
+    Attributes
+    ----------
+    arch, image_size : SAM encoder size and input side ``S`` (longest image side is resized to it).
+    sam_checkpoint : official SAM weights (``sam_vit_b_01ec64.pth`` ...); ``None``: random init.
+    modality : ``"ct"`` (window ``window`` or ``preset``) or ``"mr"`` (0.5-99.5 percentiles).
+    labels : label codes to learn (``None``: every non-zero code found).
+    min_pixels : a (slice, label) pair is a training sample when the label covers this many pixels.
+    jitter : training boxes move each side by up to this many pixels (original slice pixels).
+    eval_margin : evaluation boxes are the label's tight box grown by this many pixels.
+    nsd_tolerance_mm : tolerance of the normalised surface Dice.
+    """
+
+    arch: str = "vit_b"
+    image_size: int = 1024
+    sam_checkpoint: str | None = None
+    modality: str = "ct"
+    window: list[float] | None = None
+    preset: str = "soft-tissue"
+    channel: int | None = None
+    labels: list[int] | None = None
+    min_pixels: int = 10
+    epochs: int = 20
+    batch_size: int = 2
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_epochs: int = 1
+    poly_power: float = 0.9
+    jitter: int = 20
+    eval_margin: int = 5
+    nsd_tolerance_mm: float = 2.0
+    kv_grid: int = 16
+    seed: int = 0
+    accelerator: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCH_CHOICES:
+            raise ValueError(f"arch must be one of {ARCH_CHOICES}, got {self.arch!r}")
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+        if self.image_size < 64 or self.image_size % 16:
+            raise ValueError(f"image_size must be a multiple of 16 and >= 64, got "
+                             f"{self.image_size}")
+        if self.window is not None and (len(self.window) != 2 or self.window[1] <= 0):
+            raise ValueError("window needs LEVEL,WIDTH with WIDTH > 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs >= 1, batch_size >= 1 and lr > 0 are needed")
+        if self.jitter < 0 or self.eval_margin < 0 or self.min_pixels < 1:
+            raise ValueError("jitter and eval_margin >= 0, min_pixels >= 1 are needed")

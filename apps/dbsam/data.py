@@ -1,0 +1,214 @@
+"""From files to model-ready slices and back: NIfTI volumes and 2-D PNG/JPG images.
+
+Volumes are read once and checked (:mod:`medio.nifti`), reoriented to RAS+ without resampling
+(:class:`medio.nifti.Canonical`), intensity-normalised for the modality over the whole volume
+(:func:`dbsam.preprocess.normalize_intensity`) and cut into axial slices. A slice is the
+transposed plane ``data[:, :, z].T`` of shape ``(Y, X)``, so a box ``(x0, y0, x1, y1)`` in
+pixel coordinates is directly a box in RAS voxel indices ``x``, ``y``. Masks predicted on the
+slices are stacked, turned back into the file's voxel order and written with the input's
+affine and header; 2-D images come back as PNG masks of the input's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from medio import InputFileError
+from medio.cases import IMAGE_2D_SUFFIXES, NIFTI_SUFFIXES
+from medio.nifti import Canonical, Volume
+
+from .config import DBSAMConfig
+
+SUFFIXES = NIFTI_SUFFIXES + IMAGE_2D_SUFFIXES
+
+
+def is_2d(path: Path) -> bool:
+    """Whether ``path`` names a PNG/JPG image (else NIfTI)."""
+    return Path(path).name.lower().endswith(IMAGE_2D_SUFFIXES)
+
+
+@dataclass
+class CaseData:
+    """One image as slices, with what is needed to write a mask back.
+
+    Attributes
+    ----------
+    path : the image file.
+    slices : ``(H, W)`` or ``(H, W, 3)`` float32 arrays in [0, 1], one per axial slice.
+    labels : ``(H, W)`` integer label slices, or ``None``.
+    vol, can : the NIfTI volume and its RAS map (``None`` for 2-D images).
+    spacing : pixel spacing (mm) of the slices' rows and columns and of the slice axis.
+    """
+
+    path: Path
+    slices: list[np.ndarray]
+    labels: list[np.ndarray] | None
+    vol: Volume | None
+    can: Canonical | None
+    spacing: tuple[float, float, float]
+
+    @property
+    def ras_shape(self) -> tuple[int, int, int]:
+        """``(X, Y, Z)`` in RAS order (``(W, H, 1)`` for a 2-D image)."""
+        h, w = self.slices[0].shape[:2]
+        return (w, h, len(self.slices))
+
+    def label_volume(self) -> np.ndarray:
+        """The labels stacked as a ``(Z, H, W)`` array."""
+        if self.labels is None:
+            raise ValueError(f"{self.path}: no labels loaded")
+        return np.stack(self.labels)
+
+
+def to_slices(ras: np.ndarray) -> list[np.ndarray]:
+    """``(X, Y, Z)`` RAS array -> ``Z`` slices of shape ``(Y, X)``."""
+    return [np.ascontiguousarray(ras[:, :, z].T) for z in range(ras.shape[2])]
+
+
+def from_slices(slices: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_slices`: ``Z`` slices ``(Y, X)`` -> ``(X, Y, Z)``."""
+    return np.stack([np.asarray(s).T for s in slices], axis=2)
+
+
+def _read_2d(path: Path, *, labels: bool) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.exists():
+        raise InputFileError("file not found", path=path, fix="check the path")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.asarray(im.convert("L") if labels and im.mode not in ("L", "I", "P")
+                             else im)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputFileError(f"cannot be read as an image ({exc})", path=path,
+                             fix="the file is corrupt or truncated; export it again") from exc
+    if labels:
+        if arr.ndim != 2:
+            raise InputFileError(f"a label image must be single-channel, got shape {arr.shape}",
+                                 path=path, fix="save the mask as a greyscale/indexed PNG")
+        codes = np.unique(arr)
+        # masks saved as 0/255 are binary masks
+        if set(codes.tolist()) <= {0, 255}:
+            arr = (arr > 0).astype(np.uint8)
+        return arr.astype(np.int64)
+    arr = arr.astype(np.float32)
+    if arr.ndim == 3:
+        arr = arr[..., :3]
+        if arr.shape[2] == 1:
+            arr = arr[..., 0]
+    if arr.ndim not in (2, 3):
+        raise InputFileError(f"unexpected image shape {arr.shape}", path=path,
+                             fix="pass a greyscale or RGB PNG/JPG")
+    hi = 65535.0 if arr.max() > 255 else 255.0
+    return arr / hi
+
+
+def load_case(image: Path, label: Path | None, cfg: DBSAMConfig) -> CaseData:
+    """Read ``image`` (and ``label``, checked against the image's geometry) into slices.
+
+    Raises
+    ------
+    InputFileError
+        Missing, corrupt or truncated files, non-3-D volumes (4-D needs ``cfg.channel``),
+        NaN/inf voxels, label codes that are not integers, image/label shape or affine mismatch.
+    """
+    from .preprocess import normalize_intensity
+
+    image = Path(image)
+    if is_2d(image):
+        img = _read_2d(image, labels=False)
+        lab = None
+        if label is not None:
+            lab = _read_2d(Path(label), labels=True)
+            if lab.shape != img.shape[:2]:
+                raise InputFileError(
+                    f"label shape {lab.shape} differs from the image's {img.shape[:2]} "
+                    f"({image})", path=label, fix="pass the mask drawn on this image")
+        return CaseData(image, [img], None if lab is None else [lab], None, None, (1.0, 1.0, 1.0))
+
+    from medio.nifti import read_labels, read_volume
+
+    vol = read_volume(image, channel=cfg.channel)
+    can = Canonical.of(vol)
+    ras = normalize_intensity(can.forward(vol.data), cfg.modality,
+                              window=None if cfg.window is None else tuple(cfg.window),
+                              preset=None if cfg.window is not None else cfg.preset)
+    labs = None
+    if label is not None:
+        lvol = read_labels(label, like=vol)
+        labs = to_slices(can.forward(lvol.data).astype(np.int64))
+    zx, zy, zz = can.zooms
+    return CaseData(image, to_slices(ras.astype(np.float32)), labs, vol, can, (zy, zx, zz))
+
+
+def write_mask(case: CaseData, masks: list[np.ndarray], out: Path) -> Path:
+    """Write per-slice label masks ``(H, W)`` in the input's geometry (NIfTI) or size (PNG)."""
+    from medio import atomic_path, refuse_overwrite
+
+    out = Path(out)
+    refuse_overwrite(out, [case.path])
+    if case.vol is None:
+        from PIL import Image
+
+        if not out.name.lower().endswith(".png"):
+            raise InputFileError("a 2-D image's mask is written as PNG", path=out,
+                                 fix="name the output *.png")
+        arr = np.asarray(masks[0]).astype(np.uint8)
+        if arr.max() <= 1:
+            arr = arr * 255  # a binary mask a viewer shows
+        with atomic_path(out) as tmp:
+            Image.fromarray(arr).save(tmp, format="PNG")
+        return out
+    from medio.nifti import write_volume
+
+    ras = from_slices([np.asarray(m) for m in masks])
+    assert case.can is not None
+    return write_volume(out, case.can.backward(ras), like=case.vol, dtype=np.uint8)
+
+
+class SliceDataset(Dataset):
+    """Training samples ``(image (3, S, S), box (4,), target (1, S/4, S/4))``.
+
+    One sample per (slice, label) where the label covers at least ``cfg.min_pixels`` pixels
+    ("slices containing the target"). The box is the label's tight box with each side jittered
+    by 0 to ``cfg.jitter`` pixels (DB-SAM/MedSAM training); the jitter draws from torch's RNG so
+    the engine's per-epoch reseeding makes runs and resumes exact.
+    """
+
+    def __init__(self, cases: list[CaseData], cfg: DBSAMConfig, *, jitter: int | None = None):
+        self.cfg = cfg
+        self.jitter = cfg.jitter if jitter is None else jitter
+        self.items: list[tuple[np.ndarray, np.ndarray]] = []
+        for case in cases:
+            if case.labels is None:
+                raise ValueError(f"{case.path}: training needs labels")
+            for img, lab in zip(case.slices, case.labels, strict=True):
+                codes = [int(c) for c in np.unique(lab) if c != 0]
+                for code in codes:
+                    if cfg.labels is not None and code not in cfg.labels:
+                        continue
+                    mask = lab == code
+                    if int(mask.sum()) >= cfg.min_pixels:
+                        self.items.append((img, mask))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from .preprocess import slice_to_input
+        from .prompts import jitter_box, mask_box
+
+        img, mask = self.items[i]
+        x, geom = slice_to_input(img, self.cfg.image_size)
+        box = mask_box(mask)
+        if self.jitter > 0:
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+            box = jitter_box(box, mask.shape, self.jitter, rng)
+        target = torch.as_tensor(geom.mask_to_input(mask) > 0, dtype=torch.float32)[None]
+        return x, torch.as_tensor(geom.box_to_input(box), dtype=torch.float32), target

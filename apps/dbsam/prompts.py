@@ -1,0 +1,382 @@
+"""Box and mask prompts for DB-SAM: extraction, jitter, parsing, validation, 3-D propagation.
+
+DB-SAM (Qin et al., MICCAI 2024, arXiv:2410.04172) is prompted like MedSAM (Ma et al.,
+Nature Communications 2024): with one bounding box per object and slice. During training the
+box is the ground truth's bounding box with each side jittered by 0-20 px; at inference the user
+gives a box (2-D), a 3-D box, a box on one key slice that is propagated slice by slice (as in
+LiteMedSAM's 3-D inference), or a coarse 3-D mask.
+
+Conventions
+-----------
+A 2-D box is ``xyxy = (x0, y0, x1, y1)`` in pixel indices of an ``(H, W)`` slice, ``x`` a column
+and ``y`` a row, with *inclusive* maxima (``x1`` is the last column of the object).
+
+Boxes given for a volume of shape ``(X, Y, Z)`` are in its voxel indices: ``x`` along axis 0,
+``y`` along axis 1, ``z`` along axis 2 (the slice index). The data layer hands slices over as
+``data[:, :, z].T``, of shape ``(Y, X)``: its rows are ``y`` and its columns are ``x``. A
+volume box's ``(X0, Y0, X1, Y1)`` is therefore directly the ``xyxy`` box of that transposed
+slice, with no swap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from medio.errors import ConfigError
+
+__all__ = [
+    "box3d_to_slices",
+    "check_box_in_slice",
+    "check_slice_index",
+    "expand_box",
+    "jitter_box",
+    "label_boxes",
+    "mask_box",
+    "mask_prompt_slices",
+    "parse_box3d",
+    "parse_box_slice",
+    "propagate",
+]
+
+_INT = r"\s*(-?\d+)\s*"
+
+
+def mask_box(mask: np.ndarray) -> np.ndarray | None:
+    """Bounding box of a 2-D mask.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray, shape (H, W)
+        Non-zero values are the object.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (4,), or None
+        ``(x0, y0, x1, y1)`` with inclusive maxima; ``None`` for an empty mask.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 6), bool); m[1:3, 2:5] = True
+    >>> mask_box(m).tolist()
+    [2, 1, 4, 2]
+    """
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask_box needs a 2-D mask, got shape {m.shape}")
+    rows = np.flatnonzero(m.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(m.any(axis=0))
+    return np.array([cols[0], rows[0], cols[-1], rows[-1]], dtype=np.int64)
+
+
+def expand_box(box: np.ndarray, margin: int, shape: tuple[int, int]) -> np.ndarray:
+    """Grow a box by ``margin`` pixels on every side, clipped to an ``(H, W)`` slice."""
+    b = np.asarray(box, dtype=np.int64)
+    H, W = shape
+    lo = np.maximum(b[:2] - margin, 0)
+    hi = np.minimum(b[2:] + margin, [W - 1, H - 1])
+    return np.concatenate([lo, hi])
+
+
+def jitter_box(
+    box: np.ndarray | Sequence[int],
+    shape: tuple[int, int],
+    max_px: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Move each side of a box by a random number of pixels, as in MedSAM/DB-SAM training.
+
+    Each side moves independently by an integer drawn uniformly from ``-max_px..max_px``
+    (outward or inward; DB-SAM trains with up to 20 px per side). Inward moves are limited to
+    half the box's width (height) so that the box never inverts, and the result is clipped to
+    the slice.
+
+    Parameters
+    ----------
+    box : array_like, shape (4,)
+        ``(x0, y0, x1, y1)``, inclusive, inside the slice.
+    shape : tuple of int
+        ``(H, W)`` of the slice.
+    max_px : int
+        Largest shift of a side, >= 0.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (4,)
+        A valid box: ``0 <= x0 <= x1 <= W - 1`` and ``0 <= y0 <= y1 <= H - 1``.
+    """
+    if max_px < 0:
+        raise ValueError(f"max_px must be >= 0, got {max_px}")
+    b = np.rint(np.asarray(box, dtype=np.float64)).astype(np.int64)
+    H, W = shape
+    half = np.array([b[2] - b[0], b[3] - b[1]]) // 2
+    inward = np.minimum(max_px, np.concatenate([half, half]))
+    # Positive draws move a side inward; the sign flips for the max sides.
+    draw = rng.integers(-max_px, inward + 1, size=4)
+    out = b + draw * np.array([1, 1, -1, -1])
+    out[[0, 2]] = np.clip(out[[0, 2]], 0, W - 1)
+    out[[1, 3]] = np.clip(out[[1, 3]], 0, H - 1)
+    return out
+
+
+def label_boxes(
+    label_slice: np.ndarray, labels: Sequence[int] | None = None
+) -> dict[int, np.ndarray]:
+    """One bounding box per label present in a label slice.
+
+    Parameters
+    ----------
+    label_slice : numpy.ndarray of int, shape (H, W)
+    labels : sequence of int, optional
+        Codes to look for; default every non-zero code present. Codes absent from the slice
+        are left out of the result.
+
+    Returns
+    -------
+    dict of int to numpy.ndarray
+        ``{code: (x0, y0, x1, y1)}`` in increasing code order.
+    """
+    lab = np.asarray(label_slice)
+    if lab.ndim != 2:
+        raise ValueError(f"label_boxes needs a 2-D label slice, got shape {lab.shape}")
+    codes = np.unique(lab[lab != 0]) if labels is None else sorted({int(c) for c in labels})
+    out: dict[int, np.ndarray] = {}
+    for code in codes:
+        box = mask_box(lab == code)
+        if box is not None:
+            out[int(code)] = box
+    return out
+
+
+def _bad_box(flag: str, text: str, form: str, example: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"{flag} {text!r} {why}",
+        fix=f"write {flag} as {form} (voxel indices, maxima inclusive), e.g. {flag} {example}",
+    )
+
+
+def parse_box3d(text: str, *, flag: str = "--box") -> tuple[int, int, int, int, int, int]:
+    """Parse ``"X0,Y0,Z0,X1,Y1,Z1"`` (voxel indices, inclusive maxima).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``flag``: not six integers, or an empty box (a maximum below its minimum).
+    """
+    form, example = "X0,Y0,Z0,X1,Y1,Z1", "40,52,10,88,97,21"
+    m = re.fullmatch(",".join([_INT] * 6), str(text))
+    if m is None:
+        raise _bad_box(flag, text, form, example, "is not six comma-separated integers")
+    x0, y0, z0, x1, y1, z1 = (int(g) for g in m.groups())
+    for name, lo, hi in (("x", x0, x1), ("y", y0, y1), ("z", z0, z1)):
+        if hi < lo:
+            raise _bad_box(flag, text, form, example, f"is empty: {name}1 = {hi} < {name}0 = {lo}")
+    return x0, y0, z0, x1, y1, z1
+
+
+def parse_box_slice(
+    text: str, *, flag: str = "--box-slice"
+) -> tuple[int, tuple[int, int, int, int]]:
+    """Parse ``"Z:X0,Y0,X1,Y1"``: a 2-D box on slice ``Z`` (voxel indices, inclusive maxima).
+
+    Returns
+    -------
+    z : int
+    box : tuple of int
+        ``(x0, y0, x1, y1)``.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``flag``: malformed text, a negative slice index, or an empty box.
+    """
+    form, example = "Z:X0,Y0,X1,Y1", "15:40,52,88,97"
+    m = re.fullmatch(_INT + ":" + ",".join([_INT] * 4), str(text))
+    if m is None:
+        raise _bad_box(flag, text, form, example, "is not Z:X0,Y0,X1,Y1 with integers")
+    z, x0, y0, x1, y1 = (int(g) for g in m.groups())
+    if z < 0:
+        raise _bad_box(flag, text, form, example, f"has a negative slice index {z}")
+    for name, lo, hi in (("x", x0, x1), ("y", y0, y1)):
+        if hi < lo:
+            raise _bad_box(flag, text, form, example, f"is empty: {name}1 = {hi} < {name}0 = {lo}")
+    return z, (x0, y0, x1, y1)
+
+
+def check_box_in_slice(
+    box: np.ndarray | Sequence[float], shape: tuple[int, int], flag: str
+) -> None:
+    """Check that a box is valid and inside an ``(H, W)`` slice.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``flag`` and the slice's extent, if a coordinate is negative, beyond the slice,
+        or the box is empty.
+    """
+    x0, y0, x1, y1 = (float(v) for v in np.asarray(box).reshape(4))
+    H, W = int(shape[0]), int(shape[1])
+    shown = "(" + ", ".join(f"{v:g}" for v in (x0, y0, x1, y1)) + ")"
+    if x1 < x0 or y1 < y0:
+        raise ConfigError(
+            f"{flag} box {shown} is empty (a maximum is below its minimum)",
+            fix="give the box as x0,y0,x1,y1 with x0 <= x1 and y0 <= y1",
+        )
+    if min(x0, y0) < 0 or x1 > W - 1 or y1 > H - 1:
+        raise ConfigError(
+            f"{flag} box {shown} lies outside the slice, which has x 0..{W - 1} and "
+            f"y 0..{H - 1} ({W} x {H} pixels)",
+            fix=f"give x within 0..{W - 1} and y within 0..{H - 1} (pixel indices)",
+        )
+
+
+def check_slice_index(z: int, n_slices: int, flag: str) -> None:
+    """Check ``0 <= z < n_slices``; raise :class:`ConfigError` naming ``flag`` otherwise."""
+    if not 0 <= int(z) < int(n_slices):
+        raise ConfigError(
+            f"{flag} slice {z} is outside the volume, which has slices 0..{n_slices - 1}",
+            fix=f"give a slice index within 0..{n_slices - 1} (voxel axis 2)",
+        )
+
+
+def box3d_to_slices(
+    box6: Sequence[int], shape: tuple[int, int, int], *, flag: str = "--box"
+) -> dict[int, np.ndarray]:
+    """Split a 3-D box into the 2-D box of each slice it spans.
+
+    Parameters
+    ----------
+    box6 : sequence of 6 int
+        ``(X0, Y0, Z0, X1, Y1, Z1)`` in voxel indices of a volume of shape ``(X, Y, Z)``,
+        inclusive (see the module docstring for the axes).
+    shape : tuple of int
+        ``(X, Y, Z)``.
+    flag : str, default "--box"
+        Named in errors.
+
+    Returns
+    -------
+    dict of int to numpy.ndarray
+        ``{z: (X0, Y0, X1, Y1)}`` for ``z = Z0 .. Z1``: the ``xyxy`` box of the transposed
+        slice ``data[:, :, z].T``.
+
+    Raises
+    ------
+    ConfigError
+        The box is empty, has a negative corner or reaches beyond the volume.
+    """
+    x0, y0, z0, x1, y1, z1 = (int(v) for v in box6)
+    X, Y, Z = (int(s) for s in shape)
+    shown = f"{x0},{y0},{z0},{x1},{y1},{z1}"
+    if x1 < x0 or y1 < y0 or z1 < z0:
+        raise ConfigError(
+            f"{flag} {shown} is empty (a maximum is below its minimum)",
+            fix="write it as X0,Y0,Z0,X1,Y1,Z1 with each minimum <= its maximum",
+        )
+    if min(x0, y0, z0) < 0 or x1 >= X or y1 >= Y or z1 >= Z:
+        raise ConfigError(
+            f"{flag} {shown} lies outside the volume of shape {X} x {Y} x {Z} (X, Y, Z)",
+            fix=f"give voxel indices with 0 <= x <= {X - 1}, 0 <= y <= {Y - 1}, "
+            f"0 <= z <= {Z - 1} (e.g. read them in a viewer that shows voxel indices)",
+        )
+    box2 = np.array([x0, y0, x1, y1], dtype=np.int64)
+    return {z: box2.copy() for z in range(z0, z1 + 1)}
+
+
+def propagate(
+    predict: Callable[[int, np.ndarray], np.ndarray],
+    key_z: int,
+    key_box: np.ndarray,
+    n_slices: int,
+    *,
+    margin: int = 0,
+    min_pixels: int = 1,
+    shape: tuple[int, int] | None = None,
+) -> dict[int, np.ndarray]:
+    """Segment a 3-D object from one box on a key slice, slice by slice (LiteMedSAM style).
+
+    The key slice is segmented with ``key_box``; then the walk goes up (``key_z + 1``, ...)
+    and down (``key_z - 1``, ...), each slice prompted with the bounding box of the previous
+    slice's prediction grown by ``margin`` pixels (and clipped). A direction stops at the end
+    of the volume or at the first slice whose prediction has fewer than ``min_pixels``
+    pixels: the object has ended there.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(z, box) -> mask``: the model's bool mask ``(H, W)`` for slice ``z`` given an
+        ``xyxy`` box (int64 array of 4).
+    key_z : int
+        Index of the key slice, ``0 <= key_z < n_slices``.
+    key_box : array_like, shape (4,)
+        Box on the key slice.
+    n_slices : int
+        Number of slices of the volume.
+    margin : int, default 0
+        Pixels added to each side of the propagated box, so that an object growing from one
+        slice to the next is not cut by the box.
+    min_pixels : int, default 1
+        Smallest prediction that counts as "the object is still there".
+    shape : tuple of int, optional
+        ``(H, W)`` of a slice, for clipping; default the key prediction's shape.
+
+    Returns
+    -------
+    dict of int to numpy.ndarray of bool
+        ``{z: mask}`` for the slices where the object was found, in increasing ``z``. The
+        slices where a direction stopped (empty or too small predictions) are *not* included;
+        an empty dict means that even the key slice gave nothing.
+    """
+    if not 0 <= key_z < n_slices:
+        raise ValueError(f"key slice {key_z} is outside 0..{n_slices - 1}")
+    found: dict[int, np.ndarray] = {}
+    key_mask = np.asarray(predict(key_z, np.asarray(key_box, dtype=np.int64)), dtype=bool)
+    if key_mask.sum() < min_pixels:
+        return found
+    found[key_z] = key_mask
+    hw = tuple(shape) if shape is not None else key_mask.shape
+    for step in (1, -1):
+        prev = key_mask
+        z = key_z + step
+        while 0 <= z < n_slices:
+            box = expand_box(mask_box(prev), margin, hw)  # prev is non-empty: box exists
+            mask = np.asarray(predict(z, box), dtype=bool)
+            if mask.sum() < min_pixels:
+                break
+            found[z] = mask
+            prev = mask
+            z += step
+    return dict(sorted(found.items()))
+
+
+def mask_prompt_slices(mask3d: np.ndarray) -> dict[int, np.ndarray]:
+    """Per-slice boxes of a coarse 3-D mask (the ``--prompt-mask`` mode).
+
+    Parameters
+    ----------
+    mask3d : numpy.ndarray, shape (X, Y, Z)
+        Non-zero values are the object.
+
+    Returns
+    -------
+    dict of int to numpy.ndarray
+        ``{z: (x0, y0, x1, y1)}`` for every slice ``z`` where the mask is non-empty: the
+        ``xyxy`` box of the transposed slice ``mask3d[:, :, z].T``, i.e. ``x`` along axis 0 and
+        ``y`` along axis 1. The caller passes ``mask3d[:, :, z].T`` itself as the mask prompt.
+    """
+    m = np.asarray(mask3d) != 0
+    if m.ndim != 3:
+        raise ValueError(f"mask_prompt_slices needs a 3-D mask (X, Y, Z), got shape {m.shape}")
+    along_x = m.any(axis=1)  # (X, Z): which x are occupied on each slice
+    along_y = m.any(axis=0)  # (Y, Z)
+    out: dict[int, np.ndarray] = {}
+    for z in np.flatnonzero(along_x.any(axis=0)):
+        xs = np.flatnonzero(along_x[:, z])
+        ys = np.flatnonzero(along_y[:, z])
+        out[int(z)] = np.array([xs[0], ys[0], xs[-1], ys[-1]], dtype=np.int64)
+    return out

@@ -1,0 +1,224 @@
+"""``medcl dbsam`` end to end on phantoms and images written here, and every bad input (exit 2,
+the file named, nothing half-written, inputs untouched)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+TINY = ["--arch", "tiny", "--image-size", "128", "--epochs", "1", "--batch-size", "4"]
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory):
+    from dbsam.phantom import write_phantoms
+
+    return write_phantoms(tmp_path_factory.mktemp("ph"), n=3, seed=0, shape=(48, 48, 10))
+
+
+@pytest.fixture(scope="module")
+def run(phantoms, tmp_path_factory):
+    from medcl.cli import main
+
+    images, labels = phantoms
+    out = tmp_path_factory.mktemp("run") / "run"
+    import sys
+
+    old = sys.argv
+    sys.argv = ["medcl", "dbsam", "train", "--images", str(images), "--labels", str(labels),
+                "--out", str(out), *TINY]
+    try:
+        main()
+    except SystemExit as stop:
+        assert not stop.code, stop.code
+    finally:
+        sys.argv = old
+    return out
+
+
+def _box(label_file, code=1):
+    idx = np.argwhere(np.asarray(nib.load(label_file).dataobj) == code)
+    return ",".join(str(int(v)) for v in (*idx.min(0), *idx.max(0)))
+
+
+def test_train_writes_run_folder(run):
+    for name in ("config.yaml", "metrics.csv", "model.pt", "report.md", "sam_base.pt"):
+        assert (run / name).exists(), name
+    text = (run / "report.md").read_text()
+    assert "trainable" in text and "frozen" in text
+
+
+def test_segment_box_keeps_geometry_and_input(run, phantoms, tmp_path, medcl_cli):
+    images, labels = phantoms
+    image = images / "case_000.nii.gz"
+    before = _digest(image)
+    out = tmp_path / "mask.nii.gz"
+    code, stdout, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", image,
+                                   "--box", _box(labels / "case_000.nii.gz"), "--out", out])
+    assert code == 0, err
+    src, res = nib.load(image), nib.load(out)
+    assert res.shape == src.shape and np.allclose(res.affine, src.affine)
+    assert nib.aff2axcodes(res.affine) == nib.aff2axcodes(src.affine)
+    assert _digest(image) == before
+    assert "embeddings computed" in stdout
+
+
+def test_segment_box_slice_and_prompt_mask(run, phantoms, tmp_path, medcl_cli):
+    images, labels = phantoms
+    image, label = images / "case_001.nii.gz", labels / "case_001.nii.gz"
+    truth = np.asarray(nib.load(label).dataobj)
+    z = int((truth == 1).sum(axis=(0, 1)).argmax())
+    idx = np.argwhere(truth[:, :, z] == 1)
+    (x0, y0), (x1, y1) = idx.min(0), idx.max(0)
+    out = tmp_path / "prop.nii.gz"
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", image,
+                              "--box-slice", f"{z}:{x0},{y0},{x1},{y1}", "--out", out,
+                              "--label", "3"])
+    assert code == 0, err
+    assert set(np.unique(np.asarray(nib.load(out).dataobj))) <= {0, 3}
+
+    out2 = tmp_path / "refined.nii.gz"
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", image,
+                              "--prompt-mask", label, "--out", out2])
+    assert code == 0, err
+    assert set(np.unique(np.asarray(nib.load(out2).dataobj))) <= {0, 1, 2}
+
+
+def test_segment_2d_png(run, tmp_path, medcl_cli):
+    from PIL import Image
+
+    img = np.zeros((60, 80), np.uint8)
+    img[20:40, 30:60] = 200
+    Image.fromarray(img).save(tmp_path / "slice.png")
+    out = tmp_path / "slice_mask.png"
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image",
+                              tmp_path / "slice.png", "--box-slice", "0:30,20,59,39",
+                              "--out", out])
+    assert code == 0, err
+    assert np.asarray(Image.open(out)).shape == (60, 80)
+
+
+def test_evaluate_with_baseline_resumes_and_survives_a_bad_case(run, phantoms, tmp_path,
+                                                                 medcl_cli):
+    images, labels = phantoms
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for f in sorted(images.iterdir())[:2]:
+        (imgs / f.name).write_bytes(f.read_bytes())
+    (imgs / "case_002.nii.gz").write_bytes(b"not a nifti")
+    out = tmp_path / "eval"
+    args = ["dbsam", "evaluate", "--model", run, "--images", imgs, "--labels", labels,
+            "--baseline", "sam", "--out", out]
+    code, _, err = medcl_cli(args)
+    assert code == 0, err
+    cases = pd.read_csv(out / "cases.csv", dtype={"case_id": str})
+    assert set(cases.method) == {"dbsam", "sam"}
+    ok = cases[cases.status == "ok"]
+    assert set(ok.case_id) == {"case_000", "case_001"} and set(ok.label) == {1, 2}
+    failed = cases[cases.status == "failed"]
+    assert set(failed.case_id) == {"case_002"} and "case_002" in failed.error.iloc[0]
+    assert ok.dice.between(0, 1).all() and ok.nsd.between(0, 1).all()
+    for name in ("summary.md", "summary.csv", "overlays.png", "report.md"):
+        assert (out / name).exists(), name
+    stamp = (out / "cases.csv").stat().st_mtime_ns
+    code, _, err = medcl_cli(args)  # resumes: nothing left to score, table untouched
+    assert code == 0, err
+    assert (out / "cases.csv").stat().st_mtime_ns == stamp
+
+
+def _nifti(path, data, affine=None):
+    nib.save(nib.Nifti1Image(data, np.eye(4) if affine is None else affine), path)
+    return path
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "truncated", "4d", "nan"])
+def test_segment_bad_image(run, tmp_path, medcl_cli, case):
+    img = tmp_path / "img.nii.gz"
+    data = np.random.default_rng(0).normal(size=(32, 32, 6)).astype(np.float32)
+    if case == "corrupt":
+        img.write_bytes(b"garbage")
+    elif case == "truncated":
+        _nifti(img, data)
+        img.write_bytes(img.read_bytes()[:200])
+    elif case == "4d":
+        _nifti(img, np.stack([data, data], axis=3))
+    elif case == "nan":
+        data[3, 3, 3] = np.nan
+        _nifti(img, data)
+    out = tmp_path / "out.nii.gz"
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", img,
+                              "--box", "1,1,1,10,10,3", "--out", out])
+    assert code == 2, err
+    assert "img.nii.gz" in err
+    assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+@pytest.mark.parametrize("box, flag, words", [
+    ("--box", "5,5,2,4,10,3", "empty"),
+    ("--box", "1,1,1,10,10,99", "outside"),
+    ("--box-slice", "2:9,9,3,3", "empty"),
+    ("--box-slice", "1:1,1,200,10", "outside"),
+])
+def test_segment_bad_box(run, phantoms, tmp_path, medcl_cli, box, flag, words):
+    images, _ = phantoms
+    out = tmp_path / "out.nii.gz"
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image",
+                              images / "case_000.nii.gz", box, flag, "--out", out])
+    assert code == 2, err
+    assert words in err.lower() and box in err
+    assert not out.exists()
+
+
+def test_train_bad_labels(phantoms, tmp_path, medcl_cli):
+    images, labels = phantoms
+    bad = tmp_path / "labels"
+    bad.mkdir()
+    ref = nib.load(labels / "case_000.nii.gz")
+    data = np.asarray(ref.dataobj)
+    _nifti(bad / "case_000.nii.gz", data[:, :, :-1], ref.affine)  # shape mismatch
+    shifted = ref.affine.copy()
+    shifted[0, 3] += 5
+    _nifti(bad / "case_001.nii.gz", data, shifted)  # affine mismatch
+    _nifti(bad / "case_002.nii.gz", data, ref.affine)
+    out = tmp_path / "run"
+    code, _, err = medcl_cli(["dbsam", "train", "--images", images, "--labels", bad,
+                              "--out", out, *TINY])
+    assert code == 2 and "case_000.nii.gz" in err and "shape" in err
+    assert not out.exists()
+    _nifti(bad / "case_000.nii.gz", data, ref.affine)
+    code, _, err = medcl_cli(["dbsam", "train", "--images", images, "--labels", bad,
+                              "--out", out, *TINY])
+    assert code == 2 and "case_001.nii.gz" in err and "affine" in err
+    assert not out.exists()
+
+
+def test_checkpoint_of_another_size(phantoms, tmp_path, medcl_cli):
+    import torch
+
+    from dbsam.model import build_sam
+
+    ckpt = tmp_path / "sam_tiny.pth"
+    torch.save(build_sam("tiny", 128).state_dict(), ckpt)
+    images, _ = phantoms
+    out = tmp_path / "out.nii.gz"
+    code, _, err = medcl_cli(["dbsam", "segment", "--sam-checkpoint", ckpt, "--arch", "vit_b",
+                              "--image", images / "case_000.nii.gz", "--box", "1,1,1,9,9,3",
+                              "--out", out])
+    assert code == 2 and "sam_tiny.pth" in err
+    assert not out.exists()
+
+
+def test_help_matches_readme_usage(medcl_cli):
+    code, out, _ = medcl_cli(["dbsam", "segment", "--help"])
+    assert code == 0
+    for flag in ("--model", "--sam-checkpoint", "--image", "--box", "--box-slice",
+                 "--prompt-mask", "--out"):
+        assert flag in out
