@@ -222,3 +222,29 @@ def test_help_matches_readme_usage(medcl_cli):
     for flag in ("--model", "--sam-checkpoint", "--image", "--box", "--box-slice",
                  "--prompt-mask", "--out"):
         assert flag in out
+
+
+def test_train_and_evaluate_on_2d_png_folders(tmp_path, medcl_cli):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    for i in range(3):
+        img = rng.integers(0, 60, size=(50, 70)).astype(np.uint8)
+        y0, x0 = rng.integers(5, 20), rng.integers(5, 35)
+        img[y0:y0 + 20, x0:x0 + 25] += 150
+        mask = np.zeros((50, 70), np.uint8)
+        mask[y0:y0 + 20, x0:x0 + 25] = 255  # a 0/255 mask reads as label 1
+        Image.fromarray(np.stack([img] * 3, axis=2)).save(images / f"img{i}.png")
+        Image.fromarray(mask).save(labels / f"img{i}.png")
+    run = tmp_path / "run"
+    code, _, err = medcl_cli(["dbsam", "train", "--images", images, "--labels", labels,
+                              "--out", run, *TINY])
+    assert code == 0, err
+    code, _, err = medcl_cli(["dbsam", "evaluate", "--model", run, "--images", images,
+                              "--labels", labels, "--out", tmp_path / "eval"])
+    assert code == 0, err
+    cases = pd.read_csv(tmp_path / "eval" / "cases.csv")
+    assert len(cases) == 3 and (cases.status == "ok").all() and set(cases.label) == {1}

@@ -1,0 +1,223 @@
+"""DB-SAM on the CPU: per-slice time against vanilla SAM with the same encoder, decoder-only
+re-prompt time, peak memory and floating-point work, in one run.
+
+Random weights (speed does not depend on them), batch 1, one box prompt, inference
+(``torch.no_grad``):
+
+(a) per slice = ``embed`` + ``decode``: DB-SAM vs vanilla SAM, ``tiny`` at 256 and 1024, the
+    ViT-B architecture at 1024 (``--skip-vit-b`` leaves it out); goal DB-SAM / SAM <= 1.3.
+    The two models share the same SAM modules and are timed alternately; the median is kept.
+    Wall-clock and process CPU time are both reported: on a shared machine the CPU time of a
+    single-threaded run (``OMP_NUM_THREADS=1``) is the steadier measure of the work done.
+(b) re-prompt = ``decode`` alone on a cached embedding (prompt encoder + mask decoder; the same
+    modules for both models); goal <= 100 ms at 1024 and <= 20 ms at 256.
+(c) peak memory: the peak resident set (``VmHWM``) of a fresh subprocess that builds one
+    model and runs one slice; "peak" is the whole process (interpreter, torch, weights,
+    activations), "slice" its growth during the slice (activations, workspace).
+(d) GFLOP of ``embed`` counted by ``torch.utils.flop_counter`` on the meta device (no
+    compute), a measure of the added work that the shared machine cannot disturb.
+(e) one training step (forward + backward) of ``tiny`` at 256, batch 2, DB-SAM.
+
+Run: ``.venv/bin/python benchmarks/bench_dbsam.py [--skip-vit-b] [--out FILE.md]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+BASELINE = "sam"
+
+
+def _peak_mb() -> float:
+    """This process's peak resident set in MB: VmHWM where /proc exists, as ru_maxrss on Linux
+    keeps the parent's peak across fork + exec and would credit it to a fresh child."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _inputs(size: int, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, size, size, generator=gen)
+    box = torch.tensor([[0.2, 0.25, 0.6, 0.7]]) * size
+    return images, box.repeat(batch, 1)
+
+
+def _models(arch: str, size: int, kv_grid: int, ffn_ratio: float) -> dict:
+    from dbsam.model import DBSAM, VanillaSAM, build_sam
+
+    torch.manual_seed(0)
+    sam = build_sam(arch, size)
+    # Both wrappers share the SAM modules, so they compare the same weights.
+    models = {BASELINE: VanillaSAM(sam), "dbsam": DBSAM(sam, kv_grid=kv_grid, ffn_ratio=ffn_ratio)}
+    return {name: model.eval() for name, model in models.items()}
+
+
+def _timed(fn) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def slice_times(models: dict, size: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, process CPU) seconds of embed + decode per model, timed alternately."""
+    images, box = _inputs(size)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
+    with torch.no_grad():
+        for model in models.values():  # warm-up: allocator, oneDNN kernel selection
+            model.decode(model.embed(images), box)
+        for _ in range(repeats):
+            for name, model in models.items():
+                times[name].append(_timed(lambda m=model: m.decode(m.embed(images), box)))
+    return {name: (statistics.median(w for w, _ in t), statistics.median(c for _, c in t))
+            for name, t in times.items()}
+
+
+def reprompt_ms(model, size: int, repeats: int = 30) -> tuple[float, float]:
+    """Median (wall, process CPU) milliseconds of decode on a cached embedding."""
+    _, box = _inputs(size)
+    with torch.no_grad():
+        emb = torch.randn(1, 256, size // 16, size // 16)
+        for _ in range(3):
+            model.decode(emb, box)
+        times = [_timed(lambda: model.decode(emb, box)) for _ in range(repeats)]
+    return (statistics.median(w for w, _ in times) * 1e3,
+            statistics.median(c for _, c in times) * 1e3)
+
+
+def embed_gflop(arch: str, size: int, kv_grid: int, ffn_ratio: float) -> dict[str, float]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    out = {}
+    with torch.device("meta"):
+        models = _models(arch, size, kv_grid, ffn_ratio)
+        images = torch.empty(1, 3, size, size)
+        for name, model in models.items():
+            counter = FlopCounterMode(display=False)
+            with counter, torch.no_grad():
+                model.embed(images)
+            out[name] = counter.get_total_flops() / 1e9
+    return out
+
+
+def memory_child(kind: str, arch: str, size: int, kv_grid: int, ffn_ratio: float) -> None:
+    """Subprocess body: build one model, run one slice, print peak and growth in MB."""
+    from dbsam.model import DBSAM, VanillaSAM, build_sam
+
+    torch.manual_seed(0)
+    sam = build_sam(arch, size)
+    model = VanillaSAM(sam) if kind == BASELINE else DBSAM(sam, kv_grid=kv_grid,
+                                                             ffn_ratio=ffn_ratio)
+    model.eval()
+    images, box = _inputs(size)
+    before = _peak_mb()
+    with torch.no_grad():
+        model.decode(model.embed(images), box)
+    print(json.dumps({"peak": _peak_mb(), "slice": _peak_mb() - before}))
+
+
+def peak_memory(kind: str, arch: str, size: int, kv_grid: int, ffn_ratio: float) -> dict:
+    cmd = [sys.executable, __file__, "--memory-child", kind, arch, str(size),
+           "--kv-grid", str(kv_grid), "--ffn-ratio", str(ffn_ratio)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def train_step_seconds(kv_grid: int, ffn_ratio: float, repeats: int = 5) -> float:
+    from dbsam.model import DBSAM, build_sam
+
+    torch.manual_seed(0)
+    model = DBSAM(build_sam("tiny", 256), kv_grid=kv_grid, ffn_ratio=ffn_ratio).train()
+    images, box = _inputs(256, batch=2)
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        torch.nn.functional.softplus(model(images, box)).mean().backward()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-vit-b", action="store_true", help="leave out ViT-B at 1024")
+    parser.add_argument("--repeats", type=int, default=10, help="timed slices, tiny at 256")
+    parser.add_argument("--vit-b-repeats", type=int, default=2)
+    parser.add_argument("--kv-grid", type=int, default=16)
+    parser.add_argument("--ffn-ratio", type=float, default=None,
+                        help="DB-SAM's FFN ratio (default: DBSAM's own default)")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
+    parser.add_argument("--memory-child", nargs=3, metavar=("KIND", "ARCH", "SIZE"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.ffn_ratio is None:
+        import inspect
+
+        from dbsam.model import DBSAM
+
+        args.ffn_ratio = inspect.signature(DBSAM).parameters["ffn_ratio"].default
+    if args.memory_child:
+        kind, arch, size = args.memory_child
+        memory_child(kind, arch, int(size), args.kv_grid, args.ffn_ratio)
+        return
+
+    configs = [("tiny", 256, args.repeats), ("tiny", 1024, max(2, args.repeats // 3))]
+    if not args.skip_vit_b:
+        configs.append(("vit_b", 1024, args.vit_b_repeats))
+    threads = torch.get_num_threads()
+    print(f"CPU, {threads} thread(s), torch {torch.__version__}; DB-SAM kv_grid {args.kv_grid}, "
+          f"ffn_ratio {args.ffn_ratio}; random weights, batch 1, one box\n")
+    lines = [
+        "| encoder | input | model | slice ms wall | slice ms CPU | / SAM wall | / SAM CPU | "
+        "re-prompt ms wall | re-prompt ms CPU | embed GFLOP | / SAM GFLOP | peak MB | slice MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
+    for arch, size, repeats in configs:
+        models = _models(arch, size, args.kv_grid, args.ffn_ratio)
+        seconds = slice_times(models, size, repeats)
+        gflop = embed_gflop(arch, size, args.kv_grid, args.ffn_ratio)
+        for name, model in models.items():
+            reprompt = reprompt_ms(model, size)
+            mem = ({"peak": float("nan"), "slice": float("nan")} if args.skip_memory
+                   else peak_memory(name, arch, size, args.kv_grid, args.ffn_ratio))
+            label = "DB-SAM" if name == "dbsam" else "SAM"
+            (wall, cpu), (base_wall, base_cpu) = seconds[name], seconds[BASELINE]
+            line = (f"| {arch} | {size}² | {label} | {wall * 1e3:.0f} | {cpu * 1e3:.0f} | "
+                    f"{wall / base_wall:.2f} | {cpu / base_cpu:.2f} | {reprompt[0]:.1f} | "
+                    f"{reprompt[1]:.1f} | {gflop[name]:.1f} | "
+                    f"{gflop[name] / gflop[BASELINE]:.2f} | {mem['peak']:.0f} | "
+                    f"{mem['slice']:.0f} |")
+            lines.append(line)
+            print(line, flush=True)
+        del models
+    table = "\n".join(lines)
+    step = train_step_seconds(args.kv_grid, args.ffn_ratio)
+    notes = (f"\nGoals: DB-SAM / SAM <= 1.3; re-prompt <= 100 ms at 1024², <= 20 ms at 256².\n"
+             f"(e) DB-SAM tiny 256², batch 2, forward + backward: {step * 1e3:.0f} ms "
+             f"(median of 5).\nPeak MB: peak resident set (VmHWM) of a fresh process building "
+             f"one model and running one slice; slice MB: its growth during the slice.")
+    print(notes)
+    if args.out:
+        header = (f"CPU, {threads} thread(s), torch {torch.__version__}; kv_grid {args.kv_grid}, "
+                  f"ffn_ratio {args.ffn_ratio}\n\n")
+        args.out.write_text(header + table + "\n" + notes + "\n")
+
+
+if __name__ == "__main__":
+    main()
