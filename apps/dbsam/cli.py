@@ -23,6 +23,10 @@ app = app_group(
 )
 
 
+# kept in step with dbsam.preprocess.CT_PRESETS by a test (help must not import torch)
+PRESETS = "soft-tissue (40,400), abdomen, liver, mediastinum, lung, bone, brain"
+
+
 def _window(text: str | None) -> list[float] | None:
     if text is None:
         return None
@@ -64,8 +68,8 @@ def train(
     = "ct",
     window: Annotated[str | None, typer.Option(help="CT window LEVEL,WIDTH (default 40,400).")]
     = None,
-    preset: Annotated[str, typer.Option(help="CT window preset (see `--help` of segment).")]
-    = "soft-tissue",
+    preset: Annotated[str | None, typer.Option(
+        help=f"CT window preset (default soft-tissue): {PRESETS}.")] = None,
     label_codes: Annotated[str | None, typer.Option(
         "--label-codes", help="Label codes to learn, e.g. 1,2 (default: all).")] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
@@ -83,11 +87,15 @@ def train(
         cfg = DBSAMConfig(
             arch=arch, image_size=image_size,
             sam_checkpoint=None if sam_checkpoint is None else str(sam_checkpoint),
-            modality=modality, window=_window(window), preset=preset, channel=channel,
+            modality=modality, window=_window(window), preset=preset or "soft-tissue",
+            channel=channel,
             labels=int_list(label_codes, "--label-codes") if label_codes else None,
             epochs=epochs, batch_size=batch_size, lr=lr, accelerator=device, seed=seed)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
+    if preset is not None and (modality != "ct" or window is not None):
+        raise typer.BadParameter("a preset is a CT window: use it with --modality ct and "
+                                 "without --window", param_hint="--preset")
     if sam_checkpoint is None and arch != "tiny":
         typer.echo(f"note: no --sam-checkpoint: {arch} starts from random weights", err=True)
     typer.echo(f"report: {train_run(cfg, images, labels, out)}")
@@ -112,6 +120,7 @@ def segment(
     modality: Annotated[str | None, typer.Option(
         help="ct or mr (default: the run's; ct for --sam-checkpoint).")] = None,
     window: Annotated[str | None, typer.Option(help="CT window LEVEL,WIDTH.")] = None,
+    preset: Annotated[str | None, typer.Option(help=f"CT window preset: {PRESETS}.")] = None,
     channel: Annotated[int | None, typer.Option(help="Channel of a 4-D input.")] = None,
 ) -> None:
     """Segment one structure from a box (or a label map from a coarse mask), in the input's
@@ -137,6 +146,12 @@ def segment(
         changes["modality"] = modality
     if window is not None:
         changes["window"] = _window(window)
+    if preset is not None:
+        changes["preset"] = preset
+    if preset is not None and (changes.get("modality", cfg.modality) != "ct"
+                               or window is not None):
+        raise ConfigError("--preset is a CT window: use it with CT volumes and without --window",
+                          fix="drop --preset (MR intensities are clipped to percentiles)")
     try:
         cfg = replace(cfg, **changes)
     except ValueError as err:

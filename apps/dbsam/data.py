@@ -136,9 +136,10 @@ def load_case(image: Path, label: Path | None, cfg: DBSAMConfig) -> CaseData:
 
     vol = read_volume(image, channel=cfg.channel)
     can = Canonical.of(vol)
+    ct_preset = cfg.preset if cfg.modality == "ct" and cfg.window is None else None
     ras = normalize_intensity(can.forward(vol.data), cfg.modality,
                               window=None if cfg.window is None else tuple(cfg.window),
-                              preset=None if cfg.window is not None else cfg.preset)
+                              preset=ct_preset)
     labs = None
     if label is not None:
         lvol = read_labels(label, like=vol)

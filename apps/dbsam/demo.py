@@ -39,7 +39,7 @@ def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
     train_images, train_labels = write_phantoms(data / "train", n=6, seed=seed, shape=shape)
     test_images, test_labels = write_phantoms(data / "test", n=2, seed=seed + 1000, shape=shape)
     cfg = DBSAMConfig(arch="tiny", image_size=256, epochs=6 if epochs is None else epochs,
-                      batch_size=4, lr=3e-4, seed=seed, accelerator="cpu")
+                      batch_size=4, lr=1e-3, seed=seed, accelerator="cpu")
     train_run(cfg, train_images, train_labels, run_dir / "run", progress=False)
     # one box around organ 1 of a held-out volume -> mask in the input geometry
     image = sorted(test_images.iterdir())[0]

@@ -248,3 +248,31 @@ def test_train_and_evaluate_on_2d_png_folders(tmp_path, medcl_cli):
     assert code == 0, err
     cases = pd.read_csv(tmp_path / "eval" / "cases.csv")
     assert len(cases) == 3 and (cases.status == "ok").all() and set(cases.label) == {1}
+
+
+def test_preset_help_lists_every_preset():
+    from dbsam.cli import PRESETS
+    from dbsam.preprocess import CT_PRESETS
+
+    names = [p.split(" ")[0] for p in PRESETS.split(", ")]
+    assert names == list(CT_PRESETS)
+
+
+def test_mr_phantoms_train_and_segment(tmp_path, medcl_cli):
+    from dbsam.phantom import write_phantoms
+
+    images, labels = write_phantoms(tmp_path / "mr", n=2, seed=1, shape=(40, 40, 8),
+                                    modality="mr")
+    run = tmp_path / "run"
+    code, _, err = medcl_cli(["dbsam", "train", "--images", images, "--labels", labels,
+                              "--modality", "mr", "--out", run, *TINY])
+    assert code == 0, err
+    out = tmp_path / "m.nii.gz"
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image",
+                              images / "case_000.nii.gz", "--box",
+                              _box(labels / "case_000.nii.gz"), "--out", out])
+    assert code == 0, err
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image",
+                              images / "case_000.nii.gz", "--box", "1,1,1,5,5,2",
+                              "--preset", "lung", "--out", tmp_path / "x.nii.gz"])
+    assert code == 2 and "preset" in err.lower()
