@@ -41,9 +41,30 @@ def _save_fif(raw: mne.io.BaseRaw, path: Path) -> Path:
     return path
 
 
+def _save_eeglab(raw: mne.io.BaseRaw, path: Path) -> Path:
+    """An EEGLAB .set (MATLAB v5, data inside) written field by field, as EEGLAB saves it:
+    microvolts, channel labels in ``chanlocs``, events with 1-based sample latencies."""
+    sf = raw.info["sfreq"]
+    data = raw.get_data() * 1e6
+    chanlocs = np.array([(n,) for n in raw.ch_names], dtype=[("labels", object)])
+    events = np.array(
+        [(str(d), float(o * sf + 1), 0.0)
+         for o, d in zip(raw.annotations.onset, raw.annotations.description, strict=True)],
+        dtype=[("type", object), ("latency", float), ("duration", float)])
+    eeg = {"setname": path.stem, "nbchan": float(data.shape[0]), "trials": 1.0,
+           "pnts": float(data.shape[1]), "srate": sf, "xmin": 0.0,
+           "xmax": (data.shape[1] - 1) / sf, "data": data.astype(np.float32),
+           "chanlocs": chanlocs, "event": events, "icawinv": np.array([]),
+           "icasphere": np.array([]), "icaweights": np.array([]), "ref": "common"}
+    scipy.io.savemat(path, {"EEG": eeg}, appendmat=False)
+    return path
+
+
 def _export(raw: mne.io.BaseRaw, path: Path) -> Path:
     if path.suffix == ".fif":
         return _save_fif(raw, path)
+    if path.suffix == ".set":
+        return _save_eeglab(raw, path)
     mne.export.export_raw(path, raw, overwrite=True, verbose="error")
     return path
 
@@ -102,7 +123,7 @@ def test_stimulus_markers_match_in_a_recording(sim: mne.io.RawArray) -> None:
 
 
 # -- round trips through files --------------------------------------------------------------------
-@pytest.mark.parametrize("suffix", [".edf", ".fif", ".vhdr"])
+@pytest.mark.parametrize("suffix", [".edf", ".fif", ".vhdr", ".set"])
 def test_round_trip(tmp_path: Path, sim: mne.io.RawArray, suffix: str) -> None:
     name = "rec_raw.fif" if suffix == ".fif" else f"rec{suffix}"
     path = _export(sim, tmp_path / name)
