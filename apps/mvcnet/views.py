@@ -11,7 +11,9 @@ Every view is a callable ``view(x, y, *, generator=None) -> (x_view, y_view)`` o
 pure PyTorch, run on the batch's device, never modify their inputs and keep the trial order
 (``x_view[i]`` is the view of ``x[i]``, which the cross-view loss pairs). All randomness is drawn
 from ``generator`` (a ``torch.Generator``; the global RNG when ``None``), on the generator's
-device, then moved to the batch's device.
+device, then moved to the batch's device. Views that are a fixed signed channel permutation (sign
+flip, channel reflection) say so through ``channel_map`` (:meth:`ViewPipeline.channel_maps`),
+which lets the network share work between them and the raw trials.
 
 Example
 -------
@@ -69,6 +71,7 @@ VIEW_NAMES: tuple[str, ...] = (
 DEFAULT_VIEWS: tuple[str, ...] = ("flip", "freq_shift", "reflect")
 
 View = Callable[..., tuple[Tensor, Tensor]]
+ChannelMap = tuple[list[int], list[float]]
 
 
 # ---------------------------------------------------------------------------- random helpers
@@ -266,6 +269,15 @@ class _View(ABC):
     def _params(self) -> dict[str, Any]:
         return {}
 
+    def channel_map(self, n_chans: int) -> ChannelMap | None:
+        """``(perm, sign)`` when the view is a fixed signed channel permutation,
+        ``x_view[:, i] = sign[i] * x[:, perm[i]]`` for every batch, else ``None``.
+
+        :class:`~mvcnet.model.MVCNet` uses it to derive the Transformer's input projection of
+        such a view from that of the raw trials instead of recomputing it.
+        """
+        return None
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"{type(self).__name__}({args})"
@@ -276,6 +288,9 @@ class SignFlip(_View):
 
     def _apply(self, x, y, generator):
         return -x, y.clone()
+
+    def channel_map(self, n_chans):
+        return list(range(n_chans)), [-1.0] * n_chans
 
 
 class GaussianNoise(_View):
@@ -477,6 +492,11 @@ class ChannelReflection(_View):
         label_map = torch.as_tensor(self.label_map, dtype=y.dtype, device=y.device)
         return x.index_select(1, perm), label_map[y]
 
+    def channel_map(self, n_chans):
+        if n_chans != self._n_chans:
+            raise ValueError(f"the view was built for {self._n_chans} channels, not {n_chans}")
+        return list(self.perm), [1.0] * n_chans
+
 
 class ChannelDropout(_View):
     """Zero each channel of each trial independently with probability ``p`` (no rescaling)."""
@@ -666,6 +686,13 @@ class ViewPipeline:
     def __call__(self, x: Tensor, y: Tensor) -> list[tuple[Tensor, Tensor]]:
         """Views of ``x: (B, C, T)``, ``y: (B,)``: one ``(x_view, y_view)`` per view name."""
         return [view(x, y, generator=self.generator) for view in self.views]
+
+    def channel_maps(self, n_chans: int) -> list[ChannelMap | None]:
+        """Each view's :meth:`~_View.channel_map` (``None`` for views that are not a fixed
+        signed channel permutation), in output order; pass them to ``MVCNet.forward``."""
+        return [
+            view.channel_map(n_chans) if isinstance(view, _View) else None for view in self.views
+        ]
 
     def __repr__(self) -> str:
         views = ", ".join(repr(v) for v in self.views)

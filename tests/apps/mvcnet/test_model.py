@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -116,3 +117,140 @@ def test_learns_which_channel_carries_a_10hz_rhythm():
             if acc > 0.9:
                 break
     assert acc > 0.9, acc
+
+
+# ---------------------------------------------------------------- CPU fast paths
+def _no_dropout(net):
+    for m in net.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    for layer in net.encoder.layers:
+        layer.self_attn.dropout = 0.0
+    return net
+
+
+def _grads(out, params, seed=0):
+    w = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
+    return torch.autograd.grad((out * w).sum(), params)
+
+
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize(("n_times", "pool", "kernel"), [(500, 125, 63), (251, 25, 7)])
+def test_time_major_cnn_branch_is_the_sequential_branch(train, n_times, pool, kernel):
+    torch.manual_seed(0)
+    net = _no_dropout(MVCNet(5, n_times, 3, pool=pool, kernel_size=kernel, n_filters=8,
+                             trans_hidden=8)).double().train(train)
+    for m in net.cnn:
+        if isinstance(m, torch.nn.Conv1d):  # IFNet's init is tiny; make every path count
+            torch.nn.init.normal_(m.weight)
+    x = torch.randn(4, 5, n_times, dtype=torch.double)
+    twin = copy.deepcopy(net)
+    fast, ref = net.cnn_features(x), twin.cnn(x)
+    torch.testing.assert_close(fast, ref)
+    grads = [_grads(out, list(m.cnn.parameters())) for out, m in ((fast, net), (ref, twin))]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)
+    for a, b in zip(net.cnn.buffers(), twin.cnn.buffers(), strict=True):  # BN running stats
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(("batch", "n_times", "n_filters"), [(16, 1000, 64), (3, 40, 4)])
+def test_depthwise_time_conv_in_float32_matches_conv1d(batch, n_times, n_filters):
+    """The oneDNN channels-last path (float32) against a float64 ``conv1d``, forward and both
+    gradients, including a kernel longer than the trial."""
+    from mvcnet.model import _DepthwiseTimeConv
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(batch, n_times, n_filters, generator=g)
+    w = torch.randn(n_filters, 1, 63, generator=g) * 0.1
+    grad = torch.randn(batch, n_times, n_filters, generator=g)
+    h64, w64 = h.double().requires_grad_(), w.double().requires_grad_()
+    ref = F.conv1d(h64.transpose(1, 2), w64, padding="same", groups=n_filters).transpose(1, 2)
+    ref.backward(grad.double())
+    h32, w32 = h.clone().requires_grad_(), w.clone().requires_grad_()
+    out = _DepthwiseTimeConv.apply(h32, w32)
+    out.backward(grad)
+    for got, want in ((out, ref), (h32.grad, h64.grad), (w32.grad, w64.grad)):
+        assert got.dtype == torch.float32 and got.shape == want.shape
+        assert (got.double() - want).abs().max() <= 1e-4 * want.abs().max()
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_encoder_layer_path_is_torch_transformer_encoder_layer(train):
+    from mvcnet.model import _post_norm_layer
+
+    torch.manual_seed(0)
+    net = _no_dropout(MVCNet(6, 248, 2, pool=62, trans_heads=4, trans_hidden=8)).double()
+    layer = net.encoder.layers[0].train(train)
+    x = torch.randn(3, 6, 248, dtype=torch.double)
+    params = list(layer.parameters())
+    ours, ref = _post_norm_layer(layer, x), layer(x)
+    torch.testing.assert_close(ours, ref)
+    for a, b in zip(_grads(ours, params), _grads(ref, params), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_packed_attention_forward_and_backward(p):
+    """Against the textbook formula with the same dropout draws, and ``_sdpa_attention``."""
+    from mvcnet.model import _PackedAttention, _sdpa_attention
+
+    heads, width = 2, 12
+    qkv0 = torch.randn(5, 7, 3 * width, dtype=torch.double)
+
+    def reference(qkv):
+        dh, outs = width // heads, []
+        for h in range(heads):
+            q, k, v = (qkv[..., i * width + h * dh: i * width + (h + 1) * dh] for i in range(3))
+            w = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(dh), dim=-1)
+            if p:
+                w = w * torch.empty_like(w).bernoulli_(1 - p).div_(1 - p)
+            outs.append(w @ v)
+        return torch.cat(outs, dim=-1)
+
+    results = []
+    for fn in (lambda t: _PackedAttention.apply(t, heads, p), reference):
+        qkv = qkv0.clone().requires_grad_()
+        torch.manual_seed(1)
+        out = fn(qkv)
+        results.append((out, _grads(out, [qkv])[0]))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1])
+    if not p:
+        torch.testing.assert_close(_sdpa_attention(qkv0, heads, 0.0), results[1][0])
+
+
+def test_channel_maps_derive_the_input_projection_of_linear_views_exactly():
+    torch.manual_seed(0)
+    n_chans, b = 4, 3
+    net = _no_dropout(MVCNet(n_chans, 250, 2, pool=25, trans_hidden=8, n_filters=4)).double()
+    for p in net.encoder.parameters():
+        if p.ndim == 1:
+            torch.nn.init.normal_(p)  # non-zero biases: they must be handled, not cancelled
+    x = torch.randn(b, n_chans, 251, dtype=torch.double)[..., :250]  # non-contiguous too
+    perm, sign = [1, 0, 2, 3], [1.0, -1.0, 1.0, 0.5]
+    maps = [
+        (list(range(n_chans)), [-1.0] * n_chans),  # sign flip
+        None,  # any other view
+        ([3, 2, 1, 0], [1.0] * n_chans),  # reflection
+        (perm, sign),  # general signed permutation
+    ]
+    chunks = [x, -x, torch.randn_like(x), x.flip(1),
+              x[:, perm] * torch.tensor(sign, dtype=x.dtype)[:, None]]
+    xs = torch.cat(chunks)
+    params = list(net.encoder.parameters()) + list(net.projector.parameters())
+    for train in (False, True):
+        net.train(train)
+        shared, plain = net(xs, channel_maps=maps)["proj"], net(xs)["proj"]
+        torch.testing.assert_close(shared, plain)
+        for a, c in zip(_grads(shared, params), _grads(plain, params), strict=True):
+            torch.testing.assert_close(a, c)
+    with pytest.raises(ValueError, match="chunk 3"):
+        net(xs, channel_maps=[maps[0], None, maps[3], maps[2]])
+    with pytest.raises(ValueError, match="equal chunks"):
+        net(xs[:-1], channel_maps=maps)
+    with pytest.raises(ValueError, match="4 entries"):
+        net(xs, channel_maps=[([0, 1], [1.0, 1.0]), None, None, None])
+    # an input that needs its own gradient is not shared (and still correct)
+    xg = xs.clone().requires_grad_()
+    torch.testing.assert_close(net.eval()(xg, channel_maps=maps)["proj"], net(xs)["proj"])

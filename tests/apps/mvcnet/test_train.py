@@ -89,3 +89,28 @@ def test_short_training_on_simulated_data_beats_chance_on_held_out_trials():
     Xtr, Xte = preprocess(cfg, data, np.arange(64), np.arange(64, 80))
     _, Xte_first = preprocess(cfg, data, np.arange(64), np.arange(64, 70))
     np.testing.assert_allclose(Xte[:6], Xte_first, rtol=1e-5, atol=1e-6)
+
+
+def test_multiview_step_stacks_the_views_and_shares_linear_ones():
+    """One stacked batch (raw + views, labels of a reflected view swapped); the channel maps
+    change nothing but the work."""
+    from mvcnet.model import MVCNet
+    from mvcnet.train import multiview_step
+    from mvcnet.views import ViewPipeline
+
+    torch.manual_seed(0)
+    net = MVCNet(3, 250, 2, pool=25, trans_hidden=8, n_filters=4).eval()
+    objective = MVCNetObjective()
+    x, y = torch.randn(6, 3, 250), torch.tensor([0, 1] * 3)
+    seen = []
+    net.register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
+    losses = []
+    for maps in (None, "maps"):
+        views = ViewPipeline(["flip", "noise", "reflect"], ["C3", "Cz", "C4"], 250.0,
+                             ["left", "right"], seed=0)
+        got = multiview_step(net, views, objective, x, y,
+                             channel_maps=views.channel_maps(3) if maps else None)
+        losses.append(got)
+    assert seen == [(24, 3, 250)] * 2
+    for key in ("loss", "ce", "cvc", "cmc"):
+        assert losses[0][key].item() == pytest.approx(losses[1][key].item(), rel=1e-5)

@@ -273,3 +273,16 @@ def test_pipeline_applies_each_view_to_the_original_batch():
     assert torch.equal(out[2][1], 1 - y)
     with pytest.raises(ValueError, match="not in the pipeline"):
         ViewPipeline(["flip"], ["C3"], 250.0, LR, params={"noise": {"std": 1}})
+
+
+def test_channel_maps_describe_flip_and_reflection_exactly():
+    x, y = batch(c=len(BNCI2014001))
+    pipe = ViewPipeline(VIEW_NAMES, BNCI2014001, 250.0, LR, seed=0)
+    maps = pipe.channel_maps(len(BNCI2014001))
+    assert [m is not None for m in maps] == [n in ("flip", "reflect") for n in VIEW_NAMES]
+    for (xv, _), m in zip(pipe(x, y), maps, strict=True):
+        if m is not None:
+            perm, sign = m
+            torch.testing.assert_close(xv, x[:, perm] * torch.tensor(sign)[:, None])
+    with pytest.raises(ValueError, match="22 channels"):
+        pipe.channel_maps(3)
