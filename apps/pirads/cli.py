@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,22 @@ app = app_group(
     paper=PAPER,
     workflow="phantom, train, segment, evaluate on T2-weighted NIfTI volumes",
 )
+
+
+LABEL_MAP_HELP = ("The label files' codes -> ours (0 BG, 1 PZ, 2 TZ, 3 DPU, 4 AFS) as "
+                  "source:target pairs, e.g. '1:2,2:1'; every non-zero code must be listed.")
+CARD_HELP = ("Read the label mapping from this PI-RADS data card (its labels' '-> medcl N'), "
+             "e.g. prostate158, msd_task05_prostate.")
+
+
+def _label_map(label_map: str | None, card: str | None):
+    from .labels import resolve_label_map
+
+    return resolve_label_map(label_map, card)
+
+
+def _tty() -> bool:
+    return sys.stderr.isatty()
 
 
 @app.command()
@@ -51,6 +68,11 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 2,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     channel: Annotated[int | None, typer.Option(help="Channel of 4-D inputs.")] = None,
+    consistency_weight: Annotated[float, typer.Option(
+        help="Weight of the branches' consistency in stage 2 (ramped up over its first half).")]
+    = 1.0,
+    label_map: Annotated[str | None, typer.Option(help=LABEL_MAP_HELP)] = None,
+    card: Annotated[str | None, typer.Option(help=CARD_HELP)] = None,
     baseline: Annotated[bool, typer.Option(help="Also train the single-path UNet.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
@@ -61,10 +83,12 @@ def train(
     try:
         cfg = PiradsConfig(epochs=epochs, cotrain_epochs=cotrain_epochs,
                            filters=int_list(filters, "--filters"), crop=int_list(crop, "--crop"),
-                           batch_size=batch_size, lr=lr, channel=channel, seed=seed)
+                           batch_size=batch_size, lr=lr, channel=channel, seed=seed,
+                           consistency_weight=consistency_weight)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
-    report = train_run(cfg, images, labels, out, unlabelled=unlabelled, baseline=baseline)
+    report = train_run(cfg, images, labels, out, unlabelled=unlabelled, baseline=baseline,
+                       label_map=_label_map(label_map, card))
     typer.echo(f"report: {report}")
 
 
@@ -82,7 +106,7 @@ def segment(
     from .infer import segment_file
 
     cfg, net = load_run(model)
-    info = segment_file(net, cfg, t2, out, sectors=sectors, report=report)
+    info = segment_file(net, cfg, t2, out, sectors=sectors, report=report, progress=_tty())
     vols = ", ".join(f"{k} {v:.2f} mL" for k, v in info["volumes_ml"].items())
     typer.echo(f"{out}: {vols}")
 
@@ -95,11 +119,15 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Evaluation folder.")],
     baseline: Annotated[str | None, typer.Option(
         help="'unet' to evaluate the run's single-path baseline too.")] = None,
+    label_map: Annotated[str | None, typer.Option(help=LABEL_MAP_HELP)] = None,
+    card: Annotated[str | None, typer.Option(help=CARD_HELP)] = None,
 ) -> None:
-    """Per-zone Dice, MASD and HD95 per case (resumable), with a summary."""
+    """Per-zone Dice, MASD and HD95 per case (resumable), with a summary; zones the labels do
+    not have (see --label-map / --card) are reported as 'not labelled'."""
     from .harness import evaluate_run
 
     if baseline not in (None, "unet"):
         raise typer.BadParameter("only 'unet' is available", param_hint="--baseline")
-    report = evaluate_run(model, images, labels, out, baseline=baseline == "unet")
+    report = evaluate_run(model, images, labels, out, baseline=baseline == "unet",
+                          label_map=_label_map(label_map, card), progress=_tty())
     typer.echo(f"report: {report}")

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 
 @dataclass
 class PiradsConfig:
-    """What ``medcl pirads train`` needs besides the data; CLI flags override these."""
+    """What ``medcl pirads train`` needs besides the data; CLI flags override these.
+
+    ``consistency_rampup`` is the fraction of the co-training stage over which the consistency
+    weight ramps up to ``consistency_weight``; ``other_weight`` is each path's class weight for
+    the zones of the other path's group (its own group and background weigh 1);
+    ``balance_ce`` weights the cross-entropy by inverse square-root class frequency.
+    """
 
     spacing: list[float] = field(default_factory=lambda: [0.5, 0.5, 3.0])
     crop: list[int] = field(default_factory=lambda: [168, 168, 32])
@@ -17,6 +23,9 @@ class PiradsConfig:
     epochs: int = 100
     cotrain_epochs: int = 20
     consistency_weight: float = 1.0
+    consistency_rampup: float = 0.5
+    other_weight: float = 0.5
+    balance_ce: bool = True
     batch_size: int = 2
     lr: float = 1e-3
     seed: int = 0
@@ -27,3 +36,8 @@ class PiradsConfig:
             raise ValueError("spacing and crop need three values; crop sizes >= 8")
         if self.epochs < 1 or self.cotrain_epochs < 0 or self.batch_size < 1:
             raise ValueError("epochs >= 1, cotrain_epochs >= 0 and batch_size >= 1 are needed")
+        if not 0.0 <= self.consistency_rampup <= 1.0 or self.consistency_weight < 0:
+            raise ValueError("consistency_rampup must be in [0, 1] and consistency_weight >= 0")
+        if not 0.0 < self.other_weight <= 1.0:
+            raise ValueError("other_weight (class weight of the other path's zones) must be in "
+                             "(0, 1]")

@@ -23,7 +23,7 @@ def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
     test_images, test_labels = write_phantoms(data / "test", n=4, seed=seed + 1000)
     n = 10 if epochs is None else epochs
     cfg = PiradsConfig(epochs=n, cotrain_epochs=max(1, n // 5), filters=[8, 16, 32, 32, 64],
-                       crop=[96, 96, 24], batch_size=2, seed=seed)
+                       crop=[96, 96, 24], batch_size=2, lr=3e-3, seed=seed)
     train_run(cfg, train_images, train_labels, run_dir / "run", progress=False)
     report = evaluate_run(run_dir / "run", test_images, test_labels, run_dir / "eval",
                           baseline=True)

@@ -8,20 +8,23 @@ from pathlib import Path
 import pandas as pd
 
 from .config import PiradsConfig
+from .labels import IDENTITY, LabelMap
 
 ZONES = ("PZ", "TZ", "DPU", "AFS")
 
 
 def train_run(cfg: PiradsConfig, images: Path, labels: Path, out: Path, *,
               unlabelled: Path | None = None, baseline: bool = True,
-              progress: bool = True) -> Path:
-    """``medcl pirads train``: read and check every case first, then train and report."""
+              progress: bool = True, label_map: LabelMap = IDENTITY) -> Path:
+    """``medcl pirads train``: read and check every case first, then train and report.
+
+    ``label_map`` turns the label files' codes into ours (:mod:`pirads.labels`)."""
     from medio import RunFolder
 
     from .train import list_cases, load_cases, train_dual, train_single
 
     cases = list_cases(images, labels)
-    X, Y = load_cases(cfg, cases, with_labels=True)
+    X, Y = load_cases(cfg, cases, with_labels=True, label_map=label_map)
     XU = None
     if unlabelled is not None:
         XU, _ = load_cases(cfg, list_cases(unlabelled), with_labels=False)
@@ -30,9 +33,14 @@ def train_run(cfg: PiradsConfig, images: Path, labels: Path, out: Path, *,
         "images": str(images), "labels": str(labels),
         "unlabelled": None if unlabelled is None else str(unlabelled),
         "cases": [c for c, _, _ in cases], "n_unlabelled": 0 if XU is None else len(XU),
-        "baseline": baseline})
+        "baseline": baseline, "label_map": label_map.origin,
+        "label_codes": {int(k): int(v) for k, v in label_map.mapping.items()}})
     model, histories = train_dual(cfg, X, Y, XU, folder.root, progress=progress)
     folder.save_model(model.state_dict())
+    missing = [name for code, name in enumerate(ZONES, 1) if code not in label_map.zones]
+    labels_note = f"Labels: {label_map.origin}" + (
+        f" (not labelled: {', '.join(missing)}; the network learns them as absent)"
+        if missing else "")
     rows = [{"model": "dual-path", "stage": stage, **r}
             for stage, hist in histories.items() for r in hist]
     if baseline:
@@ -46,6 +54,7 @@ def train_run(cfg: PiradsConfig, images: Path, labels: Path, out: Path, *,
         f"{'' if XU is None else f', {len(XU)} unlabelled'}; crop {cfg.crop} at {cfg.spacing} "
         f"mm; stage 1 {cfg.epochs} epochs, stage 2 (co-training) {cfg.cotrain_epochs} epochs"
         f"{'; single-path MONAI baseline with the same budget in `unet/`' if baseline else ''}."
+        f" {labels_note}."
         f"\n\nLast stage-1 epoch: "
         + ", ".join(f"{k} {v:.4g}" for k, v in last.items()) + ".\n\nLosses per epoch: "
         "`metrics.csv`. Segment with `medcl pirads segment --model " + str(out) + " ...`.\n")
@@ -67,14 +76,21 @@ def load_run(run_dir: Path, kind: str = "dual"):
     cfg = PiradsConfig(**{k: v for k, v in raw.items() if k in known})
     sub = folder if kind == "dual" else RunFolder(folder.root / "unet")
     model = build_model(cfg, "dual" if kind == "dual" else "single")
-    model.load_state_dict(sub.load_model())
+    try:
+        model.load_state_dict(sub.load_model())
+    except RuntimeError as err:  # weights of another network version (layers renamed/added)
+        raise ConfigError(f"the saved weights do not fit this version's network ({err})"
+                          .splitlines()[0], path=sub.root,
+                          fix="train the run again with `medcl pirads train`") from err
     return cfg, model.eval()
 
 
 def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
-                 baseline: bool = False) -> Path:
+                 baseline: bool = False, label_map: LabelMap = IDENTITY,
+                 progress: bool = False) -> Path:
     """``medcl pirads evaluate``: per-case, per-zone Dice / MASD / HD95 (batch-safe, resumable)
-    and a summary next to the Meyer et al. 2019 anchors (their data, not ours)."""
+    and a summary next to the Meyer et al. 2019 anchors (their data, not ours). Zones that
+    ``label_map`` does not label are reported as "not labelled" (NaN), not as Dice 0."""
     from medio import RunFolder, get_card
 
     from .infer import predict_zones
@@ -84,13 +100,15 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
     cases = list_cases(images, labels)
     folder = RunFolder.create(out)
     folder.write_config({"model": str(run_dir), "images": str(images), "labels": str(labels),
-                         "baseline": baseline})
+                         "baseline": baseline, "label_map": label_map.origin,
+        "label_codes": {int(k): int(v) for k, v in label_map.mapping.items()}})
     table = None
     for kind, method in (("dual", "dual-path"), ("unet", "single-path UNet"))[: 1 + baseline]:
         cfg, model = load_run(run_dir, kind)
         table = evaluate_cases([(c, i, lab) for c, i, lab in cases],
-                               lambda p, m=model, c=cfg: predict_zones(m, c, p), folder.root,
-                               method=method)
+                               lambda p, m=model, c=cfg: predict_zones(m, c, p,
+                                                                       progress=progress),
+                               folder.root, method=method, label_map=label_map)
     summary = summary_table(table)
     summary_md = folder.write_table("summary", summary)
     folder.write_metrics(table)
@@ -98,10 +116,15 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
     anchor_md = "\n".join(f"- {r['method']}: {r['metric']} {r['value']} ({r.get('split', '')})"
                           for r in anchors) or "- none recorded"
     failed = sorted(table.loc[table.status == "failed", "case_id"].unique().tolist())
+    missing = [name for code, name in enumerate(ZONES, 1) if code not in label_map.zones]
+    labels_note = f"Labels: {label_map.origin}" + (
+        f"; not labelled: {', '.join(missing)} (NaN, shown as 'not labelled'; predictions of "
+        "them are scored as TZ)" if missing else "")
     folder.write_report(
         f"# PI-RADS zones evaluation of `{run_dir}`\n\n{len(cases)} cases"
         f"{f'; failed: {failed}' if failed else ''}. Dice, MASD (mm, symmetric) and HD95 (mm) "
-        f"per zone, mean ± std over cases (per case: `cases.csv`).\n\n{summary_md}\n\n"
+        f"per zone, mean ± std over cases (per case: `cases.csv`). {labels_note}.\n\n"
+        f"{summary_md}\n\n"
         f"Anchors from the data card (Meyer et al. 2019 on ProstateX; their data, not ours):\n"
         f"{anchor_md}\n")
     return folder.report_path

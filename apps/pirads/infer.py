@@ -16,7 +16,9 @@ from .config import PiradsConfig
 @torch.no_grad()
 def predict_zones(model: nn.Module, cfg: PiradsConfig, t2: Path, *,
                   progress: bool = False) -> np.ndarray:
-    """Zone labels (0-4) of ``t2`` on its own voxel grid."""
+    """Zone labels (0-4) of ``t2`` on its own voxel grid.
+
+    ``progress`` shows MONAI's sliding-window progress bar (tqdm, on stderr)."""
     from monai.inferers import sliding_window_inference
 
     from .transforms import invert_to_input, preprocess
@@ -32,8 +34,10 @@ def predict_zones(model: nn.Module, cfg: PiradsConfig, t2: Path, *,
 
 
 def segment_file(model: nn.Module, cfg: PiradsConfig, t2: Path, out: Path, *,
-                 sectors: Path | None = None, report: Path | None = None) -> dict:
-    """Write ``out`` (zones, input geometry), optionally ``sectors`` and a JSON ``report``."""
+                 sectors: Path | None = None, report: Path | None = None,
+                 progress: bool = False) -> dict:
+    """Write ``out`` (zones, input geometry), optionally ``sectors`` and a JSON ``report``;
+    ``progress`` shows the sliding-window progress bar."""
     from medio import refuse_overwrite, write_text
     from medio.nifti import Canonical, axial_check, read_volume
 
@@ -49,7 +53,7 @@ def segment_file(model: nn.Module, cfg: PiradsConfig, t2: Path, out: Path, *,
         import warnings
 
         warnings.warn(f"{t2}: {warning}", stacklevel=2)
-    zones = predict_zones(model, cfg, t2)
+    zones = predict_zones(model, cfg, t2, progress=progress)
     can = Canonical.of(vol)
     canon, back, ras_spacing = can.forward(zones), can.backward, list(can.zooms)
     volumes = zone_volumes(canon, ras_spacing)

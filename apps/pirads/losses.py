@@ -18,11 +18,19 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss
+from monai.losses import DiceLoss
 from scipy import ndimage
 from torch import Tensor, nn
 
-__all__ = ["CoTrainingLoss", "DualPathLoss", "consistency_loss", "signed_distance"]
+__all__ = [
+    "CoTrainingLoss",
+    "DualPathLoss",
+    "ZoneDiceCE",
+    "balance_weights",
+    "consistency_loss",
+    "signed_distance",
+    "sigmoid_rampup",
+]
 
 
 def _sdf_3d(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
@@ -101,15 +109,100 @@ def consistency_loss(logits_a: Tensor, logits_b: Tensor) -> Tensor:
     return (logits_a.softmax(dim=1) - logits_b.softmax(dim=1)).pow(2).mean()
 
 
+def balance_weights(
+    labels: Tensor, n_classes: int = 5, *, power: float = 0.5, cap: float = 30.0
+) -> Tensor:
+    """Cross-entropy class weights ``min(cap, (f_max / f_k) ** power)`` from label frequencies.
+
+    Background fills ~90 % of a prostate crop and the DPU ~0.1 %, so unweighted CE barely
+    sees the small zones, and softmax Dice alone stalls on a class whose probability has
+    collapsed to ~0 early on (its gradient through the softmax vanishes). Square-root inverse
+    frequency, capped, restores a usable CE signal without letting one tiny class dominate.
+
+    Parameters
+    ----------
+    labels
+        Integer labels of the training set (negative values, i.e. unlabelled rows, ignored).
+    n_classes
+        Number of classes.
+    power, cap
+        Exponent of the inverse frequency ratio and upper bound of a weight.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n_classes,)`` float weights, 1 for the most frequent class and for absent classes.
+    """
+    y = labels[labels >= 0].long().flatten()
+    counts = torch.bincount(y, minlength=n_classes)[:n_classes].double()
+    w = torch.ones(n_classes, dtype=torch.float64)
+    present = counts > 0
+    if present.any():
+        w[present] = (counts.max() / counts[present]).pow(power).clamp(max=cap)
+    return w.float()
+
+
+class ZoneDiceCE(nn.Module):
+    """Dice (foreground classes only, optionally pooled over the batch) + cross-entropy.
+
+    Dice leaves the background out so the huge background does not dilute the zone terms; batch
+    Dice pools each class over the batch, which keeps a tiny class such as the DPU from giving a
+    noisy (or undefined) per-volume Dice. ``class_weight`` scales both parts per class (a path's
+    preference for its zone group); ``ce_weight`` scales the CE part only (frequency balance,
+    see :func:`balance_weights`), leaving the Dice part, which is already size-invariant, alone.
+
+    Parameters
+    ----------
+    n_classes
+        Number of classes (background included).
+    class_weight, ce_weight
+        ``(n_classes,)`` weights or ``None`` (all 1).
+    batch
+        Pool Dice over the batch (MONAI ``DiceLoss(batch=True)``).
+    """
+
+    def __init__(
+        self,
+        n_classes: int = 5,
+        *,
+        class_weight: Tensor | Sequence[float] | None = None,
+        ce_weight: Tensor | Sequence[float] | None = None,
+        batch: bool = True,
+    ) -> None:
+        super().__init__()
+        cw = torch.ones(n_classes) if class_weight is None else torch.as_tensor(class_weight)
+        bw = torch.ones(n_classes) if ce_weight is None else torch.as_tensor(ce_weight)
+        if cw.shape != (n_classes,) or bw.shape != (n_classes,):
+            raise ValueError(f"class weights need {n_classes} entries")
+        self.dice = DiceLoss(
+            include_background=False,
+            to_onehot_y=True,
+            softmax=True,
+            batch=batch,
+            weight=None if class_weight is None else cw[1:].float(),
+        )
+        self.register_buffer("ce_weight", (cw * bw).float(), persistent=False)
+
+    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Loss of ``(B, K, ...)`` logits against ``(B, 1, ...)`` integer labels."""
+        ce = F.cross_entropy(logits, labels[:, 0].long(), weight=self.ce_weight.to(logits.dtype))
+        return self.dice(logits, labels) + ce
+
+
 class DualPathLoss(nn.Module):
     """Stage-1 supervised loss of the multi-task dual-path network [1]_.
 
     ``loss = dice_ce(a; w_A) + dice_ce(b; w_B) + w_fused * dice_ce(fused)
-    + w_gland * BCE(gland, labels > 0) + w_sdf * smoothL1(sdf, signed_distance / sdf_scale)``,
-    where each :class:`monai.losses.DiceCELoss` uses ``to_onehot_y=True, softmax=True`` and the
-    class weights ``w_A``/``w_B`` are ``group_weight`` (2.0) for the path's own zone group and
-    1.0 for every other class (applied to both the CE and the Dice term); the fused term is
-    unweighted.
+    + w_gland * BCE(gland, labels > 0) + w_sdf * smoothL1(sdf, signed_distance / sdf_scale)``.
+
+    Every term named ``dice_ce`` is a :class:`ZoneDiceCE`: MONAI softmax Dice without the
+    background channel, by default pooled over the batch, plus cross-entropy, optionally
+    frequency-balanced (``ce_weight``, e.g. :func:`balance_weights` of the training labels).
+    The class weights ``w_A``/``w_B`` (applied to the CE and the Dice part) are 1 for background
+    and the path's own zone group and ``other_weight`` (0.5) for the other group: each path
+    still predicts every class, so it never learns to ignore a zone, but leans toward its own.
+    The fused prediction, which is what inference uses, is supervised directly with the same
+    Dice + CE and no group weights.
 
     Parameters
     ----------
@@ -117,10 +210,14 @@ class DualPathLoss(nn.Module):
         Number of classes (background included).
     groups
         Label codes path A and path B specialise in (PZ+DPU, TZ+AFS by default).
-    group_weight
-        Class weight of a path's own group.
+    other_weight
+        Class weight in ``(0, 1]`` of the zones outside a path's group.
     w_fused, w_gland, w_sdf
         Weights of the fused-segmentation and the two auxiliary terms.
+    batch_dice
+        Pool the Dice of each class over the batch.
+    ce_weight
+        Frequency-balancing weights of the CE parts (``None``: all 1).
     spacing
         Voxel size (mm) used when the distance target has to be computed from the labels.
     sdf_scale
@@ -136,26 +233,32 @@ class DualPathLoss(nn.Module):
         n_classes: int = 5,
         *,
         groups: tuple[Sequence[int], Sequence[int]] = ((1, 3), (2, 4)),
-        group_weight: float = 2.0,
+        other_weight: float = 0.5,
         w_fused: float = 1.0,
         w_gland: float = 0.5,
         w_sdf: float = 0.5,
+        batch_dice: bool = True,
+        ce_weight: Tensor | Sequence[float] | None = None,
         spacing: Sequence[float] = (0.5, 0.5, 3.0),
         sdf_scale: float = 10.0,
     ) -> None:
         super().__init__()
+        if not 0.0 < other_weight <= 1.0:
+            raise ValueError(f"other_weight must be in (0, 1], got {other_weight}")
         self.n_classes = n_classes
         self.spacing = tuple(float(s) for s in spacing)
         self.sdf_scale = float(sdf_scale)
         self.w_fused, self.w_gland, self.w_sdf = float(w_fused), float(w_gland), float(w_sdf)
         weights = []
-        for group in groups:
+        for own, other in (groups, groups[::-1]):
             w = torch.ones(n_classes)
-            w[[int(c) for c in group]] = group_weight
+            w[[int(c) for c in other]] = other_weight
+            w[[int(c) for c in own]] = 1.0
             weights.append(w)
-        self.dice_ce_a = DiceCELoss(to_onehot_y=True, softmax=True, weight=weights[0])
-        self.dice_ce_b = DiceCELoss(to_onehot_y=True, softmax=True, weight=weights[1])
-        self.dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+        kw = {"ce_weight": ce_weight, "batch": batch_dice}
+        self.dice_ce_a = ZoneDiceCE(n_classes, class_weight=weights[0], **kw)
+        self.dice_ce_b = ZoneDiceCE(n_classes, class_weight=weights[1], **kw)
+        self.dice_ce = ZoneDiceCE(n_classes, **kw)
 
     def forward(
         self, out: dict[str, Tensor], labels: Tensor, sdf: Tensor | None = None
@@ -199,6 +302,30 @@ class DualPathLoss(nn.Module):
         return terms
 
 
+def sigmoid_rampup(step: int, length: int) -> float:
+    """Ramp-up factor ``exp(-5 (1 - t)^2)``, ``t = min(step / length, 1)``; 1 when ``length <= 0``.
+
+    The usual schedule for a consistency weight (Laine & Aila, ICLR 2017): the branches first
+    re-fit the labels at the new learning phase before being asked to agree.
+
+    Parameters
+    ----------
+    step
+        Optimiser steps taken so far in the co-training stage.
+    length
+        Steps until the full weight is reached.
+
+    Returns
+    -------
+    float
+        In ``(0, 1]``.
+    """
+    if length <= 0:
+        return 1.0
+    t = min(max(step, 0) / length, 1.0)
+    return float(np.exp(-5.0 * (1.0 - t) ** 2))
+
+
 def _select(out: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
     return {k: v[rows] for k, v in out.items()}
 
@@ -209,7 +336,10 @@ class CoTrainingLoss(nn.Module):
     ``loss = supervised(labelled rows) + w_cons * consistency_loss(a, b)`` over every row of the
     batch. A row is unlabelled when ``labels`` is ``None`` (the whole batch) or when all of that
     row's labels are negative (e.g. filled with ``-1``); unlabelled rows contribute only to the
-    consistency term. When no row is labelled the supervised terms are reported as 0.
+    consistency term. The supervised terms stay on for every labelled row, so co-training cannot
+    trade a zone away for agreement. When no row is labelled they are reported as 0. The
+    training loop ramps ``w_cons`` up with :func:`sigmoid_rampup` through the ``w_cons``
+    argument of :meth:`forward`.
 
     Parameters
     ----------
@@ -230,7 +360,12 @@ class CoTrainingLoss(nn.Module):
         self.w_cons = float(w_cons)
 
     def forward(
-        self, out: dict[str, Tensor], labels: Tensor | None, sdf: Tensor | None = None
+        self,
+        out: dict[str, Tensor],
+        labels: Tensor | None,
+        sdf: Tensor | None = None,
+        *,
+        w_cons: float | None = None,
     ) -> dict[str, Tensor]:
         """Compute the loss.
 
@@ -243,11 +378,14 @@ class CoTrainingLoss(nn.Module):
             ``None`` when no volume is labelled.
         sdf
             Optional signed distance (mm) matching ``labels``.
+        w_cons
+            Consistency weight for this call (e.g. ramped up); the constructor's when ``None``.
 
         Returns
         -------
         dict of str to Tensor
-            ``"loss"``, ``"consistency"``, ``"supervised"`` and the supervised terms.
+            ``"loss"``, ``"consistency"``, ``"w_cons"``, ``"supervised"`` and the supervised
+            terms.
         """
         cons = consistency_loss(out["a"], out["b"])
         zero = cons.new_zeros(())
@@ -261,6 +399,8 @@ class CoTrainingLoss(nn.Module):
                 )
                 result.update({k: v for k, v in sup.items() if k != "loss"})
                 result["supervised"] = sup["loss"]
+        weight = self.w_cons if w_cons is None else float(w_cons)
         result["consistency"] = cons
-        result["loss"] = result["supervised"] + self.w_cons * cons
+        result["w_cons"] = cons.new_tensor(weight)
+        result["loss"] = result["supervised"] + weight * cons
         return result

@@ -9,7 +9,12 @@ Conventions for a zone missing from one or both maps (see :func:`zone_metrics`):
 
 - absent in both prediction and truth: Dice NaN, MASD NaN, HD95 NaN (nothing to score; NaN
   keeps such cases out of the means instead of inflating them with a free 1.0);
-- absent in exactly one: Dice 0, MASD NaN, HD95 NaN (a distance to nothing is undefined).
+- absent in exactly one: Dice 0, MASD NaN, HD95 NaN (a distance to nothing is undefined);
+- not labelled by the dataset at all (e.g. DPU and AFS in Prostate158 or the Decathlon's
+  Task05, see :mod:`pirads.labels`): Dice, MASD and HD95 NaN with ``labelled`` false, shown as
+  "not labelled" in the summary; the prediction of such zones is scored as TZ, because these
+  two-zone datasets draw the urethra and anterior stroma inside their central gland (TZ) label
+  (as their data cards say).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from monai.metrics import (
 from medio import InputFileError
 from medio.cases import run_cases
 
+from .labels import IDENTITY, LabelMap
+
 __all__ = ["CASE_COLUMNS", "ZONES", "evaluate_cases", "summary_table", "zone_metrics"]
 
 ZONES: dict[int, str] = {1: "PZ", 2: "TZ", 3: "DPU", 4: "AFS"}
@@ -46,13 +53,19 @@ CASE_COLUMNS: list[str] = [
     "hd95",
     "pred_voxels",
     "truth_voxels",
+    "labelled",
     "status",
     "error",
 ]
 """Columns of ``cases.csv`` written by :func:`evaluate_cases` (one row per case x zone)."""
 
 
-def zone_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> list[dict]:
+def zone_metrics(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    spacing: Sequence[float],
+    labelled: Sequence[int] | None = None,
+) -> list[dict]:
     """Dice, MASD and HD95 of each zone in :data:`ZONES`.
 
     Parameters
@@ -61,6 +74,9 @@ def zone_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) 
         Integer label maps on the same voxel grid (0 BG, 1 PZ, 2 TZ, 3 DPU, 4 AFS).
     spacing : sequence of 3 floats
         Voxel size in mm along X, Y, Z (e.g. ``nibabel`` ``header.get_zooms()[:3]``).
+    labelled : sequence of int, optional
+        Zones the truth labels (default: all four). The others get NaN metrics and
+        ``labelled=False``; predicted voxels of them count as TZ when TZ is labelled.
 
     Returns
     -------
@@ -70,7 +86,7 @@ def zone_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) 
         ``compute_average_surface_distance(symmetric=True)``, the mean over the surface
         voxels of both maps of the distance to the other surface; HD95 is
         ``compute_hausdorff_distance(percentile=95)``, the larger of the two directed 95th
-        percentiles. Missing zones follow the module's conventions (NaN / 0).
+        percentiles; ``labelled``. Missing zones follow the module's conventions (NaN / 0).
     """
     pred = np.asarray(pred)
     truth = np.asarray(truth)
@@ -81,6 +97,10 @@ def zone_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) 
     spacing_t = tuple(float(s) for s in spacing)
     if len(spacing_t) != 3 or not all(s > 0 for s in spacing_t):
         raise ValueError(f"spacing must be 3 positive values in mm, got {spacing!r}")
+    zones = set(ZONES) if labelled is None else {int(z) for z in labelled}
+    missing = sorted(set(ZONES) - zones)
+    if missing and 2 in zones:
+        pred = np.where(np.isin(pred, missing), 2, pred)
     rows: list[dict] = []
     for label, name in ZONES.items():
         p = pred == label
@@ -94,8 +114,11 @@ def zone_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) 
             "hd95": float("nan"),
             "pred_voxels": n_p,
             "truth_voxels": n_t,
+            "labelled": label in zones,
         }
-        if n_p and n_t:
+        if label not in zones:  # nothing to compare with: NaN, not a free 0
+            pass
+        elif n_p and n_t:
             # (B=1, C=1, X, Y, Z) one-channel binary maps of this zone
             yp = torch.from_numpy(p[None, None].astype(np.float32))
             yt = torch.from_numpy(t[None, None].astype(np.float32))
@@ -137,6 +160,7 @@ def evaluate_cases(
     *,
     method: str,
     retry_failed: bool = False,
+    label_map: LabelMap = IDENTITY,
 ) -> pd.DataFrame:
     """Evaluate ``predict`` on many cases, resumably, recording one row per case x zone.
 
@@ -160,6 +184,9 @@ def evaluate_cases(
         Name of the method, stored in the ``method`` column.
     retry_failed : bool, default False
         Evaluate again cases whose earlier rows are all ``failed`` (their rows are replaced).
+    label_map : pirads.labels.LabelMap, default identity
+        The label files' codes -> ours; its zones are the ones scored (the rest "not
+        labelled", see :func:`zone_metrics`). A code it does not know fails the case.
 
     Returns
     -------
@@ -169,18 +196,21 @@ def evaluate_cases(
     def score(cid: str, paths: tuple[Path, Path]) -> list[dict]:
         image_path, label_path = paths
         truth, spacing = _load_truth(Path(label_path))
+        label_map.check(truth, label_path)
+        truth = label_map.apply(truth)
         pred = np.asarray(predict(Path(image_path)))
         if pred.shape != truth.shape:
             raise ValueError(
                 f"prediction shape {pred.shape} differs from label shape {truth.shape} "
                 f"({os.fspath(label_path)}); predict must return the input grid"
             )
-        return zone_metrics(pred, truth, spacing)
+        return zone_metrics(pred, truth, spacing, label_map.zones)
 
     return run_cases(
         ((c, (i, lab)) for c, i, lab in pairs), score, Path(out_dir) / "cases.csv",
         method=method, columns=CASE_COLUMNS, retry_failed=retry_failed,
-        failed_rows=lambda err: [{"zone": z, "zone_name": n} for z, n in ZONES.items()],
+        failed_rows=lambda err: [{"zone": z, "zone_name": n, "labelled": z in label_map.zones}
+                                 for z, n in ZONES.items()],
     )
 
 
@@ -189,6 +219,12 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
     if v.empty:
         return float("nan"), float("nan")
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def _truthy(values: pd.Series) -> pd.Series:
+    # read back from CSV the flag is a bool, a "True"/"False" string or NaN (tables written
+    # before the column existed); NaN counts as labelled
+    return values.map(lambda v: str(v).strip().lower() not in ("false", "0", "0.0"))
 
 
 def summary_table(cases: pd.DataFrame) -> pd.DataFrame:
@@ -205,8 +241,9 @@ def summary_table(cases: pd.DataFrame) -> pd.DataFrame:
         One row per ``(method, zone)`` with ``dice_mean``, ``dice_std``, ``masd_mean``,
         ``masd_std``, ``hd95_mean``, ``hd95_std`` over the ``ok`` rows (NaN values, i.e.
         undefined metrics, left out; sample std, 0 for a single value), the same as text
-        ``"mean ± std"`` in ``dice``, ``masd``, ``hd95``, and the counts ``n_ok`` and
-        ``n_failed``.
+        ``"mean ± std"`` in ``dice``, ``masd``, ``hd95`` (``"not labelled"`` for a zone the
+        dataset does not label, ``"n/a"`` when undefined in every case), and the counts
+        ``n_ok`` and ``n_failed``.
     """
     out: list[dict] = []
     if cases.empty:
@@ -218,11 +255,16 @@ def summary_table(cases: pd.DataFrame) -> pd.DataFrame:
             "zone": int(zone),
             "zone_name": ZONES.get(int(zone), str(zone)),
         }
+        unlabelled = "labelled" in grp and not ok.empty and not _truthy(ok["labelled"]).any()
         for metric, fmt in (("dice", "{:.3f}"), ("masd", "{:.2f}"), ("hd95", "{:.2f}")):
             mean, std = _mean_std(ok[metric])
             row[f"{metric}_mean"] = mean
             row[f"{metric}_std"] = std
-            row[metric] = "n/a" if np.isnan(mean) else f"{fmt.format(mean)} ± {fmt.format(std)}"
+            if unlabelled:
+                row[metric] = "not labelled"
+            else:
+                row[metric] = ("n/a" if np.isnan(mean)
+                               else f"{fmt.format(mean)} ± {fmt.format(std)}")
         row["n_ok"] = int(len(ok))
         row["n_failed"] = int((grp["status"] == "failed").sum())
         out.append(row)

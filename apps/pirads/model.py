@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from monai.networks.nets import DynUNet
 from torch import Tensor, nn
 
@@ -133,19 +134,40 @@ def anisotropic_unet(
     )
 
 
+def _feature_unet(in_channels: int, filters: Sequence[int], res_block: bool) -> DynUNet:
+    """An :func:`anisotropic_unet` returning its last decoder features (``filters[0]``
+    channels) instead of logits."""
+    net = anisotropic_unet(in_channels, 1, filters=filters, res_block=res_block)
+    net.output_block = nn.Identity()
+    return net
+
+
 class DualPathNet(nn.Module):
     """Multi-task dual-path CNN of [1]_: two specialised branches plus gland/distance heads.
 
-    Each path is an :func:`anisotropic_unet` whose output block yields ``filters[0]`` feature
-    maps (followed by a LeakyReLU) instead of class logits; a 1x1x1 convolution per path then
-    predicts *all* ``n_classes`` logits. Path A specialises in the zone group ``groups[0]`` (PZ
+    Each path is an :func:`anisotropic_unet` without its output block, so it yields the last
+    decoder level's ``filters[0]`` feature maps (already instance-normed and activated); a
+    1x1x1 convolution per path, initialised like DynUNet's own output block, predicts *all*
+    ``n_classes`` logits. Each path is thus exactly the single-path baseline's network. (A
+    second linear 1x1x1 layer stacked on the output block, as before, slows down the learning
+    of small classes such as the DPU: a product of two linear maps learns its weakest
+    directions last.) Path A specialises in the zone group ``groups[0]`` (PZ
     and DPU by default), path B in ``groups[1]`` (TZ and AFS); the specialisation is imposed by
-    the loss (:class:`pirads.losses.DualPathLoss` up-weights each path's group) and by the fusion
-    below.
+    the loss (:class:`pirads.losses.DualPathLoss` weights each path toward its group) and by the
+    initial fusion weights below.
 
-    Fusion (``"fused"``) mixes logits per class: ``w_k * a_k + (1 - w_k) * b_k`` with
-    ``w_k = specialist_weight`` for classes in group A, ``1 - specialist_weight`` for classes in
-    group B and ``0.5`` for the rest (background). The mix is fixed, not learnt.
+    Fusion (``"fused"``) is a learnt per-class convex mix of the two paths' *probabilities*:
+    ``p_k = w_k * softmax(a)_k + (1 - w_k) * softmax(b)_k`` with ``w_k = sigmoid(theta_k)``,
+    returned as ``log p_k`` (so a softmax over ``"fused"`` gives ``p`` renormalised, and a loss
+    with ``softmax=True`` can supervise it directly). ``w_k`` starts at ``specialist_weight`` for
+    group A's classes, ``1 - specialist_weight`` for group B's and ``0.5`` for the rest
+    (background) and is trained with the fused loss.
+
+    Mixing probabilities rather than logits matters: a path's softmax, hence its own loss and
+    the consistency loss, does not see a constant added to all of its logits at a voxel, so that
+    offset drifts freely; a logit mix with class-dependent weights turns such drift into a bias
+    toward one group and can erase a whole zone from the fused output. The probability mix is
+    invariant to it.
 
     The multi-task auxiliary head reads the concatenated feature maps of both paths
     (``2 * filters[0]`` channels) through one 3x3x1 convolution, instance norm and LeakyReLU and a
@@ -163,7 +185,8 @@ class DualPathNet(nn.Module):
     groups
         Label codes each path specialises in (two disjoint groups).
     specialist_weight
-        Weight in ``(0.5, 1]`` of the specialist path in the fused logits of its classes.
+        Initial weight in ``[0.5, 1)`` of the specialist path in the fused probabilities of its
+        classes.
     res_block
         Use residual blocks in the backbones.
 
@@ -192,16 +215,17 @@ class DualPathNet(nn.Module):
         for c in (*group_a, *group_b):
             if not 0 <= c < n_classes:
                 raise ValueError(f"label code {c} outside [0, {n_classes})")
-        if not 0.5 <= specialist_weight <= 1.0:
-            raise ValueError(f"specialist_weight must be in [0.5, 1], got {specialist_weight}")
+        if not 0.5 <= specialist_weight < 1.0:
+            raise ValueError(f"specialist_weight must be in [0.5, 1), got {specialist_weight}")
         self.n_classes = n_classes
         self.groups = (group_a, group_b)
         feat = int(filters[0])
-        self.backbone_a = anisotropic_unet(in_channels, feat, filters=filters, res_block=res_block)
-        self.backbone_b = anisotropic_unet(in_channels, feat, filters=filters, res_block=res_block)
-        self.act = nn.LeakyReLU(0.01)
+        self.backbone_a = _feature_unet(in_channels, filters, res_block)
+        self.backbone_b = _feature_unet(in_channels, filters, res_block)
         self.head_a = nn.Conv3d(feat, n_classes, kernel_size=1)
         self.head_b = nn.Conv3d(feat, n_classes, kernel_size=1)
+        for head in (self.head_a, self.head_b):
+            DynUNet.initialize_weights(head)
         self.aux = nn.Sequential(
             nn.Conv3d(2 * feat, feat, kernel_size=(3, 3, 1), padding=(1, 1, 0)),
             nn.InstanceNorm3d(feat, affine=True),
@@ -211,7 +235,20 @@ class DualPathNet(nn.Module):
         w = torch.full((n_classes,), 0.5)
         w[list(group_a)] = specialist_weight
         w[list(group_b)] = 1.0 - specialist_weight
-        self.register_buffer("fusion_weight", w.view(1, n_classes, 1, 1, 1), persistent=False)
+        self.fusion_logit = nn.Parameter(torch.logit(w))
+
+    @property
+    def fusion_weight(self) -> Tensor:
+        """Current per-class weight ``w_k`` of path A in the fused probabilities, ``(K,)``."""
+        return torch.sigmoid(self.fusion_logit)
+
+    def fuse(self, a: Tensor, b: Tensor) -> Tensor:
+        """Log of the per-class convex mix of the paths' softmax probabilities (class axis 1)."""
+        shape = (1, self.n_classes) + (1,) * (a.ndim - 2)
+        log_w = F.logsigmoid(self.fusion_logit).view(shape).to(a.dtype)
+        log_1mw = F.logsigmoid(-self.fusion_logit).view(shape).to(a.dtype)
+        # logaddexp keeps log(w p_a + (1 - w) p_b) finite where both probabilities underflow
+        return torch.logaddexp(log_w + a.log_softmax(dim=1), log_1mw + b.log_softmax(dim=1))
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """Segment ``x`` of shape ``(B, C, X, Y, Z)``.
@@ -219,18 +256,17 @@ class DualPathNet(nn.Module):
         Returns
         -------
         dict of str to Tensor
-            ``"a"``, ``"b"``, ``"fused"``: ``(B, n_classes, X, Y, Z)`` logits; ``"gland"``:
+            ``"a"``, ``"b"``: ``(B, n_classes, X, Y, Z)`` logits of each path; ``"fused"``: the
+            log fused probabilities, same shape (use it as logits); ``"gland"``:
             ``(B, 1, X, Y, Z)`` whole-gland logit; ``"sdf"``: ``(B, 1, X, Y, Z)`` signed distance
             in ``mm / sdf_scale``.
         """
-        fa = self.act(self.backbone_a(x))
-        fb = self.act(self.backbone_b(x))
+        fa = self.backbone_a(x)
+        fb = self.backbone_b(x)
         a = self.head_a(fa)
         b = self.head_b(fb)
-        w = self.fusion_weight.to(a.dtype)
-        fused = w * a + (1.0 - w) * b
         aux = self.aux(torch.cat([fa, fb], dim=1))
-        return {"a": a, "b": b, "fused": fused, "gland": aux[:, :1], "sdf": aux[:, 1:]}
+        return {"a": a, "b": b, "fused": self.fuse(a, b), "gland": aux[:, :1], "sdf": aux[:, 1:]}
 
 
 class SinglePathNet(nn.Module):

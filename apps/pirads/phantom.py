@@ -11,11 +11,13 @@ Geometry (RAS+: voxel axis 0 right, 1 anterior, 2 superior; z is S-I):
   random "age" factor (benign prostatic hyperplasia enlarges the TZ with age);
 - AFS: the anterior band of the gland in front of the TZ;
 - PZ: the rest of the gland, i.e. the posterior-lateral crescent (shell) that dominates the apex;
-- urethra: a thin tube along S-I through the gland; its apical third (the lowest third of the
-  gland's z extent) is the DPU, the proximal part stays TZ.
+- urethra: a tube 3.5-5 mm across along S-I through the gland; its apical third (the lowest
+  third of the gland's z extent) is the DPU (a few hundred voxels at 0.5 x 0.5 x 3 mm), the
+  proximal part stays TZ.
 
 Intensities mimic T2: PZ hyperintense, TZ intermediate and heterogeneous (nodular texture),
-AFS dark, DPU bright-ish, textured background; a smooth multiplicative bias field and Rician
+AFS dark, DPU a "target": a dark muscular wall (the urethral sphincter, hypointense on T2)
+around a brighter lumen, textured background; a smooth multiplicative bias field and Rician
 noise (magnitude of a complex Gaussian) are applied. Only numpy is used; randomness goes
 through ``numpy.random.default_rng(seed)``.
 """
@@ -37,7 +39,8 @@ ZONES: dict[int, str] = {1: "PZ", 2: "TZ", 3: "DPU", 4: "AFS"}
 
 _PZ, _TZ, _DPU, _AFS = 1, 2, 3, 4
 # Mean T2-like intensities (arbitrary units, before bias field and noise).
-_MEAN = {0: 0.35, _PZ: 0.85, _TZ: 0.50, _DPU: 0.70, _AFS: 0.15}
+_MEAN = {0: 0.35, _PZ: 0.85, _TZ: 0.50, _DPU: 0.40, _AFS: 0.15}
+_LUMEN = 0.75  # the DPU's central lumen (inner 40 % of its radius)
 
 
 def _smooth_noise(
@@ -150,11 +153,14 @@ def make_phantom(
     labels[gland & anterior] = _AFS
     labels[gland & tz] = _TZ
 
-    # Urethra: thin tube along S-I; its apical third (of the gland's z extent) is the DPU.
-    urethra_mm = max(1.2, 2.2 * spacing[0])
+    # Urethra: a tube along S-I, 3.5-5 mm across (the distal urethra with its sphincter muscle
+    # as outlined in Meyer et al.'s labels); a 1-2 mm lumen would be a handful of voxels per
+    # slice at 0.5 mm, too few to learn or score. Its apical third is the DPU.
+    urethra_mm = max(rng.uniform(1.75, 2.5), 2.2 * spacing[0])
     ux = np.asarray(dx) * c + np.asarray(dy) * s
     uy = (-np.asarray(dx) * s + np.asarray(dy) * c) - tz_c[1] * semi[1]
     tube = np.broadcast_to((ux**2 + uy**2) <= urethra_mm**2, shape)
+    lumen = np.broadcast_to((ux**2 + uy**2) <= (0.4 * urethra_mm) ** 2, shape)
     zs = np.flatnonzero(gland.any(axis=(0, 1)))
     if zs.size == 0:  # cannot happen with the size limits above; guard anyway
         raise RuntimeError(f"phantom {seed}: the gland fell outside the volume")
@@ -168,6 +174,7 @@ def make_phantom(
     img = np.empty(shape, dtype=np.float64)
     for code, mean in _MEAN.items():
         img[labels == code] = mean
+    img[(labels == _DPU) & lumen] = _LUMEN
     sig_vox = lambda mm: tuple(mm / sp for sp in spacing)  # noqa: E731
     texture = _smooth_noise(rng, shape, sig_vox(2.0))
     nodules = _smooth_noise(rng, shape, sig_vox(1.5))

@@ -1,21 +1,32 @@
-"""A patient-individual PI-RADS v2.1 sector map from a prostate-zone label map.
+"""A patient-individual PI-RADS sector map from a prostate-zone label map.
 
 This goes beyond Das et al. (arXiv:2309.12970), whose motivation is that zone segmentations
-should be usable for the PI-RADS sector map (Meyer et al., ISBI 2019). The v2.1 scheme has 38
-sectors; this module implements a simplified, fully geometric 30-sector version:
+should be usable for the PI-RADS sector map (Meyer et al., ISBI 2019). The map here is the
+36-sector prostate grid of PI-RADS v2 / v2.1 [1]_, computed geometrically from the zones, plus
+three DPU sectors:
 
-* levels: base / mid / apex = superior / middle / inferior third of the gland's z extent
+* level: base / mid / apex = superior / middle / inferior third of the gland's z extent
   (by slice centre: ``t = (z - z_min + 0.5) / n_slices``; ``t < 1/3`` apex, ``t < 2/3`` mid,
   else base);
 * side: split at the gland's x centroid (mean voxel index); ``x > centroid`` is the patient's
   right, since in nibabel's RAS+ canonical orientation the +x axis points to the patient's
   **R**\\ ight (+y anterior, +z superior); ties go to the left;
 * anterior / posterior: split at the gland's y centroid, ``y > centroid`` anterior;
-* PZ and TZ: level x side x ap = 12 sectors each (v2.1 further splits the posterior PZ into
-  posteromedial/posterolateral; not done here);
-* DPU and AFS (midline structures): one sector per level each (3 + 3).
+* posterior PZ, medial / lateral: in the axial plane, the angle ``phi`` (degrees, from mm
+  offsets) between the posterior midline and the line from the gland's centroid ``(cx, cy)``
+  to the voxel, ``phi = atan2(|x - cx|, cy - y)``; ``phi < 45`` is posteromedial (PZpm),
+  ``phi >= 45`` posterolateral (PZpl). Posterior voxels have ``phi`` in ``[0, 90]``, so 45
+  degrees halves the posterior quadrant of each side;
+* sectors per level and side: PZ anterior (PZa), posterolateral (PZpl), posteromedial
+  (PZpm); TZ anterior (TZa), posterior (TZp); anterior fibromuscular stroma (AS) — 6 x 2 x 3
+  = 36 sectors (codes 1-36);
+* DPU (the distal urethra, not a PI-RADS sector): one sector per level (codes 37-39).
 
-Every gland voxel (label 1-4) gets exactly one code in ``1..30``; background stays 0.
+Every gland voxel (label 1-4) gets exactly one code in ``1..39``; background stays 0. The
+seminal vesicles, the external urethral sphincter and the central zone at the base, which the
+v2.1 map also names, need structures that these four zones do not separate and are not produced.
+The centroid (not the urethra, which PI-RADS uses as the centre) defines the split lines
+because the urethra is only labelled in the apical third here.
 
 References
 ----------
@@ -31,36 +42,53 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["SECTOR_CODES", "SECTORS", "ZONE_NAMES", "sector_map", "zone_volumes"]
+__all__ = [
+    "MEDIAL_ANGLE_DEG",
+    "SECTOR_CODES",
+    "SECTORS",
+    "ZONE_NAMES",
+    "sector_map",
+    "zone_volumes",
+]
 
 #: Label code -> zone abbreviation (Das et al.).
 ZONE_NAMES: dict[int, str] = {1: "PZ", 2: "TZ", 3: "DPU", 4: "AFS"}
 
 _LEVELS = ("base", "mid", "apex")
 _SIDES = ("right", "left")
-_AP = ("anterior", "posterior")
+
+#: PI-RADS abbreviation -> (zone, part); ``part`` fills the table's ``ap`` column.
+_PARTS: dict[str, tuple[str, str]] = {
+    "PZa": ("PZ", "anterior"),
+    "PZpl": ("PZ", "posterolateral"),
+    "PZpm": ("PZ", "posteromedial"),
+    "TZa": ("TZ", "anterior"),
+    "TZp": ("TZ", "posterior"),
+    "AS": ("AFS", "anterior"),
+}
+
+#: Angle (degrees from the posterior midline) separating posteromedial from posterolateral PZ.
+MEDIAL_ANGLE_DEG = 45.0
 
 
 def _build() -> list[tuple[int, str, str, str, str, str]]:
     rows = []
     code = 1
-    for zone in ("PZ", "TZ"):
-        for level in _LEVELS:
-            for side in _SIDES:
-                for ap in _AP:
-                    rows.append((code, f"{zone} {ap} {side} {level}", zone, level, side, ap))
-                    code += 1
-    for zone in ("AFS", "DPU"):
-        for level in _LEVELS:
-            rows.append((code, f"{zone} {level}", zone, level, "midline", "midline"))
-            code += 1
+    for level in _LEVELS:
+        for side in _SIDES:
+            for abbr, (zone, part) in _PARTS.items():
+                rows.append((code, f"{abbr} {side} {level}", zone, level, side, part))
+                code += 1
+    for level in _LEVELS:
+        rows.append((code, f"DPU {level}", "DPU", level, "midline", "midline"))
+        code += 1
     return rows
 
 
 #: ``(code, name, zone, level, side, ap)`` for each sector.
 SECTORS: tuple[tuple[int, str, str, str, str, str], ...] = tuple(_build())
 
-#: Sector code -> name, e.g. ``1 -> "PZ anterior right base"``.
+#: Sector code -> name, e.g. ``2 -> "PZpl right base"``.
 SECTOR_CODES: dict[int, str] = {row[0]: row[1] for row in SECTORS}
 
 _LOOKUP: dict[tuple[str, str, str, str], int] = {
@@ -102,7 +130,7 @@ def zone_volumes(zones: np.ndarray, spacing: Sequence[float]) -> dict[str, float
 
 
 def sector_map(zones: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, pd.DataFrame]:
-    """Split the gland into simplified PI-RADS v2.1 sectors (see the module docstring).
+    """Split the gland into the PI-RADS sectors (see the module docstring for the convention).
 
     Parameters
     ----------
@@ -118,7 +146,8 @@ def sector_map(zones: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray,
         int16 map of the same shape, 0 outside the gland and a :data:`SECTOR_CODES` key inside.
     table : pandas.DataFrame
         One row per sector (empty ones included) with columns ``code, name, zone, level, side,
-        ap, voxels, volume_ml``.
+        ap, voxels, volume_ml``; ``ap`` is ``anterior``, ``posterior``, ``posterolateral``,
+        ``posteromedial`` or ``midline``.
 
     References
     ----------
@@ -134,13 +163,21 @@ def sector_map(zones: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray,
         t = (z - z0 + 0.5) / nz
         level = np.where(t < 1 / 3, "apex", np.where(t < 2 / 3, "mid", "base"))
         side = np.where(x > cx, "right", "left")
-        ap = np.where(y > cy, "anterior", "posterior")
+        dx = (x - cx) * float(spacing[0])
+        dy = (y - cy) * float(spacing[1])
+        anterior = dy > 0
+        phi = np.degrees(np.arctan2(np.abs(dx), -dy))
         zone = np.vectorize(ZONE_NAMES.__getitem__, otypes=[object])(zones[x, y, z])
-        midline = np.isin(zone, ("AFS", "DPU"))
-        side = np.where(midline, "midline", side)
-        ap = np.where(midline, "midline", ap)
+        part = np.where(anterior, "anterior", "posterior").astype(object)
+        pz_post = (zone == "PZ") & ~anterior
+        part[pz_post] = np.where(phi[pz_post] < MEDIAL_ANGLE_DEG, "posteromedial",
+                                 "posterolateral")
+        part[zone == "AFS"] = "anterior"
+        dpu = zone == "DPU"
+        side = np.where(dpu, "midline", side)
+        part[dpu] = "midline"
         codes = np.fromiter(
-            (_LOOKUP[key] for key in zip(zone, level, side, ap, strict=True)),
+            (_LOOKUP[key] for key in zip(zone, level, side, part, strict=True)),
             dtype=np.int16,
             count=x.size,
         )

@@ -1,10 +1,13 @@
-"""Two-stage training of the dual-path network on the core engine (Das et al. 2023): stage 1
-supervised (Dice + CE per branch weighted toward its zone group, fused output, gland mask and
-signed distance); stage 2 co-training adding the branches' consistency on labelled and
-unlabelled volumes. The single-path MONAI baseline is trained with the same budget."""
+"""Two-stage training of the dual-path network on the core engine (Das et al. 2023,
+arXiv:2309.12970): stage 1 supervised (Dice + CE per branch weighted toward its zone group, the
+fused output, gland mask and signed distance); stage 2 co-training, which keeps every supervised
+term on the labelled volumes and adds the branches' consistency on labelled and unlabelled
+volumes with a ramped-up weight. The single-path MONAI baseline is trained with the same
+budget and the same Dice + CE settings."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -12,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .config import PiradsConfig
+from .labels import IDENTITY, LabelMap
 
 
 def list_cases(images: Path, labels: Path | None = None) -> list[tuple[str, Path, Path | None]]:
@@ -21,27 +25,38 @@ def list_cases(images: Path, labels: Path | None = None) -> list[tuple[str, Path
     return _list(images, labels, what="T2 volume")
 
 
-def load_cases(cfg: PiradsConfig, cases, *, with_labels: bool) -> tuple[Tensor, Tensor | None]:
-    """Preprocessed images (N, 1, X, Y, Z) and labels (N, 1, X, Y, Z) of the cases."""
+def load_cases(cfg: PiradsConfig, cases, *, with_labels: bool,
+               label_map: LabelMap = IDENTITY) -> tuple[Tensor, Tensor | None]:
+    """Preprocessed images (N, 1, X, Y, Z) and zone labels (N, 1, X, Y, Z) of the cases.
+
+    Every file is checked before any is preprocessed, so a bad case stops the run before
+    training starts. Labels are remapped with ``label_map`` (the dataset's codes -> ours); a code
+    the map does not know is an error naming the file.
+    """
     from medio.nifti import read_labels, read_volume
 
     from .transforms import preprocess, preprocess_transforms
 
+    for _, image, label in cases:
+        vol = read_volume(image, channel=cfg.channel)  # clear errors: corrupt, 4-D, NaN
+        if with_labels:
+            lab = read_labels(label, like=vol)  # geometry and integer codes
+            label_map.check(lab.data, lab.path)
     transforms = preprocess_transforms(spacing=cfg.spacing, crop=cfg.crop,
                                        with_label=with_labels)
     images, labels = [], []
     for _, image, label in cases:
-        vol = read_volume(image, channel=cfg.channel)  # clear errors: corrupt, 4-D, NaN
-        if with_labels:
-            read_labels(label, allowed={0, 1, 2, 3, 4}, like=vol)
         data = preprocess(image, label if with_labels else None, transforms=transforms)
         images.append(torch.as_tensor(data["image"]).float())
         if with_labels:
-            labels.append(torch.as_tensor(data["label"]).long())
+            # nearest-neighbour resampling and zero padding keep the source codes, so the map
+            # applies unchanged after preprocessing
+            labels.append(label_map.apply(torch.as_tensor(data["label"]).long()))
     return torch.stack(images), (torch.stack(labels) if with_labels else None)
 
 
 def build_model(cfg: PiradsConfig, kind: str = "dual") -> nn.Module:
+    """The dual-path network (``"dual"``) or the single-path baseline (anything else)."""
     from .model import DualPathNet, SinglePathNet
 
     if kind == "dual":
@@ -58,48 +73,97 @@ def _fit(cfg, model, dataset, step, epochs, run_dir, progress, seed):
     return engine.fit(model, optimizer, loader, step), engine.history
 
 
-def train_dual(cfg: PiradsConfig, images: Tensor, labels: Tensor, unlabelled: Tensor | None,
-               run_dir: Path | None, *, progress: bool = False) -> tuple[nn.Module, dict]:
-    """Stage 1 then (``cotrain_epochs > 0``) stage 2; returns the model and both histories."""
-    from .losses import CoTrainingLoss, DualPathLoss
+def _sub(run_dir: Path | None, name: str) -> Path | None:
+    return None if run_dir is None else Path(run_dir) / name
 
-    supervised = DualPathLoss(5, groups=tuple(map(tuple, cfg.groups)), spacing=cfg.spacing)
-    model = build_model(cfg, "dual")
 
-    def step1(net, batch):
+def ce_weights(cfg: PiradsConfig, labels: Tensor) -> Tensor | None:
+    """Frequency-balancing CE weights of the training labels (``None`` unless
+    ``cfg.balance_ce``); see :func:`pirads.losses.balance_weights`."""
+    from .losses import balance_weights
+
+    return balance_weights(labels, 5) if cfg.balance_ce else None
+
+
+def supervised_loss(cfg: PiradsConfig, labels: Tensor | None = None):
+    """The stage-1 :class:`pirads.losses.DualPathLoss` of ``cfg`` (CE balanced on ``labels``)."""
+    from .losses import DualPathLoss
+
+    return DualPathLoss(5, groups=tuple(map(tuple, cfg.groups)), other_weight=cfg.other_weight,
+                        spacing=cfg.spacing,
+                        ce_weight=None if labels is None else ce_weights(cfg, labels))
+
+
+def train_stage1(cfg: PiradsConfig, images: Tensor, labels: Tensor, run_dir: Path | None, *,
+                 progress: bool = False) -> tuple[nn.Module, list]:
+    """Stage 1: a fresh dual-path network trained ``cfg.epochs`` epochs on the labelled cases."""
+    supervised = supervised_loss(cfg, labels)
+
+    def step(net, batch):
         x, y = batch
         return supervised(net(x), y)
 
-    def sub(name: str) -> Path | None:
-        return None if run_dir is None else Path(run_dir) / name
+    return _fit(cfg, build_model(cfg, "dual"), TensorDataset(images, labels), step, cfg.epochs,
+                _sub(run_dir, "stage1"), progress, cfg.seed)
 
-    model, h1 = _fit(cfg, model, TensorDataset(images, labels), step1, cfg.epochs, sub("stage1"),
-                     progress, cfg.seed)
-    histories = {"stage1": h1}
+
+def train_stage2(cfg: PiradsConfig, model: nn.Module, images: Tensor, labels: Tensor,
+                 unlabelled: Tensor | None, run_dir: Path | None, *,
+                 progress: bool = False) -> tuple[nn.Module, list]:
+    """Stage 2 (co-training): ``cfg.cotrain_epochs`` more epochs of ``model`` (trained in place).
+
+    Unlabelled volumes join the labelled ones with labels ``-1``; they only feed the
+    consistency term. The consistency weight rises from ~0 to ``cfg.consistency_weight`` over
+    the first ``cfg.consistency_rampup`` fraction of the stage's steps.
+    """
+    from .losses import CoTrainingLoss, sigmoid_rampup
+
+    cotrain = CoTrainingLoss(supervised_loss(cfg, labels), w_cons=cfg.consistency_weight)
+    x_all, y_all = images, labels
+    if unlabelled is not None and len(unlabelled):
+        x_all = torch.cat([images, unlabelled])
+        y_all = torch.cat([labels, torch.full((len(unlabelled), *labels.shape[1:]), -1,
+                                              dtype=labels.dtype)])
+    batch = min(cfg.batch_size, len(x_all))
+    ramp_steps = round(cfg.consistency_rampup * cfg.cotrain_epochs * -(-len(x_all) // batch))
+    steps = [0]
+
+    def step(net, batch):
+        x, y = batch
+        w = cfg.consistency_weight * sigmoid_rampup(steps[0], ramp_steps)
+        steps[0] += 1
+        return cotrain(net(x), y, None, w_cons=w)
+
+    return _fit(cfg, model, TensorDataset(x_all, y_all), step, cfg.cotrain_epochs,
+                _sub(run_dir, "stage2"), progress, cfg.seed + 1)
+
+
+def train_dual(cfg: PiradsConfig, images: Tensor, labels: Tensor, unlabelled: Tensor | None,
+               run_dir: Path | None, *, progress: bool = False,
+               keep_stage1: bool = False) -> tuple[nn.Module, dict]:
+    """Stage 1 then (``cotrain_epochs > 0``) stage 2; returns the model and both histories.
+
+    With ``keep_stage1`` the histories also hold ``"stage1_model"``, a copy of the network as
+    it was after stage 1 (to compare the stages on one training run).
+    """
+    model, h1 = train_stage1(cfg, images, labels, run_dir, progress=progress)
+    histories: dict = {"stage1": h1}
+    if keep_stage1:
+        histories["stage1_model"] = copy.deepcopy(model).cpu().eval()
     if cfg.cotrain_epochs > 0:
-        cotrain = CoTrainingLoss(supervised, w_cons=cfg.consistency_weight)
-        x_all, y_all = images, labels
-        if unlabelled is not None and len(unlabelled):
-            x_all = torch.cat([images, unlabelled])
-            y_all = torch.cat([labels, torch.full((len(unlabelled), *labels.shape[1:]), -1,
-                                                  dtype=labels.dtype)])
-
-        def step2(net, batch):
-            x, y = batch
-            return cotrain(net(x), y, None)
-
-        model, h2 = _fit(cfg, model, TensorDataset(x_all, y_all), step2, cfg.cotrain_epochs,
-                         sub("stage2"), progress, cfg.seed + 1)
+        model, h2 = train_stage2(cfg, model, images, labels, unlabelled, run_dir,
+                                 progress=progress)
         histories["stage2"] = h2
     return model.cpu().eval(), histories
 
 
 def train_single(cfg: PiradsConfig, images: Tensor, labels: Tensor, run_dir: Path | None, *,
                  progress: bool = False) -> tuple[nn.Module, list]:
-    """The single-path MONAI baseline: DiceCE, same epochs (both stages' worth) and optimiser."""
-    from monai.losses import DiceCELoss
+    """The single-path MONAI baseline: the fused output's Dice + CE (Dice without background,
+    pooled over the batch; CE balanced alike), both stages' epochs, the same optimiser."""
+    from .losses import ZoneDiceCE
 
-    loss = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss = ZoneDiceCE(5, ce_weight=ce_weights(cfg, labels))
 
     def step(net, batch):
         x, y = batch

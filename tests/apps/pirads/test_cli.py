@@ -48,6 +48,31 @@ def test_train_segment_evaluate(phantoms, tmp_path, medcl_cli):
     cases = pd.read_csv(tmp_path / "eval" / "cases.csv")
     assert set(cases.method) == {"dual-path", "single-path UNet"} and len(cases) == 2 * 3 * 4
 
+    # the same labels in Prostate158's codes (1 TZ, 2 PZ; urethra and stroma inside TZ):
+    # read through the card, DPU and AFS are "not labelled", not Dice 0
+    p158 = tmp_path / "p158"
+    p158.mkdir()
+    for f in sorted(labels.iterdir()):
+        img = nib.load(f)
+        zones = np.asarray(img.dataobj)
+        nib.save(nib.Nifti1Image(np.where(zones == 1, 2, np.where(zones > 1, 1, 0))
+                                 .astype(np.uint8), img.affine), p158 / f.name)
+    code, _, err = medcl_cli(["pirads", "evaluate", "--model", run, "--images", images,
+                              "--labels", p158, "--card", "prostate158", "--out",
+                              tmp_path / "eval158"])
+    assert code == 0, err
+    cases = pd.read_csv(tmp_path / "eval158" / "cases.csv")
+    assert cases[cases.zone_name.isin(["DPU", "AFS"])].dice.isna().all()
+    assert not cases[cases.zone_name.isin(["DPU", "AFS"])].labelled.any()
+    assert cases[cases.zone_name == "PZ"].dice.notna().all()
+    assert "not labelled" in (tmp_path / "eval158" / "report.md").read_text()
+    # without the card the Prostate158 codes read as ours and mean something else
+    code, _, err = medcl_cli(["pirads", "train", "--images", images, "--labels", p158,
+                              "--label-map", "1:2,2:1", "--no-baseline", "--out",
+                              tmp_path / "run158", *TINY])
+    assert code == 0, err
+    assert "not labelled: DPU, AFS" in (tmp_path / "run158" / "report.md").read_text()
+
 
 def test_bad_inputs(phantoms, tmp_path, medcl_cli):
     images, labels = phantoms
@@ -69,6 +94,14 @@ def test_bad_inputs(phantoms, tmp_path, medcl_cli):
     code, _, err = medcl_cli(["pirads", "train", "--images", images, "--labels", bad_labels,
                               "--out", out, *TINY])
     assert code == 2 and "9" in err
+    # a label map that does not list a code in the files: named, before any training
+    code, _, err = medcl_cli(["pirads", "train", "--images", images, "--labels", labels,
+                              "--label-map", "1:1,2:2", "--out", out, *TINY])
+    assert code == 2 and "case_000.nii.gz" in err and "[3, 4]" in err
+    code, _, err = medcl_cli(["pirads", "train", "--images", images, "--labels", labels,
+                              "--label-map", "1:2", "--card", "prostate158", "--out", out,
+                              *TINY])
+    assert code == 2 and "not both" in err
 
     missing = tmp_path / "nolabels"
     missing.mkdir()

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from pirads.losses import CoTrainingLoss, DualPathLoss, consistency_loss, signed_distance
+from pirads.losses import (
+    CoTrainingLoss,
+    DualPathLoss,
+    balance_weights,
+    consistency_loss,
+    sigmoid_rampup,
+    signed_distance,
+)
 from pirads.model import DualPathNet
 
 FILTERS = (4, 8, 8, 16, 16)
@@ -84,8 +91,59 @@ def test_dual_path_loss_weights_each_branch_group() -> None:
     out = {"a": logits, "b": logits, "fused": logits, "gland": logits[:, :1], "sdf": logits[:, :1]}
     terms = loss_fn(out, labels)  # sdf target computed from labels
     assert torch.isfinite(terms["loss"])
-    assert loss_fn.dice_ce_a.cross_entropy.weight.tolist() == [1, 2, 1, 2, 1]
-    assert loss_fn.dice_ce_b.cross_entropy.weight.tolist() == [1, 1, 2, 1, 2]
+    # own group and background 1, the other path's zones 0.5 (never 0: both predict all)
+    assert loss_fn.dice_ce_a.ce_weight.tolist() == [1, 1, 0.5, 1, 0.5]
+    assert loss_fn.dice_ce_b.ce_weight.tolist() == [1, 0.5, 1, 0.5, 1]
+    assert loss_fn.dice_ce.ce_weight.tolist() == [1] * 5  # the fused output: no group weights
+    assert loss_fn.dice_ce_a.dice.class_weight.tolist() == [1, 0.5, 1, 0.5]  # no background
+    for term in (loss_fn.dice_ce_a, loss_fn.dice_ce_b, loss_fn.dice_ce):
+        assert not term.dice.include_background and term.dice.batch
+    with pytest.raises(ValueError):
+        DualPathLoss(other_weight=0.0)
+    # frequency balancing multiplies into the CE weights only
+    balanced = DualPathLoss(ce_weight=[1.0, 2.0, 3.0, 10.0, 4.0])
+    assert balanced.dice_ce_a.ce_weight.tolist() == [1, 2, 1.5, 10, 2]
+    assert balanced.dice_ce.ce_weight.tolist() == [1, 2, 3, 10, 4]
+    assert balanced.dice_ce_a.dice.class_weight.tolist() == [1, 0.5, 1, 0.5]
+
+
+def test_balance_weights_from_label_frequencies() -> None:
+    labels = torch.zeros(2, 1, 10, 10, 10, dtype=torch.long)
+    labels[0, :, :4] = 1  # 400 PZ voxels
+    labels[0, :, 9, 9, :5] = 3  # 5 DPU voxels
+    labels[1] = -1  # an unlabelled row is ignored
+    w = balance_weights(labels)
+    n_bg = 1000 - 400 - 5
+    assert w[0] == pytest.approx(1.0)  # the most frequent class
+    assert w[1] == pytest.approx((n_bg / 400) ** 0.5)
+    assert w[3] == pytest.approx(min(30.0, (n_bg / 5) ** 0.5))
+    assert w[2] == w[4] == 1.0  # absent classes
+    assert balance_weights(labels, cap=5.0)[3] == pytest.approx(5.0)
+
+
+def test_fused_term_supervises_the_fused_output() -> None:
+    """The fused prediction is trained directly: a fused output that misses a zone costs more
+    than one that gets it, whatever the branches say."""
+    loss_fn = DualPathLoss(w_gland=0.0, w_sdf=0.0)
+    _, labels = _phantom()
+    good = 10.0 * torch.nn.functional.one_hot(labels[:, 0], 5).permute(0, 4, 1, 2, 3).float()
+    bad = good.clone()
+    bad[:, 2] = 0.0  # TZ never predicted
+    aux = torch.zeros(1, 1, 32, 32, 8)
+    base = {"a": good, "b": good, "gland": aux, "sdf": aux}
+    t_good = loss_fn({**base, "fused": good}, labels)
+    t_bad = loss_fn({**base, "fused": bad}, labels)
+    assert float(t_bad["fused"]) > float(t_good["fused"]) + 0.2
+    assert float(t_bad["loss"]) > float(t_good["loss"])
+
+
+def test_sigmoid_rampup() -> None:
+    assert sigmoid_rampup(0, 10) == pytest.approx(np.exp(-5.0))
+    assert sigmoid_rampup(5, 10) == pytest.approx(np.exp(-1.25))
+    assert sigmoid_rampup(10, 10) == sigmoid_rampup(99, 10) == 1.0
+    assert sigmoid_rampup(0, 0) == 1.0
+    values = [sigmoid_rampup(s, 20) for s in range(21)]
+    assert values == sorted(values)
 
 
 def test_cotraining_unlabelled_rows_only_use_consistency() -> None:
@@ -110,3 +168,7 @@ def test_cotraining_unlabelled_rows_only_use_consistency() -> None:
     sup = loss_fn.supervised(row0, labels[:1])["loss"]
     assert float(mixed["supervised"]) == pytest.approx(float(sup), rel=1e-5)
     assert float(mixed["loss"]) == pytest.approx(float(sup) + 0.5 * float(cons), rel=1e-5)
+    # a ramped weight for this call replaces the constructor's; the supervised part stays
+    ramped = loss_fn(out, labels, w_cons=0.1)
+    assert float(ramped["w_cons"]) == pytest.approx(0.1)
+    assert float(ramped["loss"]) == pytest.approx(float(sup) + 0.1 * float(cons), rel=1e-5)

@@ -31,12 +31,31 @@ def test_dual_path_output_shapes(net: DualPathNet) -> None:
     assert out["sdf"].shape == (2, 1, 64, 64, 16)
 
 
-def test_fusion_favours_each_specialist(net: DualPathNet) -> None:
+def test_fusion_mixes_probabilities_favouring_each_specialist(net: DualPathNet) -> None:
     out = net(torch.randn(1, 1, 32, 32, 8))
-    a, b, fused = out["a"], out["b"], out["fused"]
-    torch.testing.assert_close(fused[:, 1], 0.75 * a[:, 1] + 0.25 * b[:, 1])  # PZ -> path A
-    torch.testing.assert_close(fused[:, 2], 0.25 * a[:, 2] + 0.75 * b[:, 2])  # TZ -> path B
-    torch.testing.assert_close(fused[:, 0], 0.5 * a[:, 0] + 0.5 * b[:, 0])
+    pa, pb, fused = out["a"].softmax(1), out["b"].softmax(1), out["fused"]
+    w = net.fusion_weight.detach()
+    torch.testing.assert_close(w, torch.tensor([0.5, 0.75, 0.25, 0.75, 0.25]))
+    mix = w.view(1, 5, 1, 1, 1) * pa + (1 - w.view(1, 5, 1, 1, 1)) * pb
+    torch.testing.assert_close(fused.exp(), mix)  # PZ, DPU lean on path A; TZ, AFS on B
+
+
+def test_fusion_ignores_a_branch_logit_offset(net: DualPathNet) -> None:
+    """A constant added to all of one path's logits at a voxel is invisible to that path's
+    softmax (and its loss); the fused prediction must not change either, or such drift turns
+    into a bias toward one zone group (the old logit mix erased whole zones this way)."""
+    torch.manual_seed(1)
+    a, b = torch.randn(2, 5, 8, 8, 4), torch.randn(2, 5, 8, 8, 4)
+    offset = 20.0 * torch.randn(2, 1, 8, 8, 4)
+    torch.testing.assert_close(net.fuse(a + offset, b), net.fuse(a, b))
+    # identical paths: the fused probabilities are theirs, whatever the weights
+    torch.testing.assert_close(net.fuse(a, a.clone()).softmax(1), a.softmax(1))
+
+
+def test_fusion_weights_are_learnt(net: DualPathNet) -> None:
+    net.zero_grad()
+    net(torch.randn(1, 1, 32, 32, 8))["fused"][:, 2].mean().backward()
+    assert net.fusion_logit.grad is not None and float(net.fusion_logit.grad.abs().sum()) > 0
 
 
 def test_gradients_reach_both_branches_and_aux_head(net: DualPathNet) -> None:
