@@ -20,6 +20,7 @@ Conventions for a zone missing from one or both maps (see :func:`zone_metrics`):
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -123,16 +124,13 @@ def zone_metrics(
             yp = torch.from_numpy(p[None, None].astype(np.float32))
             yt = torch.from_numpy(t[None, None].astype(np.float32))
             row["dice"] = float(compute_dice(yp, yt, include_background=True)[0, 0])
-            row["masd"] = float(
-                compute_average_surface_distance(
-                    yp, yt, include_background=True, symmetric=True, spacing=spacing_t
-                )[0, 0]
-            )
-            row["hd95"] = float(
-                compute_hausdorff_distance(
-                    yp, yt, include_background=True, percentile=95, spacing=spacing_t
-                )[0, 0]
-            )
+            with warnings.catch_warnings():
+                # MONAI 1.5+ warns about an argument its own surface code passes internally
+                warnings.simplefilter("ignore", FutureWarning)
+                row["masd"] = float(compute_average_surface_distance(
+                    yp, yt, include_background=True, symmetric=True, spacing=spacing_t)[0, 0])
+                row["hd95"] = float(compute_hausdorff_distance(
+                    yp, yt, include_background=True, percentile=95, spacing=spacing_t)[0, 0])
         elif n_p or n_t:
             row["dice"] = 0.0
         rows.append(row)
