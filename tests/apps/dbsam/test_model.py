@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dbsam.blocks import BilateralCrossAttention
 from dbsam.model import (
     ARCHS,
     DBSAM,
-    BilateralCrossAttention,
     PromptableSegmenter,
     VanillaSAM,
     build_model,
