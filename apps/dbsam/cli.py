@@ -78,6 +78,8 @@ def train(
     channel: Annotated[int | None, typer.Option(help="Channel of 4-D inputs.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option(
+        help="Continue an interrupted run from OUT/checkpoints/last.pt.")] = False,
 ) -> None:
     """Fine-tune DB-SAM (adapters, conv branch, cross-attention, fusion, decoder) on box prompts."""
     from .config import DBSAMConfig
@@ -98,7 +100,7 @@ def train(
                                  "without --window", param_hint="--preset")
     if sam_checkpoint is None and arch != "tiny":
         typer.echo(f"note: no --sam-checkpoint: {arch} starts from random weights", err=True)
-    typer.echo(f"report: {train_run(cfg, images, labels, out)}")
+    typer.echo(f"report: {train_run(cfg, images, labels, out, resume=resume)}")
 
 
 @app.command()

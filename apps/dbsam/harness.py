@@ -25,8 +25,12 @@ def _cases(images: Path, labels: Path | None):
 
 
 def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
-              progress: bool = True) -> Path:
-    """``medcl dbsam train``: read and check every case first, then train and report."""
+              progress: bool = True, resume: bool = False) -> Path:
+    """``medcl dbsam train``: read and check every case first, then train and report.
+
+    ``resume``: continue from ``out/checkpoints/last.pt`` (same config; the engine restores
+    model, optimiser, schedule and random streams, so the result equals an uninterrupted run).
+    """
     from medio import RunFolder, save_torch
 
     from .data import SliceDataset, load_case
@@ -56,7 +60,8 @@ def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
         "images": str(images), "labels": str(labels), "cases": [c for c, _, _ in cases],
         "samples": len(dataset), "label_codes": codes, "parameters": counts})
     t0 = time.perf_counter()
-    model, history = train_model(model, dataset, cfg, folder.root, progress=progress)
+    model, history = train_model(model, dataset, cfg, folder.root, progress=progress,
+                                 resume=resume)
     seconds = time.perf_counter() - t0
     folder.save_model(model.state_dict())
     folder.write_metrics(pd.DataFrame(history))

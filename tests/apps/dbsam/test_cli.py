@@ -276,3 +276,19 @@ def test_mr_phantoms_train_and_segment(tmp_path, medcl_cli):
                               images / "case_000.nii.gz", "--box", "1,1,1,5,5,2",
                               "--preset", "lung", "--out", tmp_path / "x.nii.gz"])
     assert code == 2 and "preset" in err.lower()
+
+
+def test_train_resume_continues_the_run(phantoms, tmp_path, medcl_cli):
+    images, labels = phantoms
+    args = ["dbsam", "train", "--images", images, "--labels", labels, "--out", tmp_path / "r",
+            "--arch", "tiny", "--image-size", "64", "--batch-size", "8"]
+    code, _, err = medcl_cli([*args, "--epochs", "1"])
+    assert code == 0, err
+    first = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    # a longer schedule resumed from the checkpoint keeps epoch 1 and trains epoch 2 only
+    code, _, err = medcl_cli([*args, "--epochs", "2", "--resume"])
+    assert code == 0, err
+    after = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    assert list(after.epoch) == [1, 2]
+    assert after.loss.iloc[0] == pytest.approx(first.loss.iloc[0])
+    assert (tmp_path / "r" / "model.pt").exists()
