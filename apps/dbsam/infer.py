@@ -217,7 +217,7 @@ def predict_label(seg: SliceSegmenter, code: int, margin: int,
                   on_slice: Callable[[], None] | None = None) -> np.ndarray:
     """Evaluation prompt: the label's tight box (grown by ``margin``) on every slice holding it;
     returns the predicted binary volume ``(Z, H, W)``."""
-    from .prompts import mask_box
+    from .prompts import expand_box, mask_box
 
     case = seg.case
     assert case.labels is not None
@@ -227,10 +227,7 @@ def predict_label(seg: SliceSegmenter, code: int, margin: int,
         m = lab == code
         if not m.any():
             continue
-        box = mask_box(m).astype(np.int64)
-        box = np.clip(box + np.array([-margin, -margin, margin, margin]), 0,
-                      [w - 1, h - 1, w - 1, h - 1])
-        out[z] = seg.predict(z, box)
+        out[z] = seg.predict(z, expand_box(mask_box(m), margin, (h, w)))
         if on_slice is not None:
             on_slice()
     return out

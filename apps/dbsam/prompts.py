@@ -29,13 +29,9 @@ from medio.errors import ConfigError
 
 __all__ = [
     "box3d_to_slices",
-    "check_box_in_slice",
-    "check_slice_index",
     "expand_box",
     "jitter_box",
-    "label_boxes",
     "mask_box",
-    "mask_prompt_slices",
     "parse_box3d",
     "parse_box_slice",
     "propagate",
@@ -124,35 +120,6 @@ def jitter_box(
     return out
 
 
-def label_boxes(
-    label_slice: np.ndarray, labels: Sequence[int] | None = None
-) -> dict[int, np.ndarray]:
-    """One bounding box per label present in a label slice.
-
-    Parameters
-    ----------
-    label_slice : numpy.ndarray of int, shape (H, W)
-    labels : sequence of int, optional
-        Codes to look for; default every non-zero code present. Codes absent from the slice
-        are left out of the result.
-
-    Returns
-    -------
-    dict of int to numpy.ndarray
-        ``{code: (x0, y0, x1, y1)}`` in increasing code order.
-    """
-    lab = np.asarray(label_slice)
-    if lab.ndim != 2:
-        raise ValueError(f"label_boxes needs a 2-D label slice, got shape {lab.shape}")
-    codes = np.unique(lab[lab != 0]) if labels is None else sorted({int(c) for c in labels})
-    out: dict[int, np.ndarray] = {}
-    for code in codes:
-        box = mask_box(lab == code)
-        if box is not None:
-            out[int(code)] = box
-    return out
-
-
 def _bad_box(flag: str, text: str, form: str, example: str, why: str) -> ConfigError:
     return ConfigError(
         f"{flag} {text!r} {why}",
@@ -206,42 +173,6 @@ def parse_box_slice(
         if hi < lo:
             raise _bad_box(flag, text, form, example, f"is empty: {name}1 = {hi} < {name}0 = {lo}")
     return z, (x0, y0, x1, y1)
-
-
-def check_box_in_slice(
-    box: np.ndarray | Sequence[float], shape: tuple[int, int], flag: str
-) -> None:
-    """Check that a box is valid and inside an ``(H, W)`` slice.
-
-    Raises
-    ------
-    ConfigError
-        Naming ``flag`` and the slice's extent, if a coordinate is negative, beyond the slice,
-        or the box is empty.
-    """
-    x0, y0, x1, y1 = (float(v) for v in np.asarray(box).reshape(4))
-    H, W = int(shape[0]), int(shape[1])
-    shown = "(" + ", ".join(f"{v:g}" for v in (x0, y0, x1, y1)) + ")"
-    if x1 < x0 or y1 < y0:
-        raise ConfigError(
-            f"{flag} box {shown} is empty (a maximum is below its minimum)",
-            fix="give the box as x0,y0,x1,y1 with x0 <= x1 and y0 <= y1",
-        )
-    if min(x0, y0) < 0 or x1 > W - 1 or y1 > H - 1:
-        raise ConfigError(
-            f"{flag} box {shown} lies outside the slice, which has x 0..{W - 1} and "
-            f"y 0..{H - 1} ({W} x {H} pixels)",
-            fix=f"give x within 0..{W - 1} and y within 0..{H - 1} (pixel indices)",
-        )
-
-
-def check_slice_index(z: int, n_slices: int, flag: str) -> None:
-    """Check ``0 <= z < n_slices``; raise :class:`ConfigError` naming ``flag`` otherwise."""
-    if not 0 <= int(z) < int(n_slices):
-        raise ConfigError(
-            f"{flag} slice {z} is outside the volume, which has slices 0..{n_slices - 1}",
-            fix=f"give a slice index within 0..{n_slices - 1} (voxel axis 2)",
-        )
 
 
 def box3d_to_slices(
@@ -352,31 +283,3 @@ def propagate(
             prev = mask
             z += step
     return dict(sorted(found.items()))
-
-
-def mask_prompt_slices(mask3d: np.ndarray) -> dict[int, np.ndarray]:
-    """Per-slice boxes of a coarse 3-D mask (the ``--prompt-mask`` mode).
-
-    Parameters
-    ----------
-    mask3d : numpy.ndarray, shape (X, Y, Z)
-        Non-zero values are the object.
-
-    Returns
-    -------
-    dict of int to numpy.ndarray
-        ``{z: (x0, y0, x1, y1)}`` for every slice ``z`` where the mask is non-empty: the
-        ``xyxy`` box of the transposed slice ``mask3d[:, :, z].T``, i.e. ``x`` along axis 0 and
-        ``y`` along axis 1. The caller passes ``mask3d[:, :, z].T`` itself as the mask prompt.
-    """
-    m = np.asarray(mask3d) != 0
-    if m.ndim != 3:
-        raise ValueError(f"mask_prompt_slices needs a 3-D mask (X, Y, Z), got shape {m.shape}")
-    along_x = m.any(axis=1)  # (X, Z): which x are occupied on each slice
-    along_y = m.any(axis=0)  # (Y, Z)
-    out: dict[int, np.ndarray] = {}
-    for z in np.flatnonzero(along_x.any(axis=0)):
-        xs = np.flatnonzero(along_x[:, z])
-        ys = np.flatnonzero(along_y[:, z])
-        out[int(z)] = np.array([xs[0], ys[0], xs[-1], ys[-1]], dtype=np.int64)
-    return out

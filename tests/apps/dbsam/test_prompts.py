@@ -7,13 +7,9 @@ import pytest
 
 from dbsam.prompts import (
     box3d_to_slices,
-    check_box_in_slice,
-    check_slice_index,
     expand_box,
     jitter_box,
-    label_boxes,
     mask_box,
-    mask_prompt_slices,
     parse_box3d,
     parse_box_slice,
     propagate,
@@ -65,18 +61,6 @@ def test_jitter_bounds_and_validity() -> None:
     np.testing.assert_array_equal(jitter_box(box, shape, 0, rng), box)
 
 
-def test_label_boxes() -> None:
-    lab = np.zeros((10, 12), dtype=np.int16)
-    lab[1:3, 2:5] = 1
-    lab[5:9, 6:11] = 7
-    boxes = label_boxes(lab)
-    assert list(boxes) == [1, 7]
-    np.testing.assert_array_equal(boxes[1], [2, 1, 4, 2])
-    np.testing.assert_array_equal(boxes[7], [6, 5, 10, 8])
-    assert list(label_boxes(lab, [7, 3])) == [7]  # absent codes are left out
-    assert label_boxes(np.zeros((4, 4), int)) == {}
-
-
 def test_parse_box3d() -> None:
     assert parse_box3d("40,52,10,88,97,21") == (40, 52, 10, 88, 97, 21)
     assert parse_box3d(" 1, 2 ,3,4,5,6 ") == (1, 2, 3, 4, 5, 6)
@@ -115,19 +99,6 @@ def test_box3d_to_slices() -> None:
         box3d_to_slices((5, 4, 2, 3, 12, 5), (20, 30, 10))
 
 
-def test_check_box_in_slice_and_slice_index() -> None:
-    check_box_in_slice((0, 0, 11, 9), (10, 12), "--box-slice")
-    with pytest.raises(ConfigError, match=r"--box-slice box \(0, 0, 12, 9\).*x 0\.\.11"):
-        check_box_in_slice((0, 0, 12, 9), (10, 12), "--box-slice")
-    with pytest.raises(ConfigError, match="--box"):
-        check_box_in_slice(np.array([-1.0, 0, 5, 5]), (10, 12), "--box")
-    with pytest.raises(ConfigError, match="empty"):
-        check_box_in_slice((5, 0, 4, 5), (10, 12), "--box")
-    check_slice_index(9, 10, "--box-slice")
-    with pytest.raises(ConfigError, match="--box-slice slice 10.*0..9"):
-        check_slice_index(10, 10, "--box-slice")
-
-
 def test_propagation_stops_where_the_structure_ends() -> None:
     shape = (40, 50, 20)  # X, Y, Z
     gt = _ellipsoid(shape, (20, 24, 8.5), (12, 15, 3.9))  # slices 5..12
@@ -162,16 +133,3 @@ def test_propagation_edge_cases() -> None:
     assert propagate(lambda z, b: small, 2, np.array([0, 0, 3, 3]), n, min_pixels=4) == {}
     with pytest.raises(ValueError):
         propagate(lambda z, b: full, 6, np.array([0, 0, 3, 3]), n)
-
-
-def test_mask_prompt_slices() -> None:
-    m = np.zeros((12, 16, 8), bool)
-    m[3:8, 10:13, 2:5] = True
-    m[1, 1, 6] = True
-    out = mask_prompt_slices(m)
-    assert list(out) == [2, 3, 4, 6]
-    np.testing.assert_array_equal(out[2], [3, 10, 7, 12])
-    np.testing.assert_array_equal(out[6], [1, 1, 1, 1])
-    for z, box in out.items():
-        np.testing.assert_array_equal(box, mask_box(m[:, :, z].T))
-    assert mask_prompt_slices(np.zeros((4, 4, 4))) == {}
