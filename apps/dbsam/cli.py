@@ -112,13 +112,15 @@ def segment(
     sam_checkpoint: Annotated[Path | None, typer.Option(
         help="Vanilla SAM weights instead of a trained run.")] = None,
     arch: Annotated[str, typer.Option(help="Architecture of --sam-checkpoint.")] = "vit_b",
-    box: Annotated[str | None, typer.Option(
-        help="3-D box X0,Y0,Z0,X1,Y1,Z1 in voxel indices (inclusive).")] = None,
+    box: Annotated[list[str] | None, typer.Option(
+        help="3-D box X0,Y0,Z0,X1,Y1,Z1 in voxel indices (inclusive); repeat as "
+        "CODE=X0,... for a label map of several structures.")] = None,
     box_slice: Annotated[str | None, typer.Option(
         help="2-D box on one slice, Z:X0,Y0,X1,Y1; propagated to neighbouring slices.")] = None,
     prompt_mask: Annotated[Path | None, typer.Option(
         help="Coarse label map as prompt (one code per structure); gives a label map.")] = None,
-    label: Annotated[int, typer.Option(help="Value written inside a box-prompted mask.")] = 1,
+    label: Annotated[int, typer.Option(
+        help="Value written inside a box-prompted mask (boxes without CODE=).")] = 1,
     modality: Annotated[str | None, typer.Option(
         help="ct or mr (default: the run's; ct for --sam-checkpoint).")] = None,
     window: Annotated[str | None, typer.Option(help="CT window LEVEL,WIDTH.")] = None,

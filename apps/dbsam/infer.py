@@ -101,16 +101,6 @@ def _progress(show: bool) -> Progress:
     return Progress(disable=not show, transient=True)
 
 
-def segment_boxes(seg: SliceSegmenter, boxes: dict[int, np.ndarray], *,
-                  progress: bool = False) -> dict[int, np.ndarray]:
-    """Per-slice boxes ``{z: xyxy}`` -> per-slice boolean masks."""
-    out: dict[int, np.ndarray] = {}
-    with _progress(progress) as bar:
-        for z in bar.track(sorted(boxes), description="slices"):
-            out[z] = seg.predict(z, boxes[z])
-    return out
-
-
 def stack(masks: dict[int, np.ndarray], case: CaseData, value: int = 1) -> list[np.ndarray]:
     """Per-slice masks -> a full list of ``(H, W)`` uint8 slices (``value`` inside)."""
     h, w = case.slices[0].shape[:2]
@@ -154,14 +144,29 @@ def ras_box(case: CaseData, lo: tuple[int, int, int], hi: tuple[int, int, int],
 
 
 def segment_box3d(seg: SliceSegmenter, box6: tuple[int, ...], *,
-                  progress: bool = False) -> list[np.ndarray]:
-    """``--box X0,Y0,Z0,X1,Y1,Z1`` (file voxel indices) -> per-slice uint8 masks."""
+                  progress: bool = False) -> dict[int, np.ndarray]:
+    """``--box X0,Y0,Z0,X1,Y1,Z1`` (file voxel indices) -> mask logits ``{z: (H, W)}`` of the
+    slices the box spans."""
     from .prompts import box3d_to_slices
 
     case = seg.case
     rb = ras_box(case, tuple(box6[:3]), tuple(box6[3:]), "--box")
     boxes = box3d_to_slices(rb, case.ras_shape)
-    return stack(segment_boxes(seg, boxes, progress=progress), case)
+    with _progress(progress) as bar:
+        return {z: seg.logits(z, boxes[z]) for z in bar.track(sorted(boxes),
+                                                               description="slices")}
+
+
+def segment_labelled_boxes(seg: SliceSegmenter, boxes: list[tuple[int, tuple[int, ...]]], *,
+                           progress: bool = False) -> list[np.ndarray]:
+    """Several ``(code, 3-D box)`` prompts -> one label map (overlaps go to the larger logit;
+    boxes sharing a code are united). Slices shared by several boxes are embedded once."""
+    logit_maps: dict[int, dict[int, np.ndarray]] = {}
+    for code, box6 in boxes:
+        per_z = logit_maps.setdefault(code, {})
+        for z, lg in segment_box3d(seg, box6, progress=progress).items():
+            per_z[z] = np.maximum(per_z[z], lg) if z in per_z else lg
+    return merge_labels(logit_maps, seg.case)
 
 
 def segment_key_slice(seg: SliceSegmenter, z: int, box4: tuple[int, ...], *,
@@ -234,19 +239,22 @@ def predict_label(seg: SliceSegmenter, code: int, margin: int,
 
 
 def segment_file(model: torch.nn.Module, cfg, image: Path, out: Path, *,
-                 box: str | None = None, box_slice: str | None = None,
+                 box: str | list[str] | None = None, box_slice: str | None = None,
                  prompt_mask: Path | None = None, label: int = 1,
                  progress: bool = False) -> dict:
     """``medcl dbsam segment``: read, prompt, segment slice by slice, write in the input geometry.
 
-    Exactly one of ``box``, ``box_slice``, ``prompt_mask`` is given.
+    Exactly one of ``box`` (one or several 3-D boxes, each optionally ``CODE=X0,...``, else
+    ``label``), ``box_slice``, ``prompt_mask`` is given.
     """
     from medio import refuse_overwrite
 
     from .data import is_2d, load_case, to_slices
-    from .prompts import parse_box3d, parse_box_slice
+    from .prompts import parse_box_slice, parse_labelled_box
 
-    given = [n for n, v in (("--box", box), ("--box-slice", box_slice),
+    if isinstance(box, str):
+        box = [box]
+    given = [n for n, v in (("--box", box or None), ("--box-slice", box_slice),
                             ("--prompt-mask", prompt_mask)) if v is not None]
     if len(given) != 1:
         raise ConfigError(f"give exactly one prompt; got {given or 'none'}",
@@ -257,12 +265,12 @@ def segment_file(model: torch.nn.Module, cfg, image: Path, out: Path, *,
         raise ConfigError("the output type must match the input (NIfTI -> .nii.gz, image -> "
                           ".png)", path=out, fix="rename the output")
     # parse prompts before the (slow) model work so a typo fails fast
-    box6 = parse_box3d(box) if box is not None else None
+    boxes = [parse_labelled_box(b, label) for b in box] if box else None
     key = parse_box_slice(box_slice) if box_slice is not None else None
     case = load_case(image, None, cfg)
     seg = SliceSegmenter(model, case)
-    if box6 is not None:
-        masks = [m * np.uint8(label) for m in segment_box3d(seg, box6, progress=progress)]
+    if boxes is not None:
+        masks = segment_labelled_boxes(seg, boxes, progress=progress)
     elif key is not None:
         z, b = key
         masks = [m * np.uint8(label) for m in segment_key_slice(seg, z, b, progress=progress)]

@@ -33,6 +33,7 @@ __all__ = [
     "jitter_box",
     "mask_box",
     "parse_box3d",
+    "parse_labelled_box",
     "parse_box_slice",
     "propagate",
 ]
@@ -144,6 +145,26 @@ def parse_box3d(text: str, *, flag: str = "--box") -> tuple[int, int, int, int, 
         if hi < lo:
             raise _bad_box(flag, text, form, example, f"is empty: {name}1 = {hi} < {name}0 = {lo}")
     return x0, y0, z0, x1, y1, z1
+
+
+def parse_labelled_box(text: str, default_label: int, *,
+                       flag: str = "--box") -> tuple[int, tuple[int, int, int, int, int, int]]:
+    """Parse ``"[CODE=]X0,Y0,Z0,X1,Y1,Z1"`` into ``(code, box)``; no prefix gives
+    ``default_label``. Several such boxes make a label map (one structure per code).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``flag``: a code that is not an integer in 1..255, or a bad box
+        (:func:`parse_box3d`).
+    """
+    code_text, sep, rest = str(text).partition("=")
+    if not sep:
+        return int(default_label), parse_box3d(text, flag=flag)
+    if not re.fullmatch(r"\s*\d+\s*", code_text) or not 1 <= int(code_text) <= 255:
+        raise ConfigError(f"{flag} {text!r}: the label code before '=' must be an integer "
+                          "from 1 to 255", fix=f"write e.g. {flag} 2=40,52,10,88,97,21")
+    return int(code_text), parse_box3d(rest, flag=flag)
 
 
 def parse_box_slice(

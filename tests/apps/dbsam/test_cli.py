@@ -292,3 +292,21 @@ def test_train_resume_continues_the_run(phantoms, tmp_path, medcl_cli):
     assert list(after.epoch) == [1, 2]
     assert after.loss.iloc[0] == pytest.approx(first.loss.iloc[0])
     assert (tmp_path / "r" / "model.pt").exists()
+
+
+def test_segment_several_boxes_make_a_label_map(run, phantoms, tmp_path, medcl_cli):
+    images, labels = phantoms
+    image, label = images / "case_002.nii.gz", labels / "case_002.nii.gz"
+    out = tmp_path / "map.nii.gz"
+    code, stdout, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", image,
+                                   "--box", f"1={_box(label, 1)}", "--box",
+                                   f"2={_box(label, 2)}", "--out", out])
+    assert code == 0, err
+    found = set(np.unique(np.asarray(nib.load(out).dataobj)))
+    assert found <= {0, 1, 2}
+    n_slices = len({int(v) for b in (_box(label, 1), _box(label, 2))
+                    for v in range(int(b.split(",")[2]), int(b.split(",")[5]) + 1)})
+    assert f"{n_slices} slice embeddings computed" in stdout  # shared slices embedded once
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", image,
+                              "--box", "x=1,1,1,5,5,2", "--out", out])
+    assert code == 2 and "--box" in err

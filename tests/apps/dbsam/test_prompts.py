@@ -133,3 +133,15 @@ def test_propagation_edge_cases() -> None:
     assert propagate(lambda z, b: small, 2, np.array([0, 0, 3, 3]), n, min_pixels=4) == {}
     with pytest.raises(ValueError):
         propagate(lambda z, b: full, 6, np.array([0, 0, 3, 3]), n)
+
+
+def test_parse_labelled_box() -> None:
+    from dbsam.prompts import parse_labelled_box
+
+    assert parse_labelled_box("1,2,3,4,5,6", 7) == (7, (1, 2, 3, 4, 5, 6))
+    assert parse_labelled_box("3=1,2,3,4,5,6", 7) == (3, (1, 2, 3, 4, 5, 6))
+    for bad in ("0=1,2,3,4,5,6", "a=1,2,3,4,5,6", "300=1,2,3,4,5,6"):
+        with pytest.raises(ConfigError, match="label code"):
+            parse_labelled_box(bad, 1)
+    with pytest.raises(ConfigError, match="empty"):
+        parse_labelled_box("2=5,2,3,4,5,6", 1)
