@@ -75,38 +75,12 @@ def from_slices(slices: list[np.ndarray] | np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(s).T for s in slices], axis=2)
 
 
-def _read_2d(path: Path, *, labels: bool) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+def read_2d(path: Path) -> np.ndarray:
+    """A PNG/JPEG as ``(H, W)`` (grey) or ``(H, W, 3)`` (RGB) float32 in [0, 1]."""
+    from medio.images import read_image
 
-    if not path.exists():
-        raise InputFileError("file not found", path=path, fix="check the path")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            arr = np.asarray(im.convert("L") if labels and im.mode not in ("L", "I", "P")
-                             else im)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InputFileError(f"cannot be read as an image ({exc})", path=path,
-                             fix="the file is corrupt or truncated; export it again") from exc
-    if labels:
-        if arr.ndim != 2:
-            raise InputFileError(f"a label image must be single-channel, got shape {arr.shape}",
-                                 path=path, fix="save the mask as a greyscale/indexed PNG")
-        codes = np.unique(arr)
-        # masks saved as 0/255 are binary masks
-        if set(codes.tolist()) <= {0, 255}:
-            arr = (arr > 0).astype(np.uint8)
-        return arr.astype(np.int64)
-    arr = arr.astype(np.float32)
-    if arr.ndim == 3:
-        arr = arr[..., :3]
-        if arr.shape[2] == 1:
-            arr = arr[..., 0]
-    if arr.ndim not in (2, 3):
-        raise InputFileError(f"unexpected image shape {arr.shape}", path=path,
-                             fix="pass a greyscale or RGB PNG/JPG")
-    hi = 65535.0 if arr.max() > 255 else 255.0
-    return arr / hi
+    pixels, _ = read_image(path)
+    return pixels[..., 0] if pixels.shape[2] == 1 else pixels
 
 
 def load_case(image: Path, label: Path | None, cfg: DBSAMConfig) -> CaseData:
@@ -122,10 +96,12 @@ def load_case(image: Path, label: Path | None, cfg: DBSAMConfig) -> CaseData:
 
     image = Path(image)
     if is_2d(image):
-        img = _read_2d(image, labels=False)
+        from medio.images import read_mask
+
+        img = read_2d(image)
         lab = None
         if label is not None:
-            lab = _read_2d(Path(label), labels=True)
+            lab = read_mask(label)
             if lab.shape != img.shape[:2]:
                 raise InputFileError(
                     f"label shape {lab.shape} differs from the image's {img.shape[:2]} "

@@ -276,9 +276,9 @@ def segment_file(model: torch.nn.Module, cfg, image: Path, out: Path, *,
         masks = [m * np.uint8(label) for m in segment_key_slice(seg, z, b, progress=progress)]
     else:
         if is_2d(image):
-            from .data import _read_2d
+            from medio.images import read_mask
 
-            coarse = [_read_2d(Path(prompt_mask), labels=True)]
+            coarse = [read_mask(prompt_mask)]
         else:
             from medio.nifti import read_labels
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from medio import ConfigError, InputFileError
+from medio.images import min_max, read_image
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -184,56 +185,6 @@ class _Raw:
     rgb_as_gray: bool = False
 
 
-def _to_unit_range(array: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Scale an image to [0, 1]; returns the image and whether min-max scaling was used."""
-    if array.dtype == bool:
-        return array.astype(np.float32), False
-    if array.dtype in (np.uint8, np.uint16):
-        return array.astype(np.float32) / float(np.iinfo(array.dtype).max), False
-    return _min_max(array), True
-
-
-def _min_max(array: np.ndarray) -> np.ndarray:
-    out = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = float(out.min()), float(out.max())
-    if hi > lo:
-        out = (out - lo) / (hi - lo)
-    else:
-        out = np.zeros_like(out)
-    return out.astype(np.float32)
-
-
-def _read_2d(path: Path) -> tuple[np.ndarray, list[str]]:
-    """Read a PNG/JPEG as ``(H, W, C)`` float in [0, 1] with C in {1, 3}."""
-    from skimage import io
-
-    try:
-        array = np.asarray(io.imread(path))
-    except Exception as exc:  # any decoder failure means an unreadable file
-        raise InputFileError(
-            f"cannot read the image ({type(exc).__name__}: {exc})",
-            path=path,
-            fix="replace or remove the damaged file (it must be a valid PNG or JPEG)",
-        ) from exc
-    flags: list[str] = []
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
-        raise InputFileError(
-            f"unsupported image layout {tuple(array.shape)} (expected a single 2-D grayscale, "
-            "RGB or RGBA frame)",
-            path=path,
-            fix="save the image as a single-frame grayscale or RGB PNG/JPEG",
-        )
-    if array.shape[2] in (2, 4):  # gray+alpha or RGBA: drop the alpha channel
-        array = array[:, :, :-1]
-        flags.append("alpha")
-    pixels, scaled = _to_unit_range(array)
-    if scaled:
-        flags.append("minmax")
-    return pixels, flags
-
-
 def _read_nifti(path: Path, nifti_slice: int | None) -> tuple[np.ndarray, list[str]]:
     """Read a NIfTI file as one ``(H, W, 1)`` slice, min-max scaled to [0, 1]."""
     from medio.nifti import load_nifti
@@ -263,7 +214,7 @@ def _read_nifti(path: Path, nifti_slice: int | None) -> tuple[np.ndarray, list[s
             "volume)",
         )
     flags.append("minmax")
-    return _min_max(np.asarray(data))[:, :, None], flags
+    return min_max(np.asarray(data))[:, :, None], flags
 
 
 def _read_folder(folder: PathLike, nifti_slice: int | None) -> tuple[list[_Raw], list[str]]:
@@ -278,7 +229,7 @@ def _read_folder(folder: PathLike, nifti_slice: int | None) -> tuple[list[_Raw],
         if _is_nifti(path.name):
             pixels, flags = _read_nifti(path, nifti_slice)
         else:
-            pixels, flags = _read_2d(path)
+            pixels, flags = read_image(path)
         height, width = pixels.shape[:2]
         if height < MIN_SIZE or width < MIN_SIZE:
             raise InputFileError(
