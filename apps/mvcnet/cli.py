@@ -38,14 +38,14 @@ def simulate(
     from .simulate import write_simulated
 
     paths = write_simulated(out, subjects=subjects, fmt=fmt, n_trials_per_class=trials,
-                            snr=snr, seed=seed)
+                            snr=snr, seed=seed, overwrite=False)
     for p in paths:
         typer.echo(str(p))
 
 
 def _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, models, infer,
                 l_freq, h_freq, resample, tmin, tmax, alignment, batch_size, lr, trans_hidden,
-                out, notch=None, ems=False):
+                out, notch=None, ems=False, channels=None):
     from .config import MVCNetConfig
     from .harness import load_data, train_run
 
@@ -63,68 +63,72 @@ def _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, 
                                  param_hint="--models")
     if protocol not in ("co", "cv", "loso", "t2e"):
         raise typer.BadParameter("choose co, cv, loso or t2e", param_hint="--protocol")
+    picks = [c.strip() for c in channels.split(",")] if channels else None
+    if picks is not None and not all(picks):
+        raise typer.BadParameter(f"empty channel name in {channels!r}", param_hint="--channels")
     pooled = load_data(cfg, files=data or None, moabb=moabb,
                        subjects=int_list(subjects, "--subjects") if subjects else None,
-                       events=events, labels=labels or None)
+                       events=events, labels=labels or None, channels=picks)
     sources = {"data": [str(p) for p in data] if data else None, "moabb": moabb,
                "events": events or (None if moabb else "left=769,right=770")}
     typer.echo(f"report: {train_run(cfg, pooled, chosen, out, sources=sources)}")
 
 
-@app.command()
-def train(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
-    data: Annotated[list[Path] | None, typer.Option(
-        help="Recording(s): .gdf .edf .bdf .fif .vhdr .set (repeat the flag).")] = None,
-    moabb: Annotated[str | None, typer.Option(
-        help="MOABB dataset id, e.g. BNCI2014_001 (from the MNE data folder or downloaded).")]
-    = None,
-    subjects: Annotated[str | None, typer.Option(help="MOABB subjects, e.g. 1,2.")] = None,
-    events: Annotated[str | None, typer.Option(
-        help="Class=code mapping, e.g. left=769,right=770 or left=T1,right=T2.")] = None,
-    labels: Annotated[list[Path] | None, typer.Option(
-        help="Labels file per recording (BCI IV 2a A0xE.mat).")] = None,
-    protocol: Annotated[str, typer.Option(help="co, cv, loso or t2e.")] = "co",
-    epochs: Annotated[int, typer.Option(help="Training epochs (paper: 100).")] = 100,
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
-    models: Annotated[str, typer.Option(help=f"Comma-separated, from {ALL_MODELS}.")]
-    = "mvcnet,csp_lda",
-    infer: Annotated[str, typer.Option(help="cnn (authors) or fused.")] = "cnn",
-    l_freq: Annotated[float, typer.Option(help="Band-pass low edge (Hz).")] = 8.0,
-    h_freq: Annotated[float, typer.Option(help="Band-pass high edge (Hz).")] = 32.0,
-    resample: Annotated[float | None, typer.Option(help="Resample to this rate (Hz).")] = None,
-    notch: Annotated[float | None, typer.Option(help="Notch filter at this frequency (Hz).")]
-    = None,
-    ems: Annotated[bool, typer.Option(help="Exponential moving standardisation.")] = False,
-    tmin: Annotated[float | None, typer.Option(help="Window start after the cue (s).")] = None,
-    tmax: Annotated[float | None, typer.Option(help="Window end after the cue (s).")] = None,
-    alignment: Annotated[str, typer.Option(help="ea (Euclidean alignment) or none.")] = "ea",
-    batch_size: Annotated[int, typer.Option(help="Batch size (paper: 64).")] = 64,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-3).")] = 1e-3,
-    trans_hidden: Annotated[int, typer.Option(help="Transformer projector width.")] = 2048,
-) -> None:
-    """Train MVCNet (and baselines) under a named protocol; save a deployable model."""
-    _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, models, infer,
-                l_freq, h_freq, resample, tmin, tmax, alignment, batch_size, lr, trans_hidden,
-                out, notch=notch, ems=ems)
+def _training_command(name: str, default_models: str, doc: str) -> None:
+    """Register ``train`` or ``benchmark``: the same data and training options, only the
+    default ``--models`` differs."""
+
+    def command(
+        out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+        data: Annotated[list[Path] | None, typer.Option(
+            help="Recording(s): .gdf .edf .bdf .fif .vhdr .set (repeat the flag).")] = None,
+        moabb: Annotated[str | None, typer.Option(
+            help="MOABB dataset id, e.g. BNCI2014_001 (from the MNE data folder or "
+            "downloaded); FakeDataset (random noise, offline) to try the MOABB path.")] = None,
+        subjects: Annotated[str | None, typer.Option(help="MOABB subjects, e.g. 1,2.")] = None,
+        events: Annotated[str | None, typer.Option(
+            help="Class=code mapping, e.g. left=769,right=770 or left=T1,right=T2.")] = None,
+        labels: Annotated[list[Path] | None, typer.Option(
+            help="Labels file of an evaluation recording (BCI IV 2a A0xE.mat), matched to "
+            "--data by name (A01E.mat -> A01E.gdf).")] = None,
+        channels: Annotated[str | None, typer.Option(
+            help="EEG channels to keep, in this order, e.g. C3,Cz,C4 (default: all).")] = None,
+        protocol: Annotated[str, typer.Option(help="co, cv, loso or t2e.")] = "co",
+        epochs: Annotated[int, typer.Option(help="Training epochs (paper: 100).")] = 100,
+        seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
+        models: Annotated[str, typer.Option(help=f"Comma-separated, from {ALL_MODELS}.")]
+        = default_models,
+        infer: Annotated[str, typer.Option(help="cnn (authors) or fused.")] = "cnn",
+        l_freq: Annotated[float, typer.Option(help="Band-pass low edge (Hz).")] = 8.0,
+        h_freq: Annotated[float, typer.Option(help="Band-pass high edge (Hz).")] = 32.0,
+        resample: Annotated[float | None, typer.Option(help="Resample to this rate (Hz).")]
+        = None,
+        notch: Annotated[float | None, typer.Option(
+            help="Notch filter at this frequency (Hz).")] = None,
+        ems: Annotated[bool, typer.Option(help="Exponential moving standardisation.")] = False,
+        tmin: Annotated[float | None, typer.Option(help="Window start after the cue (s).")]
+        = None,
+        tmax: Annotated[float | None, typer.Option(help="Window end after the cue (s).")]
+        = None,
+        alignment: Annotated[str, typer.Option(help="ea (Euclidean alignment) or none.")]
+        = "ea",
+        batch_size: Annotated[int, typer.Option(help="Batch size (paper: 64).")] = 64,
+        lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-3).")] = 1e-3,
+        trans_hidden: Annotated[int, typer.Option(help="Transformer projector width.")] = 2048,
+    ) -> None:
+        _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, models,
+                    infer, l_freq, h_freq, resample, tmin, tmax, alignment, batch_size, lr,
+                    trans_hidden, out, notch=notch, ems=ems, channels=channels)
+
+    command.__doc__ = doc
+    app.command(name)(command)
 
 
-@app.command()
-def benchmark(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
-    data: Annotated[list[Path] | None, typer.Option(help="Recording(s) (repeat the flag).")]
-    = None,
-    moabb: Annotated[str | None, typer.Option(help="MOABB dataset id.")] = None,
-    subjects: Annotated[str | None, typer.Option(help="MOABB subjects, e.g. 1,2.")] = None,
-    events: Annotated[str | None, typer.Option(help="Class=code mapping.")] = None,
-    models: Annotated[str, typer.Option(help="Comma-separated models.")] = ALL_MODELS,
-    protocol: Annotated[str, typer.Option(help="co, cv, loso or t2e.")] = "co",
-    epochs: Annotated[int, typer.Option(help="Epochs for every deep model.")] = 100,
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
-) -> None:
-    """MVCNet against every baseline in one harness (same preprocessing, same splits)."""
-    _train_like(data, moabb, subjects, events, None, protocol, epochs, seeds, models, "cnn",
-                8.0, 32.0, None, None, None, "ea", 64, 1e-3, 2048, out)
+_training_command("train", "mvcnet,csp_lda",
+                  "Train MVCNet (and baselines) under a named protocol; save a deployable model.")
+_training_command("benchmark", ALL_MODELS,
+                  "MVCNet against every baseline in one harness (same preprocessing, same "
+                  "splits); the options of train, all models by default.")
 
 
 @app.command()
@@ -132,14 +136,21 @@ def predict(
     model: Annotated[Path, typer.Option(help="Run folder written by `medcl mvcnet train`.")],
     data: Annotated[Path, typer.Option(help="Recording to decode.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="predictions.csv to write.")],
-    events: Annotated[str | None, typer.Option(help="Cue mapping (default: the run's).")]
+    events: Annotated[str | None, typer.Option(
+        help="Cue mapping (default: the run's, plus unknown=783 for cues of unknown class).")]
     = None,
     labels: Annotated[Path | None, typer.Option(help="True labels file (A0xE.mat).")] = None,
     infer: Annotated[str | None, typer.Option(help="cnn or fused (default: the run's).")]
     = None,
 ) -> None:
     """One row per trial: onset, predicted class, class probabilities."""
+    from .config import INFER_MODES
     from .infer import predict_file
 
+    if infer is not None and infer not in INFER_MODES:
+        raise typer.BadParameter(f"choose {' or '.join(INFER_MODES)}, not {infer!r}",
+                                 param_hint="--infer")
     table = predict_file(model, data, out, events=events, labels=labels, infer=infer)
+    for note in table.attrs.get("notes", []):
+        typer.echo(f"{data}: {note}", err=True)
     typer.echo(f"{len(table)} trials -> {out}")

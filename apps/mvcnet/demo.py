@@ -16,7 +16,7 @@ def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
     files = sorted(recordings.glob("*.edf")) if recordings.exists() else []
     if len(files) != 3:  # a previous tour's recordings are reused as they are
         files = write_simulated(recordings, subjects=3, fmt="edf", n_trials_per_class=40,
-                                seed=seed)
+                                seed=seed, overwrite=True)
     # CPU-sized: 125 Hz (500 samples), a 128-wide projector, batch 16 (the paper: 250 Hz, 2048,
     # batch 64 on a GPU)
     cfg = MVCNetConfig(epochs=15 if epochs is None else epochs, seeds=[seed + 1],

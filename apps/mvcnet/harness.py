@@ -45,13 +45,25 @@ def pool(trials: list) -> Pooled:
         raise InputFileError("no recording to train on", fix="pass --data FILE... or --moabb ID")
     ref = trials[0]
     for t in trials[1:]:
-        for what, a, b in (("channels", t.ch_names, ref.ch_names), ("sampling rate", t.sfreq,
-                           ref.sfreq), ("classes", t.classes, ref.classes),
-                           ("window length", t.data.shape[2], ref.data.shape[2])):
+        if t.ch_names != ref.ch_names:
+            missing = [c for c in ref.ch_names if c not in t.ch_names]
+            extra = [c for c in t.ch_names if c not in ref.ch_names]
+            diff = "; ".join(f"{what} {', '.join(names)}" for what, names in
+                             (("lacks", missing), ("has extra", extra)) if names)
+            common = [c for c in ref.ch_names if c in t.ch_names]
+            raise InputFileError(
+                f"its channels differ from {ref.source}'s: "
+                f"{diff or 'same channels in another order'}",
+                path=t.source, fix=f"keep the channels all files share, in one order: --channels "
+                f"{','.join(common)}")
+        for what, a, b, fix in (
+                ("sampling rate", t.sfreq, ref.sfreq, "resample all files alike: --resample HZ"),
+                ("classes", t.classes, ref.classes, "use one --events mapping for all files"),
+                ("window length", t.data.shape[2], ref.data.shape[2],
+                 "resample all files alike: --resample HZ")):
             if a != b:
-                raise InputFileError(f"its {what} ({a}) differ from {ref.source}'s ({b})",
-                                     path=t.source, fix="record all files alike, or use "
-                                     "--resample / --channels to bring them together")
+                raise InputFileError(f"its {what} ({a}) differs from {ref.source}'s ({b})",
+                                     path=t.source, fix=fix)
     notes = [f"{t.source}: {n}" for t in trials for n in t.notes]
     return Pooled(
         X=np.concatenate([t.data for t in trials]).astype(np.float32),
@@ -73,9 +85,8 @@ def preprocess(cfg: MVCNetConfig, data: Pooled, train: np.ndarray, test: np.ndar
     from .preprocess import OnlineEA, euclidean_alignment, exponential_moving_standardize
 
     Xtr, Xte = data.X[train].copy(), data.X[test].copy()
-    if cfg.ems:
-        Xtr = exponential_moving_standardize(Xtr)
-        Xte = exponential_moving_standardize(Xte)
+    if cfg.ems:  # per trial; an empty set (no test trials) stays empty
+        Xtr, Xte = (exponential_moving_standardize(X) if len(X) else X for X in (Xtr, Xte))
     if cfg.alignment == "ea":
         for subject in np.unique(data.subjects[train]):
             rows = data.subjects[train] == subject
@@ -206,61 +217,99 @@ def subject_session(path: Path) -> tuple[str, str]:
     return stem, "0"
 
 
+def match_labels(files: list[Path], labels: list[Path] | None) -> list[Path | None]:
+    """The labels file of each recording: by file stem (``A01E.mat`` -> ``A01E.gdf``), else by
+    position when there are as many labels files as recordings; otherwise a ConfigError."""
+    from medio import ConfigError
+
+    if not labels:
+        return [None] * len(files)
+    stems = [Path(f).name.split(".")[0] for f in files]
+    by_stem = {Path(lab).name.split(".")[0]: lab for lab in labels}
+    if len(by_stem) == len(labels) and set(by_stem) <= set(stems):
+        return [by_stem.get(stem) for stem in stems]
+    if len(labels) == len(files):
+        return list(labels)
+    unmatched = [str(lab) for lab in labels if Path(lab).name.split(".")[0] not in stems]
+    raise ConfigError(f"{len(labels)} --labels files for {len(files)} --data files, and "
+                      f"{', '.join(unmatched) or 'some'} match no recording by name",
+                      fix="name each labels file like its recording (A01E.mat for A01E.gdf), "
+                      "or give one labels file per recording in the same order")
+
+
 def load_data(cfg: MVCNetConfig, *, files: list[Path] | None = None, moabb: str | None = None,
               subjects: list[int] | None = None, events: str | None = None,
-              labels: list[Path] | None = None) -> Pooled:
-    """Read recordings (any MNE format) or a MOABB dataset into one pool of trials."""
+              labels: list[Path] | None = None, channels: list[str] | None = None) -> Pooled:
+    """Read recordings (any MNE format) or a MOABB dataset into one pool of trials, keeping
+    ``channels`` (in that order) when given."""
     from medio import ConfigError
     from medio.eeg import load_moabb, read_trials
 
     window = dict(tmin=cfg.tmin, tmax=cfg.tmax)
-    filt = dict(l_freq=cfg.l_freq, h_freq=cfg.h_freq, resample=cfg.resample, notch=cfg.notch)
+    filt = dict(l_freq=cfg.l_freq, h_freq=cfg.h_freq, resample=cfg.resample, notch=cfg.notch,
+                channels=channels)
     if moabb is not None:
+        if files or labels:
+            raise ConfigError(f"--moabb {moabb} is given together with --data/--labels files",
+                              fix="train either on --data recordings or on a --moabb dataset")
         trials = load_moabb(moabb, subjects=subjects, events=events, **window, **filt)
     else:
         if not files:
             raise ConfigError("no data given", fix="pass --data FILE... or --moabb DATASET_ID")
-        if labels and len(labels) != len(files):
-            raise ConfigError(f"{len(labels)} --labels files for {len(files)} --data files",
-                              fix="give one labels file per recording, in the same order")
         trials = []
-        for i, path in enumerate(files):
+        for path, labels_file in zip(files, match_labels(files, labels), strict=True):
             subject, session = subject_session(Path(path))
             trials.append(read_trials(
                 path, events or "left=769,right=770", tmin=0.0 if cfg.tmin is None else cfg.tmin,
                 tmax=4.0 if cfg.tmax is None else cfg.tmax,
-                labels_file=labels[i] if labels else None, subject=subject, session=session,
-                **filt))
+                labels_file=labels_file, subject=subject, session=session, **filt))
     return pool(trials)
 
 
 def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
               sources: dict, progress: bool = True) -> Path:
     """``medcl mvcnet train``: protocol evaluation of every model, then a final MVCNet on all
-    labelled trials saved as the run's ``model.pt`` (what ``predict`` uses)."""
+    labelled trials saved as the run's ``model.pt`` (what ``predict`` uses).
+
+    Everything is checked and trained before the run folder is written, so a bad input or a
+    failed training leaves no half-written run."""
     import matplotlib.pyplot as plt
 
-    from medio import InputFileError, RunFolder
+    from medio import ConfigError, InputFileError, RunFolder, atomic
 
-    from .train import train_mvcnet
+    from .train import check_model_size, train_mvcnet
+    from .views import ViewPipeline
 
     labelled = data.y >= 0
     counts = np.bincount(data.y[labelled], minlength=len(data.classes))
     if labelled.sum() < 2 * len(data.classes) or (counts < 2).any():
         per_class = dict(zip(data.classes, counts.tolist(), strict=True))
+        where = sources.get("data") or [f"moabb:{sources.get('moabb')}"]
         raise InputFileError(f"too few labelled trials per class ({per_class})",
-                             path=sources.get("data", "input"),
+                             path=", ".join(map(str, where)),
                              fix="give recordings with at least two trials of every class")
-    protocol_splits(cfg, data)  # fail before anything is written
+    protocol_splits(cfg, data)  # fail before anything is trained or written
+    check_model_size(cfg, len(data.ch_names), int(data.X.shape[2]))
+    try:  # the views accept these channels and class names
+        ViewPipeline(list(cfg.views), data.ch_names, data.sfreq, data.classes)
+    except ValueError as err:
+        raise ConfigError(str(err), fix="name the channels 10-20 style (C3, C4, ...)") from err
+    table, extras = run_protocol(cfg, data, models, run_dir=None, progress=progress)
+    final, history = train_mvcnet(cfg, _align_all(cfg, data), data.y[labelled],
+                                  ch_names=data.ch_names, sfreq=data.sfreq,
+                                  classes=data.classes, seed=cfg.seeds[0], progress=progress)
+
     folder = RunFolder.create(out)
     folder.write_config(cfg, seed=cfg.seeds[0], extra={
         **sources, "models": models, "ch_names": data.ch_names, "sfreq": data.sfreq,
         "classes": data.classes, "n_times": int(data.X.shape[2]), "n_trials": int(len(data.y)),
         "subjects": sorted(set(data.subjects.tolist()))})
-    table, extras = run_protocol(cfg, data, models, run_dir=None, progress=progress)
     folder.write_metrics(table)
     summary = summarise(table)
     summary_md = folder.write_table("results", summary, floatfmt=".2f")
+    atomic.write_text(folder.root / "results.md", f"Protocol: {PROTOCOL_TITLES[cfg.protocol]}"
+                      f"\n\n{summary_md.rstrip()}\n")
+    atomic.write_csv(folder.root / "final" / "metrics.csv", pd.DataFrame(history))
     if extras["y_true"]:
         fig = confusion_figure(np.concatenate(extras["y_true"]),
                                np.concatenate(extras["y_pred"]), data.classes,
@@ -271,9 +320,6 @@ def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
         fig = curves_figure(extras["curves"])
         folder.save_figure("learning_curves", fig)
         plt.close(fig)
-    final, _ = train_mvcnet(cfg, _align_all(cfg, data), data.y[labelled],
-                            ch_names=data.ch_names, sfreq=data.sfreq, classes=data.classes,
-                            seed=cfg.seeds[0], run_dir=folder.root, progress=progress)
     folder.save_model(final.state_dict())
     notes = "".join(f"- {n}\n" for n in data.notes[:20]) or "- none\n"
     report = (
@@ -281,14 +327,16 @@ def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
         f"{len(data.y)} trials, {len(data.ch_names)} channels at {data.sfreq:g} Hz, "
         f"{data.X.shape[2]} samples per trial, classes {', '.join(data.classes)}, subjects "
         f"{', '.join(sorted(set(data.subjects.tolist())))}. Band-pass {cfg.l_freq}-{cfg.h_freq}"
-        f" Hz, alignment {cfg.alignment}; {cfg.epochs} epochs, last-epoch accuracy (%), mean "
+        f" Hz, alignment {cfg.alignment}{', exponential moving standardisation' if cfg.ems else ''}"
+        f"; {cfg.epochs} epochs, last-epoch accuracy (%), mean "
         f"and standard deviation over seeds {cfg.seeds} (each seed: mean over splits).\n\n"
         f"{summary_md}\n\n`mvcnet (cnn)` classifies the CNN branch's features (the authors' "
         "test-time choice); `mvcnet (fused)` the mean of both branches' features.\n\n"
         + ("![confusion matrix](confusion.png)\n\n![learning curves](learning_curves.png)\n\n"
            if extras["y_true"] else "") +
-        f"Per split and seed: `metrics.csv`. Deployable model (all labelled trials, seed "
-        f"{cfg.seeds[0]}): `model.pt`.\n\nInput notes:\n{notes}")
+        f"Results: `results.csv` / `results.md`. Per split and seed: `metrics.csv`. Deployable "
+        f"model (all labelled trials, seed {cfg.seeds[0]}): `model.pt`, its training log "
+        f"`final/metrics.csv`.\n\nInput notes:\n{notes}")
     folder.write_report(report)
     return folder.report_path
 

@@ -36,24 +36,42 @@ def predict_file(run_dir: Path, data: Path, out: Path, *, events: str | None = N
                  labels: Path | None = None, infer: str | None = None) -> pd.DataFrame:
     """One row per trial: onset (s), predicted class, class probabilities, true class if known.
 
-    The recording is read with the run's channels (in its order), band and window; trials are
-    aligned with incremental online Euclidean alignment in recording order.
+    The recording is read with the run's channels (in its order), band, rate and window; trials
+    are standardised if the run was (``--ems``) and aligned with incremental online Euclidean
+    alignment in recording order. Without ``events`` the run's mapping is used, plus
+    ``unknown=783``: cues of unknown class (BCI IV 2a evaluation sessions) are decoded too.
+    What reading changed (resampling, trials dropped, ...) is in ``table.attrs["notes"]``.
     """
-    from medio.eeg import read_trials
-
     from medio import ConfigError, InputFileError, atomic_path, refuse_overwrite
+    from medio.eeg import UNKNOWN_CLASS, parse_events, read_trials
 
-    from .preprocess import OnlineEA
+    from .config import INFER_MODES
+    from .preprocess import OnlineEA, exponential_moving_standardize
     from .train import predict_proba
 
     if Path(out).suffix.lower() != ".csv":
         raise ConfigError(f"unknown output format {Path(out).suffix or '(none)'!r}", path=out,
                           fix="name the output *.csv")
     refuse_overwrite(out, [data] + ([labels] if labels else []))
+    if infer is not None and infer not in INFER_MODES:
+        raise ConfigError(f"unknown inference mode {infer!r}",
+                          fix=f"choose --infer {' or '.join(INFER_MODES)}")
     cfg, meta, model = load_run(run_dir)
-    mapping = events or meta["events"] or ",".join(
-        f"{c}={code}" for c, code in zip(meta["classes"], ("769", "770", "771", "772"),
-                                         strict=False))
+    classes = list(meta["classes"])
+    if events:
+        named = [c for c in parse_events(events) if c != UNKNOWN_CLASS]
+        if sorted(named) != sorted(classes):
+            raise ConfigError(f"--events names the classes {named}, the model was trained on "
+                              f"{classes}", fix=f"map the model's classes {', '.join(classes)} "
+                              f"(and optionally {UNKNOWN_CLASS}=CODE) in --events")
+        mapping = events
+    else:
+        mapping = meta["events"] or ",".join(
+            f"{c}={code}" for c, code in zip(classes, ("769", "770", "771", "772"), strict=False))
+        parsed = parse_events(mapping)
+        if UNKNOWN_CLASS not in parsed and not any(
+                "783" in codes for codes in parsed.values()):
+            mapping += f",{UNKNOWN_CLASS}=783"
     trials = read_trials(data, mapping, tmin=0.0 if cfg.tmin is None else cfg.tmin,
                          tmax=4.0 if cfg.tmax is None else cfg.tmax, l_freq=cfg.l_freq,
                          h_freq=cfg.h_freq, notch=cfg.notch, resample=meta["sfreq"],
@@ -63,10 +81,11 @@ def predict_file(run_dir: Path, data: Path, out: Path, *, events: str | None = N
                              f"{meta['n_times']}", path=data,
                              fix="use the same trial window as in training")
     X = trials.data.astype(np.float32)
+    if cfg.ems:  # as in training (harness.preprocess): standardise, then align
+        X = exponential_moving_standardize(X).astype(np.float32)
     if cfg.alignment == "ea":
         X = OnlineEA(X.shape[1]).transform(X, update=True).astype(np.float32)
     proba = predict_proba(model, X, infer or cfg.infer)
-    classes = list(meta["classes"])
     table = pd.DataFrame({"onset_s": np.round(trials.onsets, 4),
                           "predicted": [classes[i] for i in proba.argmax(1)]})
     for k, name in enumerate(classes):
@@ -75,4 +94,5 @@ def predict_file(run_dir: Path, data: Path, out: Path, *, events: str | None = N
         table["true"] = [trials.classes[i] if i >= 0 else "" for i in trials.labels]
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
+    table.attrs["notes"] = list(trials.notes)
     return table

@@ -273,6 +273,7 @@ def write_simulated(
     *,
     subjects: int | Iterable[int] = 3,
     fmt: str = "edf",
+    overwrite: bool = False,
     **kwargs: object,
 ) -> list[Path]:
     """Write simulated recordings, one file per subject.
@@ -280,13 +281,15 @@ def write_simulated(
     Parameters
     ----------
     out_dir : str or os.PathLike
-        Folder to write into (created if missing); existing files of the same name are
-        replaced.
+        Folder to write into (created if missing).
     subjects : int or iterable of int
         Number of subjects (numbered from 1) or the subject numbers.
     fmt : str
         ``edf`` (EDF+ with annotations, via edfio), ``fif`` (MNE) or ``vhdr`` / ``brainvision``
         (BrainVision triplet via pybv; markers read back as ``Comment/769``).
+    overwrite : bool
+        Replace existing files of the same names; by default an existing file is a
+        :class:`medio.ConfigError` and nothing is written.
     **kwargs
         Passed to :func:`simulate_raw` (``n_trials_per_class``, ``snr``, ``seed``, ...).
 
@@ -300,11 +303,17 @@ def write_simulated(
         raise ConfigError(f"unknown output format {fmt!r}",
                           fix=f"choose one of {', '.join(FORMATS)}")
     out = Path(out_dir)
+    targets = [out / f"sub-{subject:02d}{FORMATS[key]}" for subject in _subject_list(subjects)]
+    sidecars = (".vmrk", ".eeg") if FORMATS[key] == ".vhdr" else ()
+    existing = [f for t in targets for f in (t, *(t.with_suffix(x) for x in sidecars))
+                if f.exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{len(existing)} file(s) to write already exist, e.g. {existing[0]}",
+                          path=out, fix="choose an empty --out folder")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for subject in _subject_list(subjects):
+    for subject, path in zip(_subject_list(subjects), targets, strict=True):
         raw = simulate_raw(subject, **kwargs)  # type: ignore[arg-type]
-        path = out / f"sub-{subject:02d}{FORMATS[key]}"
         if key == "fif":
             with atomic_path(path) as tmp, warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*naming conventions.*")

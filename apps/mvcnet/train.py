@@ -66,6 +66,25 @@ def multiview_step(net: nn.Module, views, objective: MVCNetObjective, x: Tensor,
     return objective(net(xs, channel_maps=channel_maps), ys, len(pairs))
 
 
+MAX_PROJECTOR_WEIGHTS = 200_000_000
+
+
+def check_model_size(cfg: MVCNetConfig, n_chans: int, n_times: int) -> None:
+    """A :class:`medio.ConfigError` when the Transformer projector (``n_chans * n_times`` inputs
+    to ``trans_hidden``) would exceed :data:`MAX_PROJECTOR_WEIGHTS` weights (800 MB in float32,
+    several times that with gradients and Adam): refuse before running out of memory."""
+    from medio import ConfigError
+
+    weights = n_chans * n_times * cfg.trans_hidden
+    if weights > MAX_PROJECTOR_WEIGHTS:
+        raise ConfigError(
+            f"the Transformer projector would have {weights / 1e6:.0f} M weights ({n_chans} "
+            f"channels x {n_times} samples x {cfg.trans_hidden}), more than "
+            f"{MAX_PROJECTOR_WEIGHTS / 1e6:.0f} M",
+            fix="lower --trans-hidden, --resample to a lower rate or shorten the window "
+            "(--tmin/--tmax)")
+
+
 def build_model(cfg: MVCNetConfig, n_chans: int, n_times: int, n_classes: int) -> nn.Module:
     from .model import MVCNet
 

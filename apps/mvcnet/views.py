@@ -176,29 +176,67 @@ def _norm_class(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
-def mirror_class_map(classes: Sequence[str]) -> list[int]:
-    """Label map of a left/right reflection: ``left*`` <-> ``right*``, others unchanged.
+_SIDE_TOKENS = {"l": "left", "lh": "left", "r": "right", "rh": "right"}
+_NEUTRAL_WORDS = ("feet", "foot", "tongue", "rest", "idle", "baseline", "both", "relax",
+                  "unknown", "none")
 
-    Class names are compared case-insensitively with separators removed, so ``"left_hand"``,
-    ``"Left Hand"`` and ``"lefthand"`` all pair with ``"right_hand"``. A class whose mirror is not
-    among ``classes`` (right hand vs feet) keeps its label, as in the authors' code.
+
+def _lateral(name: str) -> tuple[str, str] | None:
+    """``(side, key)`` of a left/right class name, the key being the name with its side blanked
+    (``left_hand`` and ``right_hand`` share ``*hand``), or ``None`` if it names no side.
+
+    Sides: ``left``/``right`` anywhere in the name (``LeftHand``, ``left_hand``), or the whole
+    tokens ``l``, ``r``, ``lh``, ``rh`` between ``_``, ``-`` or spaces (``lh``, ``hand_L``).
+    """
+    tokens = re.split(r"[\s_\-]+", str(name).strip().lower())
+    for i, tok in enumerate(tokens):
+        if tok in _SIDE_TOKENS:
+            return _SIDE_TOKENS[tok], "".join(tokens[:i] + ["*" + tok[1:]] + tokens[i + 1:])
+    norm = _norm_class(name)
+    for side in ("left", "right"):
+        if side in norm:
+            return side, norm.replace(side, "*", 1)
+    return None
+
+
+def mirror_class_map(classes: Sequence[str]) -> list[int]:
+    """Label map of a left/right reflection: left <-> right classes, others unchanged.
+
+    A side is ``left``/``right`` anywhere in the name (case and separators ignored:
+    ``"left_hand"``, ``"Left Hand"``, ``"lefthand"`` pair with ``"right_hand"``) or one of the
+    whole tokens ``l``/``r``/``lh``/``rh`` (``lh`` <-> ``rh``, ``L`` <-> ``R``, ``hand_l`` <->
+    ``hand_r``). A class whose mirror is not among ``classes`` (right hand vs feet) and classes
+    without a side (feet, tongue, rest) keep their label, as in the authors' code.
+
+    Raises
+    ------
+    medio.ConfigError
+        When the names do not say which classes are lateral but a left/right pair may hide among
+        them (two or more classes of unknown meaning, or one beside a lateral class without its
+        mirror, e.g. ``["a", "b"]`` or ``["left", "dx"]``): the reflection would swap nothing
+        and silently teach the wrong labels.
 
     Returns
     -------
     list of int
         ``label_map`` with ``label_map[k]`` the reflected label of class ``k``.
     """
-    norm = [_norm_class(c) for c in classes]
+    sides = [_lateral(c) for c in classes]
     out = list(range(len(classes)))
-    for k, n in enumerate(norm):
-        if "left" in n:
-            target = n.replace("left", "right")
-        elif "right" in n:
-            target = n.replace("right", "left")
-        else:
-            continue
-        if target in norm:
-            out[k] = norm.index(target)
+    for k, side in enumerate(sides):
+        if side is not None:
+            mirror = ("right" if side[0] == "left" else "left", side[1])
+            out[k] = sides.index(mirror) if mirror in sides else k
+    unknown = [c for c, side in zip(classes, sides, strict=True) if side is None
+               and not any(w in _norm_class(c) for w in _NEUTRAL_WORDS)]
+    unpaired = [c for k, c in enumerate(classes) if sides[k] is not None and out[k] == k]
+    if len(unknown) >= 2 or (unknown and unpaired):
+        from medio import ConfigError
+
+        raise ConfigError(
+            f"channel reflection swaps left/right labels, but the class names {list(classes)} "
+            f"do not say which is left and which right ({', '.join(unknown)} unrecognised)",
+            fix="name the classes left/right in --events (e.g. left=769,right=770,feet=771)")
     return out
 
 

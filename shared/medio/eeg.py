@@ -32,6 +32,7 @@ from .errors import ConfigError, InputFileError
 
 __all__ = [
     "BCI_IV_2A_CHANNELS",
+    "FAKE_DATASET",
     "MOABB_DATASETS",
     "READERS",
     "UNKNOWN_CLASS",
@@ -58,6 +59,10 @@ MOABB_DATASETS: tuple[str, ...] = (
 )
 """MOABB dataset classes :func:`load_moabb` accepts by name (others via ``dataset=``)."""
 
+FAKE_DATASET = "FakeDataset"
+"""Also accepted by :func:`load_moabb`: MOABB's ``FakeDataset`` (3 subjects x 2 sessions of
+random noise on C3, Cz, C4 at 128 Hz with ``left_hand``/``right_hand`` cues), made offline."""
+
 UNKNOWN_CLASS = "unknown"
 """A class of this name in an event mapping marks cues of unknown class (label ``-1``)."""
 
@@ -81,6 +86,10 @@ _BCI_IV_2A_GDF_LABELS: tuple[str, ...] = (
 """How the BCI IV 2a GDF files label those channels (``EEG-Fz``, ``EEG-0``, ... ``EEG-16``)."""
 
 _FIX_NAMING = "does not conform to MNE naming conventions"
+
+_NON_EEG_NAMES = ("EOG", "ECG", "EKG", "EMG")
+"""Channels whose name contains one of these are not EEG, whatever their type (HEOG, VEOG,
+EOG-left, ECG, EMG1 ...)."""
 
 
 @dataclass
@@ -281,12 +290,16 @@ def match_code(description: str, code: str) -> bool:
 
     A description matches when it equals the code, or when its part after the last ``/``
     does (BrainVision markers read as ``Comment/769`` or ``Stimulus/S  1``); the comparison
-    ignores white space, so ``S1`` matches ``Stimulus/S  1``.
+    ignores white space, so ``S1`` matches ``Stimulus/S  1``. A purely numeric code also
+    matches the BrainVision stimulus marker of that number (``1`` matches ``Stimulus/S  1``,
+    not the response marker ``Response/R  1``).
 
     Examples
     --------
     >>> match_code("Comment/769", "769"), match_code("Stimulus/S  1", "S1")
     (True, True)
+    >>> match_code("Stimulus/S  1", "1"), match_code("Response/R  1", "1")
+    (True, False)
     >>> match_code("7690", "769")
     False
     """
@@ -294,7 +307,12 @@ def match_code(description: str, code: str) -> bool:
     if not want:
         return False
     desc = str(description).strip()
-    return _norm(desc) == want or _norm(desc.rsplit("/", 1)[-1]) == want
+    kind, _, marker = desc.rpartition("/")
+    if _norm(desc) == want or _norm(marker) == want:
+        return True
+    marker = _norm(marker)
+    return (want.isdigit() and kind.strip().lower() == "stimulus" and marker[:1] in "Ss"
+            and marker[1:].isdigit() and int(marker[1:]) == int(want))
 
 
 # -- reading files --------------------------------------------------------------------------------
@@ -499,7 +517,8 @@ def trials_from_raw(
             f"(channels {', '.join(names[:10])}{' ...' if len(names) > 10 else ''})",
             path=where,
             fix="interpolate or remove the bad segments or channels (e.g. with MNE) and save "
-            "the recording again, or leave those channels out with the channel selection",
+            "the recording again, or leave those channels out with the channel selection "
+            "(`channels=`, --channels)",
         )
     del values, bad
 
@@ -560,7 +579,7 @@ def _eeg_channels(raw: mne.io.BaseRaw, where: str, notes: list[str]) -> list[str
     for name, kind in zip(raw.ch_names, types, strict=True):
         if kind != "eeg":
             by_type.setdefault(kind, []).append(name)
-        elif name.strip().upper().startswith("EOG"):
+        elif any(tag in name.upper() for tag in _NON_EEG_NAMES):
             eog_named.append(name)
         else:
             keep.append(name)
@@ -569,7 +588,8 @@ def _eeg_channels(raw: mne.io.BaseRaw, where: str, notes: list[str]) -> list[str
         notes.append(f"dropped {sum(map(len, by_type.values()))} non-EEG channels ({listed})")
     if eog_named:
         notes.append(
-            f"dropped {len(eog_named)} channels typed EEG but named EOG ({', '.join(eog_named)})"
+            f"dropped {len(eog_named)} channels typed EEG but named EOG/ECG/EMG "
+            f"({', '.join(eog_named)})"
         )
     if not keep:
         raise InputFileError(
@@ -725,7 +745,8 @@ def _dataset_class_name(dataset_id: str) -> str:
             return name
     raise ConfigError(
         f"unknown MOABB dataset {dataset_id!r}",
-        fix=f"use one of {', '.join(MOABB_DATASETS)}, or read local files instead",
+        fix=f"use one of {', '.join(MOABB_DATASETS)} (or {FAKE_DATASET} to try the MOABB "
+        "path offline), or read local files instead",
     )
 
 
@@ -753,8 +774,8 @@ def load_moabb(
     Parameters
     ----------
     dataset_id : str
-        One of :data:`MOABB_DATASETS` (case and underscores ignored); with ``dataset`` given,
-        only a name for ``source``.
+        One of :data:`MOABB_DATASETS` or :data:`FAKE_DATASET` (case and underscores ignored);
+        with ``dataset`` given, only a name for ``source``.
     subjects : sequence of int, optional
         Subject numbers (default: all of the dataset).
     events : str or mapping, optional
@@ -780,7 +801,14 @@ def load_moabb(
     InputFileError
         If the data are neither in the MNE data folder nor downloadable (path: that folder).
     """
-    if dataset is None:
+    if dataset is None and _norm(dataset_id).lower() == FAKE_DATASET.lower():
+        from moabb.datasets.fake import FakeDataset
+
+        # random noise, made offline: for trying the MOABB path end to end, not for accuracy
+        dataset = FakeDataset(event_list=("left_hand", "right_hand"), n_sessions=2, n_runs=1,
+                              n_subjects=3, paradigm="imagery", seed=0)
+        dataset_id = FAKE_DATASET
+    elif dataset is None:
         name = _dataset_class_name(dataset_id)
         import moabb.datasets
 

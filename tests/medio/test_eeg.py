@@ -111,7 +111,21 @@ def test_match_code_brainvision_and_spaces() -> None:
     assert not match_code("7690", "769")
     assert not match_code("Comment/1769", "769")
     assert not match_code("769", "69")
-    assert not match_code("Stimulus/S  1", "1")
+    assert not match_code("Response/R  1", "1")
+
+
+def test_numeric_codes_match_brainvision_stimulus_markers(sim: mne.io.RawArray) -> None:
+    assert match_code("Stimulus/S  1", "1") and match_code("Stimulus/S 12", "12")
+    assert not match_code("Stimulus/S 11", "1") and not match_code("Response/R  1", "1")
+    raw = sim.copy()
+    desc = ["Stimulus/S  1" if d == "769" else "Stimulus/S  2" for d in raw.annotations.description]
+    onsets = list(raw.annotations.onset)
+    # response markers with the same numbers half a second later are not cues
+    raw.set_annotations(mne.Annotations(
+        onsets + [o + 0.5 for o in onsets], [0.0] * 2 * len(onsets),
+        desc + [d.replace("Stimulus/S", "Response/R") for d in desc]))
+    trials = trials_from_raw(raw, "left=1,right=2", source="memory")
+    assert trials.class_counts() == {"left": N_PER_CLASS, "right": N_PER_CLASS}
 
 
 def test_stimulus_markers_match_in_a_recording(sim: mne.io.RawArray) -> None:
@@ -184,6 +198,18 @@ def test_eog_channels_are_dropped(tmp_path: Path, sim: mne.io.RawArray) -> None:
         assert any("named EOG" in n and "EOG" in n for n in trials.notes), trials.notes
     fif = read_trials(tmp_path / "rec_raw.fif", "left=769,right=770")
     assert any("eog: EOG-left" in n for n in fif.notes)
+
+
+def test_channels_named_like_eog_ecg_emg_are_dropped(sim: mne.io.RawArray) -> None:
+    """BrainVision files type every channel EEG: HEOG, VEOG, ECG, EMG1 go by their names."""
+    raw = sim.copy()
+    names = ["HEOG", "VEOG", "ECG", "EKG", "EMG1"]
+    extra = mne.io.RawArray(np.zeros((len(names), raw.n_times)),
+                            mne.create_info(names, raw.info["sfreq"], "eeg"), verbose="error")
+    raw.add_channels([extra], force_update_info=True)
+    trials = trials_from_raw(raw, "left=769,right=770", source="rec.vhdr")
+    assert trials.ch_names == MONTAGE_22
+    assert any("named EOG" in n and "HEOG, VEOG, ECG, EKG, EMG1" in n for n in trials.notes)
 
 
 def test_bci_iv_2a_gdf_channel_names_become_10_20(sim: mne.io.RawArray) -> None:
@@ -380,6 +406,14 @@ def test_load_moabb_without_data_names_the_data_folder(
     message = str(info.value)
     assert message.startswith(str(tmp_path / "mne_data"))
     assert "no route to host" in message and "download" in message and "local" in message
+
+
+def test_fake_dataset_by_name_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MNE_DATASETS_FAKEDATASET_PATH", str(tmp_path))
+    out = load_moabb("FakeDataset", subjects=[1], resample=None)
+    assert [(t.subject, t.session) for t in out] == [("1", "0"), ("1", "1")]
+    assert out[0].classes == ["left_hand", "right_hand"] and out[0].ch_names == ["C3", "Cz", "C4"]
+    assert out[0].source == "moabb:FakeDataset" and len(out[0]) > 10
 
 
 def test_unknown_moabb_dataset() -> None:

@@ -1,8 +1,14 @@
 """``medcl mvcnet`` end to end on recordings written here, and bad inputs: exit 2, a message
 naming the file, nothing half-written."""
 
+import itertools
+import re
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
+import yaml
 
 TINY = ["--epochs", "2", "--seeds", "1", "--trans-hidden", "16", "--batch-size", "16",
         "--resample", "125"]
@@ -17,19 +23,41 @@ def recordings(tmp_path_factory):
                            n_trials_per_class=10, seed=0)
 
 
-def test_train_then_predict(recordings, tmp_path, medcl_cli):
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def trained(recordings, tmp_path_factory):
+    """A tiny run on the two simulated EDF recordings (module scope: trained once)."""
+    from medcl.cli import main
+
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
     args = ["mvcnet", "train", "--out", run_dir, "--models", "mvcnet,csp_lda", *TINY]
     for path in recordings:
         args += ["--data", path]
-    code, out, err = medcl_cli(args)
-    assert code == 0, err
+    old = sys.argv
+    sys.argv = ["medcl", *map(str, args)]
+    try:
+        main()
+    except SystemExit as stop:
+        assert not stop.code
+    finally:
+        sys.argv = old
+    return run_dir
+
+
+def test_train_then_predict(recordings, trained, tmp_path, medcl_cli):
+    run_dir = trained
     for name in ("config.yaml", "metrics.csv", "model.pt", "report.md", "results.csv",
-                 "confusion.png", "learning_curves.png"):
+                 "results.md", "final/metrics.csv", "confusion.png", "learning_curves.png"):
         assert (run_dir / name).exists(), name
     results = pd.read_csv(run_dir / "results.csv")
     assert set(results.model) == {"mvcnet (cnn)", "mvcnet (fused)", "csp_lda"}
     assert "CO (within subject" in (run_dir / "report.md").read_text()
+    assert re.search(r"^\| mvcnet \(cnn\) +\|", (run_dir / "results.md").read_text(), re.M)
+    # metrics.csv keeps the per-split/seed table; the final model's log is in final/
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert {"protocol", "split", "model", "seed", "accuracy"} <= set(metrics.columns)
+    assert len(metrics) == 2 * 3  # two subjects (CO splits) x three scored models
+    assert "epoch" in pd.read_csv(run_dir / "final" / "metrics.csv").columns
+    assert "final/metrics.csv" in (run_dir / "report.md").read_text()
 
     pred = tmp_path / "predictions.csv"
     code, out, err = medcl_cli(["mvcnet", "predict", "--model", run_dir, "--data", recordings[0],
@@ -39,6 +67,144 @@ def test_train_then_predict(recordings, tmp_path, medcl_cli):
     assert len(table) == 20 and set(table.predicted) <= {"left", "right"}
     assert {"onset_s", "p_left", "p_right", "true"} <= set(table.columns)
     assert ((table.p_left + table.p_right - 1).abs() < 1e-5).all()
+    # what reading changed is said on stderr, one line each
+    assert "resampled from 250 Hz to 125 Hz" in err
+    assert all(line.startswith(str(recordings[0])) for line in err.strip().splitlines())
+
+
+def test_predict_decodes_cues_of_unknown_class(recordings, trained, tmp_path, medcl_cli):
+    """A BCI IV 2a evaluation session without its labels file: every cue is 783."""
+    import mne
+
+    raw = mne.io.read_raw_edf(recordings[0], preload=True, verbose="error")
+    notes = raw.annotations
+    raw.set_annotations(mne.Annotations(notes.onset, notes.duration,
+                                        ["783" if d in ("769", "770") else d
+                                         for d in notes.description]))
+    unlabelled = tmp_path / "A01E_raw.fif"
+    raw.save(unlabelled, verbose="error")
+    pred = tmp_path / "p.csv"
+    code, _, err = medcl_cli(["mvcnet", "predict", "--model", trained, "--data", unlabelled,
+                              "--out", pred])
+    assert code == 0, err
+    table = pd.read_csv(pred)
+    assert len(table) == 20 and "true" not in table.columns
+
+
+def test_predict_checks_infer_and_event_classes(recordings, trained, tmp_path, medcl_cli):
+    pred = tmp_path / "p.csv"
+    code, _, err = medcl_cli(["mvcnet", "predict", "--model", trained, "--data", recordings[0],
+                              "--out", pred, "--infer", "foo"])
+    assert code == 2 and "--infer" in err and "Traceback" not in err
+    code, _, err = medcl_cli(["mvcnet", "predict", "--model", trained, "--data", recordings[0],
+                              "--out", pred, "--events", "up=769,down=770"])
+    assert code == 2 and "left" in err and "up" in err
+    assert not pred.exists()
+    code, _, err = medcl_cli(["mvcnet", "predict", "--model", trained, "--data", recordings[0],
+                              "--out", pred, "--events", "right=770,left=769,unknown=783",
+                              "--infer", "fused"])
+    assert code == 0, err
+
+
+def test_ems_trains_and_predicts_standardised(recordings, tmp_path, medcl_cli, monkeypatch):
+    import mvcnet.preprocess
+
+    calls = []
+    ems = mvcnet.preprocess.exponential_moving_standardize
+    monkeypatch.setattr(mvcnet.preprocess, "exponential_moving_standardize",
+                        lambda X, *a, **k: calls.append(len(X)) or ems(X, *a, **k))
+    run_dir = tmp_path / "run"
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", recordings[0], "--out", run_dir,
+                              "--ems", "--models", "mvcnet", *TINY])
+    assert code == 0, err
+    assert "standardisation" in (run_dir / "report.md").read_text()
+    calls.clear()
+    code, _, err = medcl_cli(["mvcnet", "predict", "--model", run_dir, "--data", recordings[0],
+                              "--out", tmp_path / "p.csv"])
+    assert code == 0, err
+    assert calls == [20]  # predict standardises the trials as training did
+
+
+def test_channels_option_selects_channels(recordings, tmp_path, medcl_cli):
+    run_dir = tmp_path / "run"
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", recordings[0], "--out", run_dir,
+                              "--channels", "C3,Cz,C4", "--models", "csp_lda", *TINY])
+    assert code == 0, err
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["ch_names"] == ["C3", "Cz", "C4"]
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", recordings[0], "--out", run_dir,
+                              "--channels", "C3,Oz", *TINY])
+    assert code == 2 and "Oz" in err
+
+
+def test_fewer_trials_than_classes_is_a_clear_error(tmp_path, medcl_cli):
+    from mvcnet.simulate import simulate_raw
+
+    path = tmp_path / "one_each_raw.fif"
+    simulate_raw(1, n_trials_per_class=1, seed=0).save(path, verbose="error")
+    out = tmp_path / "run"
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", path, "--out", out, *TINY])
+    assert code == 2 and str(path) in err and "too few labelled trials" in err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_projector_too_large_is_refused_up_front(recordings, tmp_path, medcl_cli):
+    out = tmp_path / "run"
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", recordings[0], "--out", out,
+                              "--epochs", "1", "--seeds", "1", "--resample", "125",
+                              "--trans-hidden", "20000"])  # 22 x 500 x 20000 = 220 M
+    assert code == 2 and "220 M weights" in err and "--trans-hidden" in err
+    assert not out.exists()
+
+
+def test_data_with_moabb_is_an_error(recordings, tmp_path, medcl_cli):
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", recordings[0], "--moabb",
+                              "FakeDataset", "--out", tmp_path / "run", *TINY])
+    assert code == 2 and "--moabb" in err and "--data" in err
+
+
+def test_moabb_fake_dataset_end_to_end(tmp_path, medcl_cli, monkeypatch):
+    monkeypatch.setenv("MNE_DATASETS_FAKEDATASET_PATH", str(tmp_path / "mne"))
+    run_dir = tmp_path / "run"
+    code, _, err = medcl_cli(["mvcnet", "train", "--moabb", "FakeDataset", "--subjects", "1",
+                              "--protocol", "t2e", "--models", "csp_lda", "--out", run_dir,
+                              *TINY])
+    assert code == 0, err
+    assert "T->E" in (run_dir / "results.md").read_text()
+
+
+def test_simulate_refuses_to_overwrite(tmp_path, medcl_cli):
+    args = ["mvcnet", "simulate", "--out", tmp_path, "--subjects", "1", "--trials", "2"]
+    assert medcl_cli(args)[0] == 0
+    before = (tmp_path / "sub-01.edf").read_bytes()
+    code, _, err = medcl_cli([*args, "--seed", "5"])
+    assert code == 2 and "sub-01.edf" in err and "empty --out" in err
+    assert (tmp_path / "sub-01.edf").read_bytes() == before
+
+
+def _usage(command: str) -> str:
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    block = readme.split("medcl mvcnet simulate  --out", 1)[1].split("```", 1)[0]
+    lines = ("medcl mvcnet simulate  --out" + block).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"medcl mvcnet {command}"))
+    text = [lines[start]]
+    text += [line for line in itertools.takewhile(lambda x: not x.startswith("medcl"),
+                                                    lines[start + 1:])]
+    return " ".join(text)
+
+
+@pytest.mark.parametrize("command", ["simulate", "train", "predict", "benchmark"])
+def test_readme_usage_matches_help(command, medcl_cli):
+    code, help_text, _ = medcl_cli(["mvcnet", command, "--help"])
+    assert code == 0
+    shown = set(re.findall(r"--[a-z][a-z-]+", _usage(command)))
+    offered = set(re.findall(r"--[a-z][a-z-]+", help_text))
+    assert shown <= offered, shown - offered
+    if command in ("train", "benchmark"):  # same data and training options
+        for flag in ("--resample", "--batch-size", "--trans-hidden", "--tmin", "--tmax",
+                     "--l-freq", "--labels", "--channels", "--ems"):
+            assert flag in offered, flag
+    extra = {"simulate": {"--seed"}, "predict": {"--infer"}}.get(command, set())
+    assert extra <= shown
 
 
 def test_bad_inputs(recordings, tmp_path, medcl_cli):

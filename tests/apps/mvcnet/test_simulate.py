@@ -126,8 +126,14 @@ def test_write_simulated_reads_back(tmp_path: Path, fmt: str, name: str) -> None
         assert trials.class_counts() == {"left": 5, "right": 5}
         assert trials.data.shape == (10, 22, 1000)
 
-    again = write_simulated(tmp_path, subjects=[2], fmt=fmt, n_trials_per_class=5, seed=2)
-    assert again == paths[1:]  # rewriting replaces the file in place
+    before = paths[1].stat().st_mtime_ns
+    with pytest.raises(ConfigError, match="already exist.*empty --out"):
+        write_simulated(tmp_path, subjects=[3, 2], fmt=fmt, n_trials_per_class=5, seed=2)
+    assert paths[1].stat().st_mtime_ns == before and not (tmp_path / name.replace("01", "03")
+                                                          ).exists()  # nothing written
+    again = write_simulated(tmp_path, subjects=[2], fmt=fmt, n_trials_per_class=5, seed=2,
+                            overwrite=True)
+    assert again == paths[1:]  # overwrite=True replaces the file in place
 
 
 def test_write_simulated_unknown_format(tmp_path: Path) -> None:

@@ -53,8 +53,12 @@ def test_pool_stacks_and_rejects_mismatches():
 
     p = pool([_trials("s1"), _trials("s2")])
     assert p.X.shape == (8, 2, 10) and list(p.subjects[:5]) == ["s1"] * 4 + ["s2"]
-    with pytest.raises(InputFileError, match="s2.edf.*channels"):
+    with pytest.raises(InputFileError, match="s2.edf.*channels") as info:
         pool([_trials("s1"), _trials("s2", ch=("C3", "Cz"))])
+    # names what differs and the option that brings the files together
+    assert "lacks C4; has extra Cz" in str(info.value) and "--channels C3" in str(info.value)
+    with pytest.raises(InputFileError, match="another order.*--channels C3,C4"):
+        pool([_trials("s1"), _trials("s2", ch=("C4", "C3"))])
     with pytest.raises(InputFileError, match="sampling rate"):
         pool([_trials("s1"), _trials("s3", sfreq=512.0)])
 
@@ -114,3 +118,48 @@ def test_multiview_step_stacks_the_views_and_shares_linear_ones():
     assert seen == [(24, 3, 250)] * 2
     for key in ("loss", "ce", "cvc", "cmc"):
         assert losses[0][key].item() == pytest.approx(losses[1][key].item(), rel=1e-5)
+
+
+def test_labels_files_match_recordings_by_stem():
+    from medio import ConfigError
+    from mvcnet.harness import match_labels
+
+    files = [Path("d/A01T.gdf"), Path("d/A01E.gdf")]
+    assert match_labels(files, [Path("l/A01E.mat")]) == [None, Path("l/A01E.mat")]
+    assert match_labels(files, [Path("A01E.mat"), Path("A01T.mat")]) == [Path("A01T.mat"),
+                                                                        Path("A01E.mat")]
+    assert match_labels(files, [Path("x.mat"), Path("y.mat")]) == [Path("x.mat"), Path("y.mat")]
+    assert match_labels(files, None) == [None, None]
+    with pytest.raises(ConfigError, match="x.mat match no recording"):
+        match_labels(files, [Path("x.mat")])
+
+
+def test_data_and_moabb_together_is_an_error(tmp_path):
+    from medio import ConfigError
+    from mvcnet.config import MVCNetConfig
+    from mvcnet.harness import load_data
+
+    with pytest.raises(ConfigError, match="--moabb"):
+        load_data(MVCNetConfig(), files=[tmp_path / "a.edf"], moabb="FakeDataset")
+
+
+def test_model_size_is_checked_before_training():
+    from medio import ConfigError
+    from mvcnet.config import MVCNetConfig
+    from mvcnet.train import check_model_size
+
+    check_model_size(MVCNetConfig(), 22, 1000)  # the paper's size: 45 M
+    with pytest.raises(ConfigError, match="1126 M weights.*--trans-hidden.*--resample"):
+        check_model_size(MVCNetConfig(), 22, 25000)  # --tmax 100 at 250 Hz
+
+
+def test_train_run_names_the_files_when_trials_are_too_few(tmp_path):
+    from medio import InputFileError
+    from mvcnet.config import MVCNetConfig
+    from mvcnet.harness import train_run
+
+    data = pool([_trials("s1", n=3)])  # one trial of the second class
+    with pytest.raises(InputFileError, match="^a.edf, b.edf: too few labelled trials"):
+        train_run(MVCNetConfig(), data, ["csp_lda"], tmp_path / "run",
+                  sources={"data": ["a.edf", "b.edf"]})
+    assert not (tmp_path / "run").exists()

@@ -145,6 +145,20 @@ def test_ft_surrogate_keeps_the_amplitude_spectrum_and_changes_phases():
     torch.testing.assert_close(xv0, x, atol=1e-4, rtol=0)
 
 
+def test_mirror_class_map_knows_common_left_right_names():
+    from medio import ConfigError
+
+    for pair in (["lh", "rh"], ["L", "R"], ["hand_l", "hand_r"], ["Left-Hand", "right hand"]):
+        assert mirror_class_map(pair) == [1, 0], pair
+        assert mirror_class_map([*pair, "feet"]) == [1, 0, 2], pair
+    assert mirror_class_map(["feet", "tongue"]) == [0, 1]  # nothing lateral: unchanged
+    for ambiguous in (["a", "b"], ["class1", "class2", "feet"], ["left", "dx"]):
+        with pytest.raises(ConfigError, match="left/right in --events"):
+            mirror_class_map(ambiguous)
+    with pytest.raises(ConfigError):  # where a run configures the reflection view
+        view("reflect", classes=["a", "b"])
+
+
 def test_mirror_channel_and_class_map():
     assert mirror_channel("C3") == "C4" and mirror_channel("C4") == "C3"
     assert mirror_channel("FC1") == "FC2" and mirror_channel("CP4") == "CP3"
