@@ -5,23 +5,27 @@ A *case* is one image file, optionally with a label file of the same name in a s
 ``case_001_0000.nii.gz`` is accepted on the image side). Batch jobs over many cases must not stop
 at the first broken file and must resume after an interruption: :func:`run_cases` records one
 or more rows per case in a CSV that is rewritten atomically after every case, and skips cases
-already recorded.
+already recorded. Given a ``signature`` (what the table is computed from: model, data folders,
+options), it is recorded next to the CSV and a rerun with another signature is refused, so rows
+of other inputs are never mixed in.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .atomic import write_csv
-from .errors import InputFileError
+from .atomic import to_plain, write_csv, write_text
+from .errors import ConfigError, InputFileError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["IMAGE_2D_SUFFIXES", "NIFTI_SUFFIXES", "case_id", "list_cases", "run_cases"]
+__all__ = ["IMAGE_2D_SUFFIXES", "NIFTI_SUFFIXES", "case_id", "check_signature", "list_cases",
+           "run_cases", "signature_path"]
 
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
 IMAGE_2D_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
@@ -112,6 +116,46 @@ def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     return df
 
 
+def signature_path(csv_path: str | os.PathLike[str]) -> Path:
+    """Where :func:`run_cases` records the signature of ``csv_path`` (``cases.inputs.json``
+    for ``cases.csv``)."""
+    path = Path(csv_path)
+    return path.with_name(f"{path.name.removesuffix('.csv')}.inputs.json")
+
+
+def _plain_signature(signature: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(to_plain(signature), sort_keys=True, default=str))
+
+
+def check_signature(csv_path: str | os.PathLike[str], signature: dict[str, Any]) -> None:
+    """Refuse to resume a table computed from other inputs than ``signature``.
+
+    Nothing is written; call it before writing anything else into the output folder.
+
+    Raises
+    ------
+    ConfigError
+        ``csv_path`` exists and its recorded signature is missing, unreadable or differs; the
+        message names the entries that differ.
+    """
+    path = Path(csv_path)
+    if not path.exists():
+        return
+    record = signature_path(path)
+    fix = "use another --out, or delete the folder to start afresh"
+    try:
+        old = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"holds results without a readable record of their inputs ({record.name}"
+                          f": {type(exc).__name__})", path=path.parent, fix=fix) from exc
+    new = _plain_signature(signature)
+    if old != new:
+        diff = "; ".join(f"{k} was {old.get(k)!r}, now {new.get(k)!r}"
+                         for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+        raise ConfigError(f"holds results computed from other inputs ({diff})",
+                          path=path.parent, fix=fix)
+
+
 def run_cases(
     cases: Iterable[tuple[str, Any]],
     score: Callable[[str, Any], list[dict[str, Any]]],
@@ -122,6 +166,7 @@ def run_cases(
     failed_rows: Callable[[str], list[dict[str, Any]]] | None = None,
     retry_failed: bool = False,
     on_case: Callable[[str, str], None] | None = None,
+    signature: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Score many cases, batch-safe and resumable, in one CSV of rows per (method, case).
 
@@ -150,6 +195,10 @@ def run_cases(
         Score again cases whose earlier rows all failed.
     on_case : callable, optional
         ``on_case(case_id, status)`` after each case scored here (``"ok"`` or ``"failed"``).
+    signature : dict, optional
+        What the table is computed from (e.g. model path, data folders, options; JSON-able).
+        It is checked with :func:`check_signature` (a table of other inputs is refused with a
+        :class:`ConfigError`) and recorded in :func:`signature_path` before any case is scored.
 
     Returns
     -------
@@ -160,6 +209,10 @@ def run_cases(
 
     path = Path(csv_path)
     columns = list(columns)
+    if signature is not None:
+        check_signature(path, signature)
+        write_text(signature_path(path),
+                   json.dumps(_plain_signature(signature), indent=2, sort_keys=True) + "\n")
     table = _read_table(path, columns)
     for cid, item in cases:
         cid = str(cid)

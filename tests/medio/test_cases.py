@@ -73,3 +73,31 @@ def test_run_cases_rejects_foreign_table(tmp_path):
     csv.write_text("x,y\n1,2\n")
     with pytest.raises(InputFileError, match="lacks columns"):
         run_cases([], lambda c, i: [], csv, method="m", columns=COLUMNS)
+
+
+def test_run_cases_signature_refuses_other_inputs(tmp_path):
+    from medio import ConfigError
+    from medio.cases import check_signature, signature_path
+
+    csv = tmp_path / "cases.csv"
+    sig = {"model": "/runs/a", "images": "/data/img", "label_map": "identity"}
+    run_cases([("a", 1.0)], lambda c, i: [{"score": i}], csv, method="m", columns=COLUMNS,
+              signature=sig)
+    assert signature_path(csv).exists()
+    # the same inputs resume (nothing re-scored); other inputs are refused, nothing written
+    df = run_cases([("a", 9.0)], lambda c, i: [{"score": i}], csv, method="m",
+                   columns=COLUMNS, signature=dict(sig))
+    assert df.score.tolist() == [1.0]
+    before = csv.read_bytes()
+    with pytest.raises(ConfigError, match="model was '/runs/a', now '/runs/b'"):
+        run_cases([("b", 2.0)], lambda c, i: [{"score": i}], csv, method="m",
+                  columns=COLUMNS, signature={**sig, "model": "/runs/b"})
+    assert csv.read_bytes() == before
+    with pytest.raises(ConfigError, match="another --out"):
+        check_signature(csv, {**sig, "label_map": "card prostate158"})
+    # a table without a record of its inputs cannot be resumed with a signature
+    signature_path(csv).unlink()
+    with pytest.raises(ConfigError, match="record of their inputs"):
+        check_signature(csv, sig)
+    # without a signature (DB-SAM's use) nothing changes
+    run_cases([("b", 2.0)], lambda c, i: [{"score": i}], csv, method="m", columns=COLUMNS)
