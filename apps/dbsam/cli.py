@@ -174,11 +174,14 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Evaluation folder (resumable).")],
     baseline: Annotated[str | None, typer.Option(
         help="'sam': also run vanilla SAM with the same weights and prompts.")] = None,
+    channel: Annotated[int | None, typer.Option(
+        help="Channel of 4-D inputs (default: the run's).")] = None,
 ) -> None:
     """3-D Dice and normalised surface Dice per case and label, box prompts from the labels."""
     from .harness import evaluate_run
 
     if baseline not in (None, "sam"):
         raise typer.BadParameter("only 'sam' is available", param_hint="--baseline")
-    report = evaluate_run(model, images, labels, out, baseline=baseline == "sam")
+    report = evaluate_run(model, images, labels, out, baseline=baseline == "sam",
+                          channel=channel)
     typer.echo(f"report: {report}")

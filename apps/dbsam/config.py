@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 ARCH_CHOICES = ("tiny", "vit_b", "vit_l", "vit_h")
 MODALITIES = ("ct", "mr")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -24,6 +25,7 @@ class DBSAMConfig:
     jitter : training boxes move each side by up to this many pixels (original slice pixels).
     eval_margin : evaluation boxes are the label's tight box grown by this many pixels.
     nsd_tolerance_mm : tolerance of the normalised surface Dice.
+    accelerator : training device, ``"auto"``, ``"cpu"`` or ``"cuda"``.
     """
 
     arch: str = "vit_b"
@@ -60,5 +62,7 @@ class DBSAMConfig:
             raise ValueError("window needs LEVEL,WIDTH with WIDTH > 0")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs >= 1, batch_size >= 1 and lr > 0 are needed")
+        if self.accelerator not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.accelerator!r}")
         if self.jitter < 0 or self.eval_margin < 0 or self.min_pixels < 1:
             raise ValueError("jitter and eval_margin >= 0, min_pixels >= 1 are needed")

@@ -90,25 +90,20 @@ def load_case(image: Path, label: Path | None, cfg: DBSAMConfig) -> CaseData:
     ------
     InputFileError
         Missing, corrupt or truncated files, non-3-D volumes (4-D needs ``cfg.channel``),
-        NaN/inf voxels, label codes that are not integers, image/label shape or affine mismatch.
+        NaN/inf voxels, label codes that are not integers in 0..255, image/label shape or affine
+        mismatch.
     """
     from .preprocess import normalize_intensity
 
     image = Path(image)
     if is_2d(image):
-        from medio.images import read_mask
-
         img = read_2d(image)
-        lab = None
+        case = CaseData(image, [img], None, None, None, (1.0, 1.0, 1.0))
         if label is not None:
-            lab = read_mask(label)
-            if lab.shape != img.shape[:2]:
-                raise InputFileError(
-                    f"label shape {lab.shape} differs from the image's {img.shape[:2]} "
-                    f"({image})", path=label, fix="pass the mask drawn on this image")
-        return CaseData(image, [img], None if lab is None else [lab], None, None, (1.0, 1.0, 1.0))
+            case.labels = read_label_slices(label, case)
+        return case
 
-    from medio.nifti import read_labels, read_volume
+    from medio.nifti import read_volume
 
     vol = read_volume(image, channel=cfg.channel)
     can = Canonical.of(vol)
@@ -116,12 +111,45 @@ def load_case(image: Path, label: Path | None, cfg: DBSAMConfig) -> CaseData:
     ras = normalize_intensity(can.forward(vol.data), cfg.modality,
                               window=None if cfg.window is None else tuple(cfg.window),
                               preset=ct_preset)
-    labs = None
-    if label is not None:
-        lvol = read_labels(label, like=vol)
-        labs = to_slices(can.forward(lvol.data).astype(np.int64))
     zx, zy, zz = can.zooms
-    return CaseData(image, to_slices(ras.astype(np.float32)), labs, vol, can, (zy, zx, zz))
+    case = CaseData(image, to_slices(ras.astype(np.float32)), None, vol, can, (zy, zx, zz))
+    if label is not None:
+        case.labels = read_label_slices(label, case)
+    return case
+
+
+def read_label_slices(path: Path, case: CaseData) -> list[np.ndarray]:
+    """A label map (labels of training/evaluation, or ``segment --prompt-mask``) drawn on
+    ``case``'s image, as int64 slices like ``case.slices``.
+
+    Raises
+    ------
+    InputFileError
+        Unreadable file, non-integer codes, codes outside 0..255 (0 is background; masks are
+        written as uint8), or a shape/affine that differs from the image's.
+    """
+    if case.vol is None:
+        from medio.images import read_mask
+
+        lab = read_mask(path)
+        if lab.shape != case.slices[0].shape[:2]:
+            raise InputFileError(
+                f"label shape {lab.shape} differs from the image's "
+                f"{case.slices[0].shape[:2]} ({case.path})", path=path,
+                fix="pass the mask drawn on this image")
+        slices = [lab]
+    else:
+        from medio.nifti import read_labels
+
+        assert case.can is not None
+        slices = to_slices(case.can.forward(read_labels(path, like=case.vol).data)
+                           .astype(np.int64))
+    bad = sorted({int(c) for s in slices for c in np.unique(s) if not 0 <= c <= 255})
+    if bad:
+        raise InputFileError(
+            f"has label code(s) {bad[:5]} outside 0..255", path=path,
+            fix="store each structure as a code from 1 to 255 (0 is background)")
+    return slices
 
 
 def write_mask(case: CaseData, masks: list[np.ndarray], out: Path) -> Path:

@@ -33,8 +33,9 @@ def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
 
     run_dir = Path(run_dir)
     data = run_dir / "phantoms"
-    if data.exists():  # the step owns this folder: a previous tour's phantoms are rewritten
-        shutil.rmtree(data)
+    for owned in (data, run_dir / "run", run_dir / "eval"):
+        if owned.exists():  # the step owns these folders: a previous tour's are rewritten
+            shutil.rmtree(owned)
     shape = (80, 80, 16)
     train_images, train_labels = write_phantoms(data / "train", n=6, seed=seed, shape=shape)
     test_images, test_labels = write_phantoms(data / "test", n=2, seed=seed + 1000, shape=shape)

@@ -73,7 +73,7 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def _groups(table: pd.DataFrame):
     for method, grp in table.groupby("method", sort=False):
-        labels = pd.to_numeric(grp.label, errors="coerce")
+        labels = pd.to_numeric(grp.label, errors="coerce").astype(float)  # Int64 NA -> NaN
         for label in sorted(labels.dropna().unique()):
             yield (method, str(int(label))), grp[labels == label]
         yield (method, "all"), grp

@@ -31,12 +31,18 @@ def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
     ``resume``: continue from ``out/checkpoints/last.pt`` (same config; the engine restores
     model, optimiser, schedule and random streams, so the result equals an uninterrupted run).
     """
-    from medio import RunFolder, save_torch
+    from medio import ConfigError, RunFolder, save_torch
 
     from .data import SliceDataset, load_case
     from .model import DBSAM, build_sam, parameter_counts
     from .train import train_model
 
+    if cfg.accelerator == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is available here",
+                          fix="use --device auto or --device cpu")
+    if not resume and RunFolder(out).model_path.exists():
+        raise ConfigError("holds a trained model already", path=out,
+                          fix="use --resume to continue it, or another --out")
     cases = _cases(images, labels)
     data = [load_case(img, lab, cfg) for _, img, lab in cases]
     dataset = SliceDataset(data, cfg)
@@ -46,7 +52,7 @@ def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
         raise InputFileError(
             f"no slice holds a label with at least {cfg.min_pixels} pixels"
             + (f" among labels {cfg.labels}" if cfg.labels else ""), path=labels,
-            fix="check the label files (or lower --min-pixels / change --labels)")
+            fix="check the label files" + (" or change --label-codes" if cfg.labels else ""))
     torch.manual_seed(cfg.seed)
     sam = build_sam(cfg.arch, cfg.image_size, cfg.sam_checkpoint)
     folder = RunFolder.create(out)
@@ -128,14 +134,73 @@ def model_from_checkpoint(checkpoint: Path, arch: str, image_size: int) -> torch
     return VanillaSAM(build_sam(arch, image_size, checkpoint)).eval()
 
 
+INT_COLUMNS = ("label", "pred_voxels", "truth_voxels", "slices")
+"""Integer columns of ``cases.csv`` (empty, not NaN floats, in a failed case's row)."""
+
+
+def _tidy(table: pd.DataFrame, methods: list[str], case_ids: list[str]) -> pd.DataFrame:
+    """The case table in a fixed order (method, case, label) with integer columns, so that a
+    resumed evaluation ends with the same table as one uninterrupted run."""
+    t = table.copy()
+    for col in INT_COLUMNS:
+        t[col] = pd.to_numeric(t[col], errors="coerce").round().astype("Int64")
+    order = {"_m": t.method.map({m: i for i, m in enumerate(methods)}),
+             "_c": t.case_id.map({c: i for i, c in enumerate(case_ids)})}
+    return (t.assign(**order).sort_values(["_m", "_c", "label"], kind="stable")
+            .drop(columns=list(order)).reset_index(drop=True))
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    from medio import write_text
+
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        write_text(path, text)
+
+
+def _panels(table: pd.DataFrame, cases, cfg: DBSAMConfig, nets: dict, n: int = 3) -> list[dict]:
+    """Overlay panels of the first ``n`` cases DB-SAM scored: the slice where the case's first
+    label is largest, with each method's prediction from the evaluation prompt on that slice."""
+    from .data import load_case
+    from .infer import SliceSegmenter
+    from .prompts import expand_box, mask_box
+
+    ok = table[(table.status == "ok") & (table.method == "dbsam")]
+    panels = []
+    for cid, image, label in cases:
+        codes = ok.label[ok.case_id == cid].dropna()
+        if codes.empty:
+            continue
+        case = load_case(image, label, cfg)
+        code = int(codes.min())
+        truth = case.label_volume() == code
+        z = int(truth.sum(axis=(1, 2)).argmax())
+        h, w = truth.shape[1:]
+        box = expand_box(mask_box(truth[z]), cfg.eval_margin, (h, w))
+        preds = {m: SliceSegmenter(net, case).predict(z, box) for m, net in nets.items()}
+        panels.append({"title": f"{cid} slice {z} label {code}", "image": case.slices[z],
+                       "truth": truth[z], "preds": preds})
+        if len(panels) == n:
+            break
+    return panels
+
+
 def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
-                 baseline: bool = False, progress: bool = True) -> Path:
+                 baseline: bool = False, channel: int | None = None,
+                 progress: bool = True) -> Path:
     """``medcl dbsam evaluate``: per case and label 3-D Dice and NSD (batch-safe, resumable),
-    summary table, overlay PNG; vanilla SAM with the same weights as the baseline column."""
+    summary table, overlay PNG; vanilla SAM with the same weights as the baseline column.
+
+    ``channel``: channel of 4-D inputs (default: the run's). Rerunning into the same ``out``
+    scores only cases not yet scored and retries failed ones; the inputs (model, folders,
+    options) must be the same, else the folder is refused. The outputs then equal those of one
+    uninterrupted run.
+    """
+    from dataclasses import replace
+
     from rich.progress import Progress
 
-    from medio import RunFolder, write_text
-    from medio.cases import run_cases
+    from medio import InputFileError, RunFolder, write_text
+    from medio.cases import check_signature, run_cases
 
     from .data import load_case
     from .evaluate import CASE_COLUMNS, dice_nsd, overlay_figure, summary_table
@@ -143,29 +208,38 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
 
     cases = _cases(images, labels)
     cfg, model = load_run(run_dir)
-    methods = [("dbsam", model)]
+    if channel is not None:
+        cfg = replace(cfg, channel=channel)
+    nets = {"dbsam": model}
     if baseline:
-        methods.append(("sam", load_baseline(run_dir, cfg)))
+        nets["sam"] = load_baseline(run_dir, cfg)
+    signature = {"model": str(Path(run_dir).resolve()), "images": str(Path(images).resolve()),
+                 "labels": str(Path(labels).resolve()), "baseline": "sam" if baseline else None,
+                 "channel": cfg.channel, "labels_scored": cfg.labels,
+                 "eval_margin": cfg.eval_margin, "nsd_tolerance_mm": cfg.nsd_tolerance_mm}
+    csv_path = Path(out) / "cases.csv"
+    check_signature(csv_path, signature)  # before anything is written into `out`
     folder = RunFolder.create(out)  # an existing folder is reused: cases.csv resumes
-    folder.write_config({"model": str(run_dir), "images": str(images), "labels": str(labels),
-                         "baseline": "sam" if baseline else None,
-                         "eval_margin": cfg.eval_margin, "nsd_tolerance_mm": cfg.nsd_tolerance_mm})
-    panels: dict[str, dict] = {}
+    folder.write_config(signature)
     table = None
-    show = progress
-    with Progress(disable=not show, transient=True) as bar:
-        for method, net in methods:
+    with Progress(disable=not progress, transient=True) as bar:
+        for method, net in nets.items():
             task = bar.add_task(f"{method}: cases", total=len(cases))
 
-            def score(cid: str, paths, net=net, method=method) -> list[dict]:
+            def score(cid: str, paths, net=net) -> list[dict]:
                 image, label = paths
                 case = load_case(image, label, cfg)
                 seg = SliceSegmenter(net, case)
-                rows = []
                 vol = case.label_volume()
                 codes = [int(c) for c in np.unique(vol) if c != 0
                          and (cfg.labels is None or int(c) in cfg.labels)]
+                if not codes:
+                    among = f" among the run's labels {cfg.labels}" if cfg.labels else ""
+                    raise InputFileError(f"label has no structures{among}", path=label,
+                                         fix="pass a label map with non-zero codes, or drop "
+                                         "the case")
                 sp = (case.spacing[2], case.spacing[0], case.spacing[1])
+                rows = []
                 for code in codes:
                     t0 = time.perf_counter()
                     pred = predict_label(seg, code, cfg.eval_margin)
@@ -176,32 +250,29 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
                                  "truth_voxels": int(truth.sum()),
                                  "slices": int(truth.any(axis=(1, 2)).sum()),
                                  "seconds": round(time.perf_counter() - t0, 3)})
-                    if len(panels) < 3 or cid in panels:
-                        z = int(truth.sum(axis=(1, 2)).argmax())
-                        p = panels.setdefault(cid, {"title": f"{cid} slice {z} label {code}",
-                                                    "image": case.slices[z], "truth": truth[z],
-                                                    "z": z, "code": code, "preds": {}})
-                        if p["code"] == code:
-                            p["preds"][method] = pred[p["z"]]
                 return rows
 
-            table = run_cases(((c, (i, lab)) for c, i, lab in cases), score, folder.root /
-                              "cases.csv", method=method, columns=CASE_COLUMNS,
+            table = run_cases(((c, (i, lab)) for c, i, lab in cases), score, csv_path,
+                              method=method, columns=CASE_COLUMNS, retry_failed=True,
+                              signature=signature,
                               on_case=lambda c, s, t=task: bar.advance(t))
     assert table is not None
+    table = _tidy(table, list(nets), [c for c, _, _ in cases])
+    _write_if_changed(csv_path, table.to_csv(index=False))
     summary = summary_table(table)
     summary_md = folder.write_table("summary", summary)
     write_text(folder.root / "summary.md", summary_md + "\n")
     folder.write_metrics(table)
+    panels = _panels(table, cases, cfg, nets)
     if panels:
         import matplotlib.pyplot as plt
 
-        fig = overlay_figure(list(panels.values()))
+        fig = overlay_figure(panels)
         folder.save_figure("overlays", fig)
         plt.close(fig)
-    failed = sorted(table.loc[table.status == "failed", "case_id"].unique().tolist())
-    errors = table.loc[table.status == "failed", ["method", "case_id", "error"]] \
-        .drop_duplicates()
+    bad = table[table.status == "failed"]
+    failed = sorted(bad.case_id.unique().tolist())
+    errors = bad[["method", "case_id", "error"]].drop_duplicates()
     failed_md = "".join(f"\n- {r.method} {r.case_id}: {r.error}" for r in errors.itertuples())
     folder.write_report(
         f"# DB-SAM evaluation of `{run_dir}`\n\n{len(cases)} cases"

@@ -201,13 +201,14 @@ def segment_key_slice(seg: SliceSegmenter, z: int, box4: tuple[int, ...], *,
 
 
 def segment_prompt_mask(seg: SliceSegmenter, coarse: list[np.ndarray], *,
-                        progress: bool = False) -> list[np.ndarray]:
-    """A coarse label map (slices ``(H, W)``, one code per structure) -> refined label map."""
+                        progress: bool = False, path: Path | None = None) -> list[np.ndarray]:
+    """A coarse label map (slices ``(H, W)``, one code per structure) -> refined label map;
+    ``path``: the prompt-mask file, named in the error for an empty mask."""
     from .prompts import mask_box
 
     codes = sorted({int(c) for s in coarse for c in np.unique(s) if c != 0})
     if not codes:
-        raise ConfigError(f"the prompt mask is empty ({seg.case.path})",
+        raise ConfigError("the prompt mask is empty", path=path,
                           fix="draw the structure (non-zero voxels) in the prompt mask")
     logit_maps: dict[int, dict[int, np.ndarray]] = {}
     todo = [(code, z) for code in codes for z, s in enumerate(coarse) if (s == code).any()]
@@ -249,8 +250,8 @@ def segment_file(model: torch.nn.Module, cfg, image: Path, out: Path, *,
     """
     from medio import refuse_overwrite
 
-    from .data import is_2d, load_case, to_slices
-    from .prompts import parse_box_slice, parse_labelled_box
+    from .data import is_2d, load_case, read_label_slices, write_mask
+    from .prompts import check_code, parse_box_slice, parse_labelled_box
 
     if isinstance(box, str):
         box = [box]
@@ -265,6 +266,7 @@ def segment_file(model: torch.nn.Module, cfg, image: Path, out: Path, *,
         raise ConfigError("the output type must match the input (NIfTI -> .nii.gz, image -> "
                           ".png)", path=out, fix="rename the output")
     # parse prompts before the (slow) model work so a typo fails fast
+    check_code(label, "--label")
     boxes = [parse_labelled_box(b, label) for b in box] if box else None
     key = parse_box_slice(box_slice) if box_slice is not None else None
     case = load_case(image, None, cfg)
@@ -275,18 +277,8 @@ def segment_file(model: torch.nn.Module, cfg, image: Path, out: Path, *,
         z, b = key
         masks = [m * np.uint8(label) for m in segment_key_slice(seg, z, b, progress=progress)]
     else:
-        if is_2d(image):
-            from medio.images import read_mask
-
-            coarse = [read_mask(prompt_mask)]
-        else:
-            from medio.nifti import read_labels
-
-            assert case.can is not None
-            lv = read_labels(prompt_mask, like=case.vol)
-            coarse = to_slices(case.can.forward(lv.data).astype(np.int64))
-        masks = segment_prompt_mask(seg, coarse, progress=progress)
-    from .data import write_mask
+        coarse = read_label_slices(prompt_mask, case)
+        masks = segment_prompt_mask(seg, coarse, progress=progress, path=prompt_mask)
 
     write_mask(case, masks, out)
     voxels = int(sum(int((m > 0).sum()) for m in masks))

@@ -226,11 +226,24 @@ def write_phantoms(
     images_dir, labels_dir : pathlib.Path
         Images are float32 and labels uint8, with the LPS-like affine of
         :func:`phantom_affine`; each file is written atomically by :func:`medio.nifti.write_volume`.
+
+    Raises
+    ------
+    ConfigError
+        ``n < 1``, an unknown modality, or ``out`` already holds images/ or labels/ files
+        (a second set would mix with the first); nothing is written then.
     """
     if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+        raise ConfigError(f"the number of phantoms must be at least 1, got {n}",
+                          fix="pass --n 1 or more")
+    if str(modality).lower() not in _MODALITIES:
+        raise ConfigError(f"unknown phantom modality {modality!r}",
+                          fix=f"use one of {', '.join(_MODALITIES)}")
     root = Path(out)
     images, labels_dir = root / "images", root / "labels"
+    if any(d.is_dir() and any(d.iterdir()) for d in (images, labels_dir)):
+        raise ConfigError("already holds phantom cases (images/ or labels/ not empty)", path=root,
+                          fix="choose an empty folder for --out")
     images.mkdir(parents=True, exist_ok=True)
     labels_dir.mkdir(parents=True, exist_ok=True)
     affine = phantom_affine(tuple(int(s) for s in shape))  # type: ignore[arg-type]

@@ -167,6 +167,15 @@ def parse_labelled_box(text: str, default_label: int, *,
     return int(code_text), parse_box3d(rest, flag=flag)
 
 
+def check_code(code: int, flag: str = "--label") -> int:
+    """A label code written into a mask: an integer from 1 to 255 (0 is background; masks are
+    uint8), else a :class:`ConfigError` naming ``flag``."""
+    if not 1 <= int(code) <= 255:
+        raise ConfigError(f"{flag} {code} is not a label code from 1 to 255",
+                          fix=f"pass {flag} N with 1 <= N <= 255 (0 is background)")
+    return int(code)
+
+
 def parse_box_slice(
     text: str, *, flag: str = "--box-slice"
 ) -> tuple[int, tuple[int, int, int, int]]:

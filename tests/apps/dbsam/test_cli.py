@@ -128,10 +128,52 @@ def test_evaluate_with_baseline_resumes_and_survives_a_bad_case(run, phantoms, t
     assert ok.dice.between(0, 1).all() and ok.nsd.between(0, 1).all()
     for name in ("summary.md", "summary.csv", "overlays.png", "report.md"):
         assert (out / name).exists(), name
-    stamp = (out / "cases.csv").stat().st_mtime_ns
-    code, _, err = medcl_cli(args)  # resumes: nothing left to score, table untouched
+    raw = pd.read_csv(out / "cases.csv", dtype=str, keep_default_na=False)
+    for col in ("label", "pred_voxels", "truth_voxels", "slices"):  # integers, not 1.0 / NaN
+        assert raw[col].str.fullmatch(r"\d*").all(), raw[col].tolist()
+    assert (raw.label == "").sum() == 2  # the failed case's rows
+    first = {n: (out / n).read_bytes() for n in ("cases.csv", "report.md", "overlays.png")}
+    assert b"![overlays](overlays.png)" in first["report.md"]
+
+    code, _, err = medcl_cli(args)  # resumes: nothing new to score, same outputs
     assert code == 0, err
-    assert (out / "cases.csv").stat().st_mtime_ns == stamp
+    assert {n: (out / n).read_bytes() for n in first} == first
+
+    # an interrupted run (case_001 not yet scored) ends with the report of a full run
+    table = pd.read_csv(out / "cases.csv", dtype={"case_id": str})
+    table[table.case_id != "case_001"].to_csv(out / "cases.csv", index=False)
+    code, _, err = medcl_cli(args)
+    assert code == 0, err
+    assert (out / "report.md").read_bytes() == first["report.md"]
+    assert (out / "overlays.png").read_bytes() == first["overlays.png"]
+    again = pd.read_csv(out / "cases.csv", dtype={"case_id": str})
+    pd.testing.assert_frame_equal(again.drop(columns="seconds"),
+                                  cases.drop(columns="seconds"))
+
+    # a fixed failed case is scored on the next run
+    (imgs / "case_002.nii.gz").write_bytes((images / "case_002.nii.gz").read_bytes())
+    code, _, err = medcl_cli(args)
+    assert code == 0, err
+    fixed = pd.read_csv(out / "cases.csv", dtype={"case_id": str})
+    assert (fixed.status == "ok").all() and set(fixed.case_id) == {f"case_00{i}" for i in range(3)}
+    assert "Failed cases" not in (out / "report.md").read_text()
+
+
+def test_evaluate_refuses_an_out_of_other_inputs(run, phantoms, tmp_path, medcl_cli):
+    images, labels = phantoms
+    out = tmp_path / "eval"
+    args = ["dbsam", "evaluate", "--images", images, "--labels", labels, "--out", out]
+    code, _, err = medcl_cli([*args, "--model", run])
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    other = tmp_path / "other_run"
+    other.mkdir()
+    for f in run.iterdir():
+        if f.is_file():
+            (other / f.name).write_bytes(f.read_bytes())
+    code, _, err = medcl_cli([*args, "--model", other])
+    assert code == 2 and str(out) in err and "model" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def _nifti(path, data, affine=None):
@@ -310,3 +352,117 @@ def test_segment_several_boxes_make_a_label_map(run, phantoms, tmp_path, medcl_c
     code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", image,
                               "--box", "x=1,1,1,5,5,2", "--out", out])
     assert code == 2 and "--box" in err
+
+
+def _bad_label_set(phantoms, root):
+    """case_000: 4-D image (two channels); case_001: label without structures; case_002: a
+    label with code -1."""
+    images, labels = phantoms
+    imgs, labs = root / "images", root / "labels"
+    imgs.mkdir(parents=True)
+    labs.mkdir()
+    for i in range(3):
+        name = f"case_00{i}.nii.gz"
+        src, lab = nib.load(images / name), nib.load(labels / name)
+        data, codes = np.asarray(src.dataobj), np.asarray(lab.dataobj).astype(np.int16)
+        if i == 0:
+            data = np.stack([data, data], axis=3)
+        elif i == 1:
+            codes[:] = 0
+        else:
+            codes[codes == 2] = -1
+        _nifti(imgs / name, data, src.affine)
+        _nifti(labs / name, codes, src.affine)
+    return imgs, labs
+
+
+def test_evaluate_lists_bad_labels_and_takes_a_channel(run, phantoms, tmp_path, medcl_cli):
+    imgs, labs = _bad_label_set(phantoms, tmp_path / "set")
+    args = ["dbsam", "evaluate", "--model", run, "--images", imgs, "--labels", labs]
+    code, _, err = medcl_cli([*args, "--out", tmp_path / "e1"])
+    assert code == 0, err
+    cases = pd.read_csv(tmp_path / "e1" / "cases.csv", dtype={"case_id": str})
+    assert (cases.status == "failed").all() and list(cases.case_id) == ["case_000", "case_001",
+                                                                        "case_002"]
+    errors = dict(zip(cases.case_id, cases.error, strict=True))
+    assert "--channel" in errors["case_000"]
+    assert "label has no structures" in errors["case_001"]
+    assert str(labs / "case_001.nii.gz") in errors["case_001"]
+    assert "outside 0..255" in errors["case_002"] and str(labs / "case_002.nii.gz") in \
+        errors["case_002"]
+    code, _, err = medcl_cli([*args, "--channel", "1", "--out", tmp_path / "e2"])
+    assert code == 0, err
+    cases = pd.read_csv(tmp_path / "e2" / "cases.csv", dtype={"case_id": str})
+    assert set(cases.case_id[cases.status == "ok"]) == {"case_000"}
+
+
+def test_train_refuses_negative_label_codes(phantoms, tmp_path, medcl_cli):
+    imgs, labs = _bad_label_set(phantoms, tmp_path / "set")
+    (imgs / "case_000.nii.gz").unlink()
+    (imgs / "case_001.nii.gz").unlink()
+    out = tmp_path / "run"
+    code, _, err = medcl_cli(["dbsam", "train", "--images", imgs, "--labels", labs,
+                              "--out", out, *TINY])
+    assert code == 2 and "case_002.nii.gz" in err and "outside 0..255" in err, err
+    assert not out.exists()
+
+
+def test_segment_prompt_mask_errors_name_the_prompt_file(run, phantoms, tmp_path, medcl_cli):
+    images, labels = phantoms
+    image = images / "case_000.nii.gz"
+    lab = nib.load(labels / "case_000.nii.gz")
+    codes = np.asarray(lab.dataobj).astype(np.int16)
+    out = tmp_path / "out.nii.gz"
+    for name, data, words in [("empty.nii.gz", np.zeros_like(codes), "empty"),
+                              ("neg.nii.gz", np.where(codes == 2, -1, codes), "outside 0..255"),
+                              ("big.nii.gz", np.where(codes == 2, 300, codes), "outside 0..255")]:
+        prompt = _nifti(tmp_path / name, data, lab.affine)
+        code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", image,
+                                  "--prompt-mask", prompt, "--out", out])
+        assert code == 2 and str(prompt) in err and words in err, err
+        assert "case_000" not in err and "Traceback" not in err
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["0", "256", "300", "-1"])
+def test_segment_label_out_of_range(run, phantoms, tmp_path, medcl_cli, value):
+    images, labels = phantoms
+    out = tmp_path / "out.nii.gz"
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image",
+                              images / "case_000.nii.gz", "--box",
+                              _box(labels / "case_000.nii.gz"), "--label", value, "--out", out])
+    assert code == 2 and "--label" in err and "1 to 255" in err, err
+    assert not out.exists()
+
+
+def test_train_refuses_to_overwrite_a_trained_run(run, phantoms, medcl_cli):
+    images, labels = phantoms
+    before = _digest(run / "model.pt")
+    code, _, err = medcl_cli(["dbsam", "train", "--images", images, "--labels", labels,
+                              "--out", run, *TINY])
+    assert code == 2 and "--resume" in err and str(run) in err, err
+    assert _digest(run / "model.pt") == before
+
+
+def test_train_no_sample_error_names_real_options(phantoms, tmp_path, medcl_cli):
+    images, labels = phantoms
+    out = tmp_path / "run"
+    code, _, err = medcl_cli(["dbsam", "train", "--images", images, "--labels", labels,
+                              "--label-codes", "7", "--out", out, *TINY])
+    assert code == 2 and "--label-codes" in err, err
+    assert "--min-pixels" not in err and "--labels " not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("device", ["cuda", "gpu"])
+def test_train_checks_device_before_writing(phantoms, tmp_path, medcl_cli, monkeypatch,
+                                            device):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    images, labels = phantoms
+    out = tmp_path / "run"
+    code, _, err = medcl_cli(["dbsam", "train", "--images", images, "--labels", labels,
+                              "--device", device, "--out", out, *TINY])
+    assert code == 2 and "device" in err.lower() and "Traceback" not in err, err
+    assert not out.exists()

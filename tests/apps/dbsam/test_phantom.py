@@ -88,5 +88,21 @@ def test_affine_and_errors(tmp_path: Path) -> None:
     np.testing.assert_allclose(centre[:3], 0.0, atol=1e-9)
     with pytest.raises(ConfigError, match="ct, mr"):
         phantom_volume(np.random.default_rng(0), SHAPE, "pet")
-    with pytest.raises(ValueError):
-        write_phantoms(tmp_path, n=0)
+
+
+@pytest.mark.parametrize("args, words", [(["--n", "0"], "at least 1"),
+                                         (["--modality", "pet"], "modality")])
+def test_cli_bad_options_write_nothing(tmp_path: Path, medcl_cli, args, words) -> None:
+    out = tmp_path / "ph"
+    code, _, err = medcl_cli(["dbsam", "phantom", "--out", out, *args])
+    assert code == 2 and words in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_cli_refuses_an_out_holding_cases(tmp_path: Path, medcl_cli) -> None:
+    out = tmp_path / "ph"
+    write_phantoms(out, n=2, seed=0, shape=(32, 32, 8))
+    before = {p: p.read_bytes() for p in out.rglob("*.nii.gz")}
+    code, _, err = medcl_cli(["dbsam", "phantom", "--out", out, "--n", "1", "--seed", "3"])
+    assert code == 2 and str(out) in err and "empty folder" in err, err
+    assert {p: p.read_bytes() for p in out.rglob("*.nii.gz")} == before
