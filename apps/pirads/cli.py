@@ -25,6 +25,7 @@ app = app_group(
 
 LABEL_MAP_HELP = ("The label files' codes -> ours (0 BG, 1 PZ, 2 TZ, 3 DPU, 4 AFS) as "
                   "source:target pairs, e.g. '1:2,2:1'; every non-zero code must be listed.")
+CHANNEL_HELP = "Channel (0-based) to use of 4-D (X, Y, Z, C) input files."
 CARD_HELP = ("Read the label mapping from this PI-RADS data card (its labels' '-> medcl N'), "
              "e.g. prostate158, msd_task05_prostate.")
 
@@ -46,8 +47,15 @@ def phantom(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Write T2-like phantom volumes with zone labels (NIfTI, nnU-Net-style pairs)."""
+    from medio import ConfigError
+
     from .phantom import write_phantoms
 
+    if n < 1:
+        raise typer.BadParameter(f"must be at least 1, got {n}", param_hint="--n")
+    if out.exists() and not out.is_dir():
+        raise ConfigError("exists and is not a folder", path=out,
+                          fix="pass a new or existing folder to --out")
     images, labels = write_phantoms(out, n=n, seed=seed)
     typer.echo(f"{n} cases: {images} and {labels}")
 
@@ -67,7 +75,7 @@ def train(
     = "168,168,32",
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 2,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    channel: Annotated[int | None, typer.Option(help="Channel of 4-D inputs.")] = None,
+    channel: Annotated[int | None, typer.Option(help=CHANNEL_HELP)] = None,
     consistency_weight: Annotated[float, typer.Option(
         help="Weight of the branches' consistency in stage 2 (ramped up over its first half).")]
     = 1.0,
@@ -100,13 +108,16 @@ def segment(
     sectors: Annotated[Path | None, typer.Option(help="Also write the sector map here.")]
     = None,
     report: Annotated[Path | None, typer.Option(help="Also write a JSON report here.")] = None,
+    channel: Annotated[int | None, typer.Option(help=CHANNEL_HELP)] = None,
 ) -> None:
     """Zones (0 background, 1 PZ, 2 TZ, 3 DPU, 4 AFS) in the scan's own geometry."""
     from .harness import load_run
-    from .infer import segment_file
+    from .infer import check_outputs, segment_file
 
+    check_outputs(t2, out, sectors, report)
     cfg, net = load_run(model)
-    info = segment_file(net, cfg, t2, out, sectors=sectors, report=report, progress=_tty())
+    info = segment_file(net, cfg, t2, out, sectors=sectors, report=report, channel=channel,
+                        progress=_tty(), warn=lambda m: typer.echo(f"warning: {m}", err=True))
     vols = ", ".join(f"{k} {v:.2f} mL" for k, v in info["volumes_ml"].items())
     typer.echo(f"{out}: {vols}")
 
@@ -121,13 +132,17 @@ def evaluate(
         help="'unet' to evaluate the run's single-path baseline too.")] = None,
     label_map: Annotated[str | None, typer.Option(help=LABEL_MAP_HELP)] = None,
     card: Annotated[str | None, typer.Option(help=CARD_HELP)] = None,
+    channel: Annotated[int | None, typer.Option(help=CHANNEL_HELP)] = None,
 ) -> None:
-    """Per-zone Dice, MASD and HD95 per case (resumable), with a summary; zones the labels do
-    not have (see --label-map / --card) are reported as 'not labelled'."""
+    """Per-zone Dice, MASD and HD95 per case, with a summary; zones the labels do not have (see
+    --label-map / --card) are reported as 'not labelled'. A rerun into the same --out skips the
+    cases already scored and retries the failed ones; an --out holding an evaluation of other
+    inputs is refused."""
     from .harness import evaluate_run
 
     if baseline not in (None, "unet"):
         raise typer.BadParameter("only 'unet' is available", param_hint="--baseline")
     report = evaluate_run(model, images, labels, out, baseline=baseline == "unet",
-                          label_map=_label_map(label_map, card), progress=_tty())
+                          label_map=_label_map(label_map, card), channel=channel,
+                          progress=_tty())
     typer.echo(f"report: {report}")

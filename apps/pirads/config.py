@@ -38,6 +38,18 @@ class PiradsConfig:
             raise ValueError("epochs >= 1, cotrain_epochs >= 0 and batch_size >= 1 are needed")
         if not 0.0 <= self.consistency_rampup <= 1.0 or self.consistency_weight < 0:
             raise ValueError("consistency_rampup must be in [0, 1] and consistency_weight >= 0")
+        from .model import ANISOTROPIC_STRIDES, required_divisor
+
+        if len(self.filters) != len(ANISOTROPIC_STRIDES) or min(self.filters) < 1:
+            raise ValueError(f"--filters needs {len(ANISOTROPIC_STRIDES)} positive integers, one "
+                             f"per network level (e.g. 16,32,64,128,256), got {self.filters}")
+        div = required_divisor()
+        if any(c % d for c, d in zip(self.crop, div, strict=True)):
+            raise ValueError(f"--crop {','.join(map(str, self.crop))}: each size must be a "
+                             f"multiple of the network's total stride {','.join(map(str, div))}"
+                             " per axis (e.g. 168,168,32 or 64,64,16)")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
         if not 0.0 < self.other_weight <= 1.0:
             raise ValueError("other_weight (class weight of the other path's zones) must be in "
                              "(0, 1]")

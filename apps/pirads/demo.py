@@ -17,8 +17,9 @@ def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
 
     run_dir = Path(run_dir)
     data = run_dir / "phantoms"
-    if data.exists():  # a previous tour's phantoms are rewritten: the step owns this folder
-        shutil.rmtree(data)
+    for owned in (data, run_dir / "run", run_dir / "eval"):
+        if owned.exists():  # a previous tour's folders are rewritten: the step owns them
+            shutil.rmtree(owned)
     train_images, train_labels = write_phantoms(data / "train", n=8, seed=seed)
     test_images, test_labels = write_phantoms(data / "test", n=4, seed=seed + 1000)
     n = 10 if epochs is None else epochs

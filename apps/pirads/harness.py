@@ -18,11 +18,16 @@ def train_run(cfg: PiradsConfig, images: Path, labels: Path, out: Path, *,
               progress: bool = True, label_map: LabelMap = IDENTITY) -> Path:
     """``medcl pirads train``: read and check every case first, then train and report.
 
-    ``label_map`` turns the label files' codes into ours (:mod:`pirads.labels`)."""
-    from medio import RunFolder
+    ``label_map`` turns the label files' codes into ours (:mod:`pirads.labels`). A folder that
+    already holds a trained model is refused (its sub-models would go stale)."""
+    from medio import ConfigError, RunFolder
 
     from .train import list_cases, load_cases, train_dual, train_single
 
+    held = [p for p in (Path(out) / "model.pt", Path(out) / "unet" / "model.pt") if p.exists()]
+    if held:
+        raise ConfigError("already holds a trained run", path=out,
+                          fix="train into another --out, or delete the folder to retrain")
     cases = list_cases(images, labels)
     X, Y = load_cases(cfg, cases, with_labels=True, label_map=label_map)
     XU = None
@@ -75,6 +80,10 @@ def load_run(run_dir: Path, kind: str = "dual"):
     known = {f.name for f in fields(PiradsConfig)}
     cfg = PiradsConfig(**{k: v for k, v in raw.items() if k in known})
     sub = folder if kind == "dual" else RunFolder(folder.root / "unet")
+    if kind != "dual" and not sub.model_path.is_file():
+        raise ConfigError("the run has no single-path UNet baseline (trained with --no-baseline)",
+                          path=folder.root, fix="drop --baseline unet, or train a run without "
+                          "--no-baseline into a new --out")
     model = build_model(cfg, "dual" if kind == "dual" else "single")
     try:
         model.load_state_dict(sub.load_model())
@@ -87,28 +96,40 @@ def load_run(run_dir: Path, kind: str = "dual"):
 
 def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
                  baseline: bool = False, label_map: LabelMap = IDENTITY,
-                 progress: bool = False) -> Path:
+                 channel: int | None = None, progress: bool = False) -> Path:
     """``medcl pirads evaluate``: per-case, per-zone Dice / MASD / HD95 (batch-safe, resumable)
     and a summary next to the Meyer et al. 2019 anchors (their data, not ours). Zones that
-    ``label_map`` does not label are reported as "not labelled" (NaN), not as Dice 0."""
-    from medio import RunFolder, get_card
+    ``label_map`` does not label are reported as "not labelled" (NaN), not as Dice 0.
+
+    A rerun into ``out`` skips the cases already scored and retries the failed ones; an ``out``
+    holding an evaluation of another model, data or options is refused before anything is
+    written, as are a missing baseline and a batch in which every case failed (after the
+    report is written)."""
+    from medio import InputFileError, RunFolder, get_card
+    from medio.cases import check_signature
 
     from .infer import predict_zones
     from .metrics import evaluate_cases, summary_table
     from .train import list_cases
 
     cases = list_cases(images, labels)
+    kinds = (("dual", "dual-path"), ("unet", "single-path UNet"))[: 1 + baseline]
+    models = {kind: load_run(run_dir, kind) for kind, _ in kinds}  # fails before any output
+    signature = {"model": str(Path(run_dir).resolve()), "images": str(Path(images).resolve()),
+                 "labels": str(Path(labels).resolve()), "baseline": baseline,
+                 "channel": channel, "label_map": label_map.origin,
+                 "label_codes": {str(k): int(v) for k, v in label_map.mapping.items()}}
+    check_signature(Path(out) / "cases.csv", signature)
     folder = RunFolder.create(out)
-    folder.write_config({"model": str(run_dir), "images": str(images), "labels": str(labels),
-                         "baseline": baseline, "label_map": label_map.origin,
-        "label_codes": {int(k): int(v) for k, v in label_map.mapping.items()}})
+    folder.write_config(signature)
     table = None
-    for kind, method in (("dual", "dual-path"), ("unet", "single-path UNet"))[: 1 + baseline]:
-        cfg, model = load_run(run_dir, kind)
+    for kind, method in kinds:
+        cfg, model = models[kind]
         table = evaluate_cases([(c, i, lab) for c, i, lab in cases],
-                               lambda p, m=model, c=cfg: predict_zones(m, c, p,
+                               lambda p, m=model, c=cfg: predict_zones(m, c, p, channel=channel,
                                                                        progress=progress),
-                               folder.root, method=method, label_map=label_map)
+                               folder.root, method=method, label_map=label_map,
+                               channel=channel, signature=signature)
     summary = summary_table(table)
     summary_md = folder.write_table("summary", summary)
     folder.write_metrics(table)
@@ -127,4 +148,10 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
         f"{summary_md}\n\n"
         f"Anchors from the data card (Meyer et al. 2019 on ProstateX; their data, not ours):\n"
         f"{anchor_md}\n")
+    if failed and set(failed) >= {c for c, _, _ in cases}:
+        first = table.loc[table.status == "failed", "error"].iloc[0]
+        raise InputFileError(f"every case failed (first error: {first})",
+                             path=folder.root / "cases.csv",
+                             fix="fix the files named in its error column and rerun (failed "
+                             "cases are retried)")
     return folder.report_path

@@ -1,9 +1,15 @@
-"""Segment a T2 scan: preprocess, sliding-window inference (MONAI), invert onto the input grid,
-write zones (and sectors) in the input's geometry, and a JSON report with volumes."""
+"""Segment a T2 scan: preprocess, sliding-window inference (MONAI) over the whole field of view,
+keep the largest connected gland, invert onto the input grid, write zones (and sectors) in the
+input's geometry, and a JSON report with volumes."""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -12,60 +18,152 @@ from torch import nn
 
 from .config import PiradsConfig
 
+NIFTI = (".nii.gz", ".nii")
+
+
+def keep_gland(zones: np.ndarray) -> np.ndarray:
+    """Keep only the largest connected component of the gland (labels > 0) of a zone map;
+    everything else becomes background (MONAI ``KeepLargestConnectedComponent``)."""
+    from monai.transforms import KeepLargestConnectedComponent
+
+    keep = KeepLargestConnectedComponent(applied_labels=[1, 2, 3, 4], independent=False)
+    return np.asarray(keep(torch.as_tensor(zones)[None]))[0].astype(zones.dtype)
+
+
+def _centre(shape: tuple[int, ...], roi: tuple[int, ...]) -> tuple[slice, ...]:
+    """The central ``roi`` window of ``shape`` (the whole axis where it is shorter)."""
+    return tuple(slice(max(0, (s - r) // 2), max(0, (s - r) // 2) + min(s, r))
+                 for s, r in zip(shape, roi, strict=True))
+
+
+def _inside(gland: torch.Tensor, window: tuple[slice, ...], shape: tuple[int, ...]) -> bool:
+    """Whether a gland found in ``window`` is whole: not empty and off every window face that
+    lies inside the scan (a face on the scan's own edge cannot cut the gland)."""
+    if not gland.any():
+        return False
+    for axis, (cut, size) in enumerate(zip(window, shape, strict=True)):
+        if cut.start > 0 and gland.select(axis, 0).any():
+            return False
+        if cut.stop < size and gland.select(axis, -1).any():
+            return False
+    return True
+
 
 @torch.no_grad()
 def predict_zones(model: nn.Module, cfg: PiradsConfig, t2: Path, *,
-                  progress: bool = False) -> np.ndarray:
+                  channel: int | None = None, progress: bool = False) -> np.ndarray:
     """Zone labels (0-4) of ``t2`` on its own voxel grid.
 
-    ``progress`` shows MONAI's sliding-window progress bar (tqdm, on stderr)."""
+    The network first sees the central training-crop window of the resampled scan, where the
+    gland of a prostate scan usually is; if the gland found there is whole (it touches no
+    window face inside the scan), that is the answer. Otherwise the whole scan is segmented
+    with a sliding window of the crop size, so a gland anywhere in any field of view is seen.
+    The largest connected gland is kept (:func:`keep_gland`). ``channel`` picks the channel of
+    a 4-D file; ``progress`` shows MONAI's sliding-window progress bar (tqdm, on stderr)."""
     from monai.inferers import sliding_window_inference
 
-    from .transforms import invert_to_input, preprocess
+    from .transforms import invert_to_input, preprocess, preprocess_transforms
 
-    data = preprocess(t2, None, spacing=cfg.spacing, crop=cfg.crop)
+    tf = preprocess_transforms(spacing=cfg.spacing, crop=None, with_label=False, channel=channel)
+    with warnings.catch_warnings():  # a constant image: segment_file warns about it itself
+        warnings.filterwarnings("ignore", message="Divide by zero")
+        data = preprocess(t2, None, transforms=tf, channel=channel)
     x = torch.as_tensor(data["image"]).float()[None]
     model.eval()
-    logits = sliding_window_inference(x, roi_size=tuple(cfg.crop), sw_batch_size=1,
-                                      predictor=lambda v: model(v)["fused"], overlap=0.25,
-                                      progress=progress)
-    probs = torch.softmax(logits, dim=1)[0]
-    return invert_to_input(probs, data).astype(np.uint8)
+
+    def segment(v: torch.Tensor, show: bool) -> torch.Tensor:
+        logits = sliding_window_inference(v, roi_size=tuple(cfg.crop), sw_batch_size=1,
+                                          predictor=lambda w: model(w)["fused"], overlap=0.25,
+                                          progress=show)
+        return torch.softmax(torch.as_tensor(logits), dim=1)[0]
+
+    shape = tuple(x.shape[2:])
+    window = _centre(shape, tuple(cfg.crop))
+    centre = segment(x[(slice(None), slice(None), *window)], False)
+    if _inside(centre.argmax(0) > 0, window, shape):
+        probs = torch.zeros((centre.shape[0], *shape))
+        probs[0] = 1.0  # background outside the window
+        probs[(slice(None), *window)] = centre
+    else:
+        probs = segment(x, progress)
+    return keep_gland(invert_to_input(probs, data).astype(np.uint8))
+
+
+def check_outputs(t2: Path, out: Path, sectors: Path | None = None,
+                  report: Path | None = None) -> None:
+    """Refuse, before any work, outputs that cannot all be written: a wrong suffix (NIfTI for
+    ``out``/``sectors``, ``.json`` for ``report``), two outputs on one file, an output on the
+    input, or a folder that cannot be created or written."""
+    from medio import ConfigError, refuse_overwrite
+
+    seen: dict[str, str] = {}
+    targets = [(Path(p), flag, suffixes) for p, flag, suffixes in (
+        (out, "--out", NIFTI), (sectors, "--sectors", NIFTI), (report, "--report", (".json",)))
+        if p is not None]
+    for path, flag, suffixes in targets:
+        if not path.name.lower().endswith(suffixes):
+            raise ConfigError(f"{flag} must end in {' or '.join(suffixes)}", path=path,
+                              fix=f"name it e.g. {path.name.split('.')[0]}{suffixes[0]}")
+        refuse_overwrite(path, [t2])
+        key = os.path.abspath(path)
+        if key in seen:
+            raise ConfigError(f"{flag} and {seen[key]} name the same file", path=path,
+                              fix="give each output its own path")
+        seen[key] = flag
+        if path.is_dir():
+            raise ConfigError(f"{flag} is a folder", path=path, fix="give a file name")
+    for path, flag, _ in targets:  # only now touch the disk: create the folder, probe it
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{flag} cannot be written in {path.parent} ({exc.strerror or exc})",
+                              path=path, fix="choose a writable location") from exc
 
 
 def segment_file(model: nn.Module, cfg: PiradsConfig, t2: Path, out: Path, *,
                  sectors: Path | None = None, report: Path | None = None,
-                 progress: bool = False) -> dict:
-    """Write ``out`` (zones, input geometry), optionally ``sectors`` and a JSON ``report``;
-    ``progress`` shows the sliding-window progress bar."""
-    from medio import refuse_overwrite, write_text
+                 channel: int | None = None, progress: bool = False,
+                 warn: Callable[[str], None] | None = None) -> dict:
+    """Write ``out`` (zones, input geometry), optionally ``sectors`` and a JSON ``report``.
+
+    Every output path is checked before inference (:func:`check_outputs`) and all outputs are
+    written to temporaries first and renamed together, so a failure leaves none of them.
+    ``channel`` picks the channel of a 4-D file; ``progress`` shows the sliding-window progress
+    bar; ``warn`` receives warnings (a non-axial scan, a constant image) as they arise
+    (default :func:`warnings.warn`); they are also listed in the report."""
+    from medio import atomic_path, write_text
     from medio.nifti import Canonical, axial_check, read_volume
 
     from .sectors import sector_map, zone_volumes
     from .transforms import save_like
 
-    for target in (out, sectors, report):
-        if target is not None:
-            refuse_overwrite(target, [t2])
-    vol = read_volume(t2, channel=cfg.channel)
-    warning = axial_check(vol)
-    if warning:
-        import warnings
-
-        warnings.warn(f"{t2}: {warning}", stacklevel=2)
-    zones = predict_zones(model, cfg, t2, progress=progress)
+    check_outputs(t2, out, sectors, report)
+    vol = read_volume(t2, channel=channel)
+    found = [axial_check(vol)]
+    lo, hi = float(vol.data.min()), float(vol.data.max())
+    if lo == hi:
+        found.append(f"image {t2} is constant (every voxel {lo:g}); the zones found in it are "
+                     "meaningless")
+    found = [w for w in found if w]
+    for w in found:
+        (warn or (lambda m: warnings.warn(m, stacklevel=3)))(w)
+    zones = predict_zones(model, cfg, t2, channel=channel, progress=progress)
     can = Canonical.of(vol)
     canon, back, ras_spacing = can.forward(zones), can.backward, list(can.zooms)
     volumes = zone_volumes(canon, ras_spacing)
     info: dict = {"input": str(t2), "zones": str(out), "volumes_ml": volumes,
-                  "labels": {"1": "PZ", "2": "TZ", "3": "DPU", "4": "AFS"},
-                  "warnings": [warning] if warning else []}
-    save_like(zones, t2, out)
-    if sectors is not None:
-        smap, table = sector_map(canon, ras_spacing)
-        save_like(back(smap).astype(np.uint8), t2, sectors)
-        info["sectors"] = str(sectors)
-        info["sector_table"] = table[table.voxels > 0].to_dict(orient="records")
-    if report is not None:
-        write_text(report, json.dumps(info, indent=2, default=float) + "\n")
+                  "labels": {"1": "PZ", "2": "TZ", "3": "DPU", "4": "AFS"}, "warnings": found}
+    with ExitStack() as stack:  # temporaries renamed into place only when all are written
+        save_like(zones, t2, stack.enter_context(atomic_path(out)), channel=channel)
+        if sectors is not None:
+            smap, table = sector_map(canon, ras_spacing)
+            save_like(back(smap).astype(np.uint8), t2, stack.enter_context(atomic_path(sectors)),
+                      channel=channel)
+            info["sectors"] = str(sectors)
+            info["sector_table"] = table[table.voxels > 0].to_dict(orient="records")
+        if report is not None:
+            write_text(stack.enter_context(atomic_path(report)),
+                       json.dumps(info, indent=2, default=float) + "\n")
     return info

@@ -24,7 +24,7 @@ import numpy as np
 from medio import ConfigError, InputFileError
 
 __all__ = ["IDENTITY", "ZONE_CODES", "LabelMap", "card_label_map", "parse_label_map",
-           "resolve_label_map"]
+           "read_case", "resolve_label_map"]
 
 ZONE_CODES: dict[int, str] = {0: "background", 1: "PZ", 2: "TZ", 3: "DPU", 4: "AFS"}
 """Our label codes (targets of every map)."""
@@ -160,3 +160,32 @@ def resolve_label_map(label_map: str | None, card: str | None) -> LabelMap:
     if card:
         return card_label_map(card)
     return IDENTITY
+
+
+def read_case(image: str | os.PathLike[str], label: str | os.PathLike[str] | None = None, *,
+              channel: int | None = None, label_map: LabelMap = IDENTITY):
+    """Read and check one case the way training and evaluation both do.
+
+    The image goes through :func:`medio.nifti.read_volume` (missing, corrupt, 4-D without
+    ``channel``, NaN or infinite values), the label through :func:`medio.nifti.read_labels`
+    (NaN, non-integer values, geometry other than the image's) and ``label_map.check``
+    (codes the map does not know).
+
+    Returns
+    -------
+    (medio.nifti.Volume, medio.nifti.Volume or None)
+        The image and the label map in the file's own codes (apply ``label_map`` to remap).
+
+    Raises
+    ------
+    medio.InputFileError
+        Naming the file at fault and the fix.
+    """
+    from medio.nifti import read_labels, read_volume
+
+    vol = read_volume(image, channel=channel)
+    if label is None:
+        return vol, None
+    lab = read_labels(label, like=vol)
+    label_map.check(lab.data, lab.path)
+    return vol, lab

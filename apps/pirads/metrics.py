@@ -24,7 +24,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
@@ -34,10 +33,9 @@ from monai.metrics import (
     compute_hausdorff_distance,
 )
 
-from medio import InputFileError
 from medio.cases import run_cases
 
-from .labels import IDENTITY, LabelMap
+from .labels import IDENTITY, LabelMap, read_case
 
 __all__ = ["CASE_COLUMNS", "ZONES", "evaluate_cases", "summary_table", "zone_metrics"]
 
@@ -137,38 +135,28 @@ def zone_metrics(
     return rows
 
 
-def _load_truth(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
-    try:
-        img = nib.load(path)
-        data = np.asarray(img.dataobj)
-    except Exception as exc:
-        raise InputFileError(
-            f"cannot read label map ({exc})", path=path, fix="give a valid .nii / .nii.gz file"
-        ) from exc
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    return np.rint(data).astype(np.int64), zooms  # type: ignore[return-value]
-
-
 def evaluate_cases(
     pairs: list[tuple[str, Path, Path]],
     predict: Callable[[Path], np.ndarray],
     out_dir: Path,
     *,
     method: str,
-    retry_failed: bool = False,
+    retry_failed: bool = True,
     label_map: LabelMap = IDENTITY,
+    channel: int | None = None,
+    signature: dict | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``predict`` on many cases, resumably, recording one row per case x zone.
 
-    For each ``(case_id, image, label)``: if ``out_dir/cases.csv`` already has a row for
-    ``(method, case_id)`` the case is skipped; otherwise ``predict(image)`` gives a label map
-    on the label file's voxel grid and :func:`zone_metrics` scores it with the label file's
-    voxel spacing. Any exception (unreadable file, wrong shape, a failing model) turns the
-    case into rows with ``status="failed"`` and the error text, and the loop goes on. The
-    whole table is rewritten atomically (:func:`medio.write_csv`) after every case, so an
-    interrupted run resumes where it stopped.
+    For each ``(case_id, image, label)``: if ``out_dir/cases.csv`` already has ``ok`` rows for
+    ``(method, case_id)`` the case is skipped; otherwise the case is read and checked with
+    :func:`pirads.labels.read_case` (as training does: NaN, non-integer labels, geometry,
+    unknown codes), ``predict(image)`` gives a label map on the label file's voxel grid and
+    :func:`zone_metrics` scores it with the label file's voxel spacing. Any exception
+    (unreadable file, wrong shape, a failing model) turns the case into rows with
+    ``status="failed"`` and the error text, and the loop goes on. The whole table is rewritten
+    atomically (:func:`medio.write_csv`) after every case, so an interrupted run resumes where
+    it stopped.
 
     Parameters
     ----------
@@ -180,11 +168,16 @@ def evaluate_cases(
         Folder of ``cases.csv`` (created if missing).
     method : str
         Name of the method, stored in the ``method`` column.
-    retry_failed : bool, default False
-        Evaluate again cases whose earlier rows are all ``failed`` (their rows are replaced).
+    retry_failed : bool, default True
+        Evaluate again cases whose earlier rows are all ``failed`` (their rows are replaced;
+        the file may have been fixed since).
     label_map : pirads.labels.LabelMap, default identity
         The label files' codes -> ours; its zones are the ones scored (the rest "not
         labelled", see :func:`zone_metrics`). A code it does not know fails the case.
+    channel : int, optional
+        The channel of 4-D images.
+    signature : dict, optional
+        What the table is computed from; see :func:`medio.cases.run_cases`.
 
     Returns
     -------
@@ -193,9 +186,8 @@ def evaluate_cases(
     """
     def score(cid: str, paths: tuple[Path, Path]) -> list[dict]:
         image_path, label_path = paths
-        truth, spacing = _load_truth(Path(label_path))
-        label_map.check(truth, label_path)
-        truth = label_map.apply(truth)
+        _, lab = read_case(image_path, label_path, channel=channel, label_map=label_map)
+        truth, spacing = label_map.apply(lab.data), lab.spacing
         pred = np.asarray(predict(Path(image_path)))
         if pred.shape != truth.shape:
             raise ValueError(
@@ -206,7 +198,7 @@ def evaluate_cases(
 
     return run_cases(
         ((c, (i, lab)) for c, i, lab in pairs), score, Path(out_dir) / "cases.csv",
-        method=method, columns=CASE_COLUMNS, retry_failed=retry_failed,
+        method=method, columns=CASE_COLUMNS, retry_failed=retry_failed, signature=signature,
         failed_rows=lambda err: [{"zone": z, "zone_name": n, "labelled": z in label_map.zones}
                                  for z, n in ZONES.items()],
     )

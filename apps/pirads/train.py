@@ -33,20 +33,18 @@ def load_cases(cfg: PiradsConfig, cases, *, with_labels: bool,
     training starts. Labels are remapped with ``label_map`` (the dataset's codes -> ours); a code
     the map does not know is an error naming the file.
     """
-    from medio.nifti import read_labels, read_volume
-
+    from .labels import read_case
     from .transforms import preprocess, preprocess_transforms
 
-    for _, image, label in cases:
-        vol = read_volume(image, channel=cfg.channel)  # clear errors: corrupt, 4-D, NaN
-        if with_labels:
-            lab = read_labels(label, like=vol)  # geometry and integer codes
-            label_map.check(lab.data, lab.path)
+    for _, image, label in cases:  # clear errors: corrupt, 4-D, NaN, geometry, label codes
+        read_case(image, label if with_labels else None, channel=cfg.channel,
+                  label_map=label_map)
     transforms = preprocess_transforms(spacing=cfg.spacing, crop=cfg.crop,
-                                       with_label=with_labels)
+                                       with_label=with_labels, channel=cfg.channel)
     images, labels = [], []
     for _, image, label in cases:
-        data = preprocess(image, label if with_labels else None, transforms=transforms)
+        data = preprocess(image, label if with_labels else None, transforms=transforms,
+                          channel=cfg.channel)
         images.append(torch.as_tensor(data["image"]).float())
         if with_labels:
             # nearest-neighbour resampling and zero padding keep the source codes, so the map

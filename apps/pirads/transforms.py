@@ -33,6 +33,7 @@ from monai.transforms import (
     EnsureChannelFirstd,
     EnsureTyped,
     Invertd,
+    Lambdad,
     LoadImaged,
     Orientationd,
     ResizeWithPadOrCropd,
@@ -63,8 +64,9 @@ PathLike = str | os.PathLike[str]
 def preprocess_transforms(
     *,
     spacing: Sequence[float] = TARGET_SPACING,
-    crop: Sequence[int] = CROP,
+    crop: Sequence[int] | None = CROP,
     with_label: bool,
+    channel: int | None = None,
 ) -> Compose:
     """Build the dictionary transforms that preprocess one case.
 
@@ -73,53 +75,62 @@ def preprocess_transforms(
     to RAS, resample to ``spacing`` (bilinear for the image, nearest for the label), clip the
     image to its 1st-99th intensity percentiles and scale to [0, 1], centre crop / pad to
     ``crop``, and make torch tensors that keep their metadata and transform history.
+    ``channel`` picks one channel of a 4-D image (``(X, Y, Z, C)`` files) right after loading.
 
     Parameters
     ----------
     spacing : sequence of 3 floats
         Target voxel spacing in mm.
-    crop : sequence of 3 ints
-        Output spatial size in voxels.
+    crop : sequence of 3 ints or None
+        Output spatial size in voxels; ``None`` keeps the whole resampled field of view (for
+        sliding-window inference).
     with_label : bool
         Whether a ``"label"`` key is transformed alongside ``"image"``.
+    channel : int, optional
+        The channel of a 4-D image to keep (check it with :func:`medio.nifti.read_volume`).
 
     Returns
     -------
     monai.transforms.Compose
         The transforms; keep it, :func:`invert_to_input` needs the same object.
     """
-    if len(tuple(spacing)) != 3 or len(tuple(crop)) != 3:
+    if len(tuple(spacing)) != 3 or (crop is not None and len(tuple(crop)) != 3):
         raise ValueError(f"spacing and crop need 3 values each, got {spacing!r} and {crop!r}")
     keys = ["image", "label"] if with_label else ["image"]
     modes = ["bilinear", "nearest"] if with_label else ["bilinear"]
-    return Compose(
-        [
-            LoadImaged(keys=keys, image_only=False, reader="NibabelReader"),
-            EnsureChannelFirstd(keys=keys),
-            Orientationd(keys=keys, axcodes="RAS", labels=None),
-            Spacingd(keys=keys, pixdim=tuple(float(s) for s in spacing), mode=modes),
-            ScaleIntensityRangePercentilesd(
-                keys="image", lower=1, upper=99, b_min=0.0, b_max=1.0, clip=True
-            ),
-            ResizeWithPadOrCropd(keys=keys, spatial_size=tuple(int(c) for c in crop)),
-            EnsureTyped(keys=keys, track_meta=True),
-        ]
-    )
+    steps = [
+        LoadImaged(keys=keys, image_only=False, reader="NibabelReader"),
+        EnsureChannelFirstd(keys=keys),
+    ]
+    if channel is not None:  # geometry-neutral, so its (no-op) inverse is right
+        steps.append(Lambdad(keys="image", func=lambda x: x[channel : channel + 1]))
+    steps += [
+        Orientationd(keys=keys, axcodes="RAS", labels=None),
+        Spacingd(keys=keys, pixdim=tuple(float(s) for s in spacing), mode=modes),
+        ScaleIntensityRangePercentilesd(
+            keys="image", lower=1, upper=99, b_min=0.0, b_max=1.0, clip=True
+        ),
+    ]
+    if crop is not None:
+        steps.append(ResizeWithPadOrCropd(keys=keys, spatial_size=tuple(int(c) for c in crop)))
+    steps.append(EnsureTyped(keys=keys, track_meta=True))
+    return Compose(steps)
 
 
-def _check_nifti(path: PathLike, role: str) -> tuple[int, ...]:
-    """Return the spatial shape of a readable 3D NIfTI or raise :class:`InputFileError`."""
+def _check_nifti(path: PathLike, role: str, channel: int | None = None) -> tuple[int, ...]:
+    """Return the spatial shape of a readable 3D NIfTI (or 4-D with ``channel`` chosen) or raise
+    :class:`InputFileError`."""
     from medio.nifti import load_nifti
 
     p, img, _ = load_nifti(path)
     shape = tuple(int(s) for s in img.shape)
-    if len(shape) == 4 and shape[3] == 1:
+    if len(shape) == 4 and (shape[3] == 1 or channel is not None):
         shape = shape[:3]
     if len(shape) != 3:
         raise InputFileError(
             f"{role} must be a 3D volume, got shape {shape}",
             path=p,
-            fix="give one axial T2 volume per file",
+            fix="give one axial T2 volume per file, or pass --channel N for a 4-D file",
         )
     return shape
 
@@ -129,6 +140,7 @@ def preprocess(
     label_path: PathLike | None = None,
     *,
     transforms: Compose | None = None,
+    channel: int | None = None,
     **kw: Any,
 ) -> dict[str, Any]:
     """Preprocess one case with :func:`preprocess_transforms`.
@@ -142,6 +154,8 @@ def preprocess(
     transforms : monai.transforms.Compose, optional
         Transforms to use (built with ``with_label=label_path is not None``); by default they
         are built from ``**kw``. Reuse one object across cases to save set-up time.
+    channel : int, optional
+        The channel of a 4-D image (the transforms must have been built with it).
     **kw
         ``spacing`` and ``crop`` passed to :func:`preprocess_transforms`.
 
@@ -158,7 +172,7 @@ def preprocess(
     medio.InputFileError
         A file is missing, unreadable, not 3D, or the label's grid differs from the image's.
     """
-    shape = _check_nifti(image_path, "image")
+    shape = _check_nifti(image_path, "image", channel)
     case: dict[str, Any] = {"image": os.fspath(image_path)}
     if label_path is not None:
         lshape = _check_nifti(label_path, "label")
@@ -170,7 +184,8 @@ def preprocess(
             )
         case["label"] = os.fspath(label_path)
     if transforms is None:
-        transforms = preprocess_transforms(with_label=label_path is not None, **kw)
+        transforms = preprocess_transforms(with_label=label_path is not None, channel=channel,
+                                           **kw)
     elif kw:
         raise TypeError(f"give either transforms or {sorted(kw)}, not both")
     out = dict(transforms(case))
@@ -254,7 +269,8 @@ def _storage_dtype(array: np.ndarray) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def save_like(array: np.ndarray, reference_path: PathLike, out_path: PathLike) -> Path:
+def save_like(array: np.ndarray, reference_path: PathLike, out_path: PathLike, *,
+              channel: int | None = None) -> Path:
     """Write ``array`` as NIfTI with the affine and header of a reference file, atomically.
 
     Parameters
@@ -267,13 +283,16 @@ def save_like(array: np.ndarray, reference_path: PathLike, out_path: PathLike) -
         The input scan whose geometry the output keeps.
     out_path : str or os.PathLike
         Output ``.nii`` / ``.nii.gz`` file (written through :func:`medio.atomic_path`).
+    channel : int, optional
+        Set when the reference is a 4-D file whose channel ``channel`` was segmented; the
+        output is 3-D on its spatial grid.
 
     Returns
     -------
     pathlib.Path
         ``out_path``.
     """
-    shape = _check_nifti(reference_path, "reference")
+    shape = _check_nifti(reference_path, "reference", channel)
     ref = nib.load(reference_path)
     arr = np.asarray(array)
     if tuple(arr.shape[:3]) != shape:

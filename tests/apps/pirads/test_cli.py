@@ -114,3 +114,169 @@ def test_bad_inputs(phantoms, tmp_path, medcl_cli):
                               images / "case_000.nii.gz", "--out", tmp_path / "z.nii.gz"])
     assert code == 2 and "config.yaml" in err  # a folder that is not a run
     assert not (tmp_path / "z.nii.gz").exists()
+
+
+def _copy_case(src_img, src_lab, images, labels, name, image=None, label=None, affine=None):
+    """Write one case into images/labels, optionally replacing its image or label data."""
+    img, lab = nib.load(src_img), nib.load(src_lab)
+    images.mkdir(exist_ok=True)
+    labels.mkdir(exist_ok=True)
+    data = np.asarray(img.dataobj) if image is None else image
+    nib.save(nib.Nifti1Image(data, img.affine), images / name)
+    nib.save(nib.Nifti1Image(np.asarray(lab.dataobj) if label is None else label,
+                             img.affine if affine is None else affine), labels / name)
+
+
+@pytest.fixture(scope="module")
+def run4d(phantoms, tmp_path_factory):
+    """A tiny run trained with channel 0 of 4-D copies of the phantoms (no baseline), as
+    `medcl pirads train --channel 0 --no-baseline` does."""
+    from pirads.config import PiradsConfig
+    from pirads.harness import train_run
+
+    images, labels = phantoms
+    root = tmp_path_factory.mktemp("run4d")
+    img4, lab4 = root / "images", root / "labels"
+    for f in sorted(images.iterdir()):
+        t2 = np.asarray(nib.load(f).dataobj)
+        _copy_case(f, labels / f.name, img4, lab4, f.name,
+                   image=np.stack([t2, np.zeros_like(t2)], axis=-1))
+    cfg = PiradsConfig(epochs=1, cotrain_epochs=1, filters=[4, 8, 8, 16, 16], crop=[64, 64, 16],
+                       channel=0)
+    train_run(cfg, img4, lab4, root / "run", baseline=False, progress=False)
+    return img4, lab4, root / "run"
+
+
+def test_channel_of_4d_files(run4d, tmp_path, medcl_cli):
+    img4, lab4, run = run4d
+    assert (run / "model.pt").exists()
+    t2 = img4 / "case_000.nii.gz"
+    code, _, err = medcl_cli(["pirads", "segment", "--model", run, "--t2", t2, "--out",
+                              tmp_path / "z.nii.gz"])
+    assert code == 2 and "--channel" in err
+    code, _, err = medcl_cli(["pirads", "segment", "--model", run, "--t2", t2, "--out",
+                              tmp_path / "z.nii.gz", "--channel", "0"])
+    assert code == 0, err
+    z, src = nib.load(tmp_path / "z.nii.gz"), nib.load(t2)
+    assert z.shape == src.shape[:3] and np.allclose(z.affine, src.affine)
+    code, _, err = medcl_cli(["pirads", "evaluate", "--model", run, "--images", img4,
+                              "--labels", lab4, "--out", tmp_path / "ev", "--channel", "0"])
+    assert code == 0, err
+    assert (pd.read_csv(tmp_path / "ev" / "cases.csv").status == "ok").all()
+    # a model already in the folder: retraining into it is refused (its sub-models would
+    # go stale), before anything is touched
+    before = (run / "model.pt").read_bytes()
+    code, _, err = medcl_cli(["pirads", "train", "--images", img4, "--labels", lab4,
+                              "--out", run, "--channel", "0", *TINY])
+    assert code == 2 and "already holds" in err
+    assert (run / "model.pt").read_bytes() == before and not (run / "unet").exists()
+    # the run has no baseline: evaluate --baseline unet says so up front, writes nothing
+    code, _, err = medcl_cli(["pirads", "evaluate", "--model", run, "--images", img4,
+                              "--labels", lab4, "--out", tmp_path / "evb", "--channel", "0",
+                              "--baseline", "unet"])
+    assert code == 2 and "no-baseline" in err and not (tmp_path / "evb").exists()
+
+
+def test_evaluate_bad_cases_retry_and_signature(phantoms, run4d, tmp_path, medcl_cli):
+    images, labels = phantoms
+    _, _, run = run4d
+    src = nib.load(images / "case_000.nii.gz")
+    t2 = np.asarray(src.dataobj).astype(np.float32)
+    lab = np.asarray(nib.load(labels / "case_000.nii.gz").dataobj)
+    img, labs = tmp_path / "images", tmp_path / "labels"
+    pair = (images / "case_000.nii.gz", labels / "case_000.nii.gz", img, labs)
+    _copy_case(*pair, "good.nii.gz")
+    nan = t2.copy()
+    nan[5, 5, 5] = np.nan
+    _copy_case(*pair, "has_nan.nii.gz", image=nan)
+    shifted = src.affine.copy()
+    shifted[0, 3] += 5
+    _copy_case(*pair, "shifted.nii.gz", affine=shifted)
+    _copy_case(*pair, "frac.nii.gz", label=lab.astype(np.float32) + 0.5 * (lab == 1))
+    out = tmp_path / "ev"
+    code, _, err = medcl_cli(["pirads", "evaluate", "--model", run, "--images", img,
+                              "--labels", labs, "--out", out])
+    assert code == 0, err
+    cases = pd.read_csv(out / "cases.csv").groupby("case_id").first()
+    assert cases.status.to_dict() == {"frac": "failed", "good": "ok", "has_nan": "failed",
+                                      "shifted": "failed"}
+    assert "NaN" in cases.error["has_nan"] and "geometry differs" in cases.error["shifted"]
+    assert "non-integer" in cases.error["frac"]
+
+    # the broken scan is fixed: a rerun retries the failed cases only
+    _copy_case(*pair, "has_nan.nii.gz")
+    code, _, err = medcl_cli(["pirads", "evaluate", "--model", run, "--images", img,
+                              "--labels", labs, "--out", out])
+    assert code == 0, err
+    again = pd.read_csv(out / "cases.csv")
+    assert again.groupby("case_id").first().status.to_dict()["has_nan"] == "ok"
+    assert len(again) == 4 * 4
+    # other inputs into the same --out are refused, the table is left alone
+    before = (out / "cases.csv").read_bytes()
+    import shutil
+
+    other_labels = shutil.copytree(labs, tmp_path / "labels_v2")
+    for extra in (["--label-map", "1:1,2:2,3:3,4:4"], ["--labels", other_labels]):
+        args = ["pirads", "evaluate", "--model", run, "--images", img, "--labels", labs,
+                "--out", out, *extra]
+        code, _, err = medcl_cli(args)
+        assert code == 2 and "other inputs" in err and "another --out" in err, err
+    assert (out / "cases.csv").read_bytes() == before
+
+    # every case failed: a non-zero exit naming the table
+    only_bad = tmp_path / "only_bad"
+    _copy_case(*pair, "has_nan.nii.gz", image=nan)
+    (img / "good.nii.gz").unlink()
+    code, _, err = medcl_cli(["pirads", "evaluate", "--model", run, "--images", img,
+                              "--labels", labs, "--out", only_bad])
+    assert code == 2 and "every case failed" in err and "cases.csv" in err
+
+
+def test_segment_outputs_checked_before_inference(phantoms, run4d, tmp_path, medcl_cli):
+    images, _ = phantoms
+    _, _, run = run4d
+    t2 = images / "case_000.nii.gz"
+    z = tmp_path / "z.nii.gz"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for extra, match in ((["--sectors", z], "same file"), (["--report", z], "--report"),
+                         (["--sectors", tmp_path / "s.csv"], "--sectors must end"),
+                         (["--report", blocker / "r.json"], "cannot be written")):
+        code, _, err = medcl_cli(["pirads", "segment", "--model", run, "--t2", t2,
+                                  "--out", z, *extra])
+        assert code == 2 and match in err, err
+    code, _, err = medcl_cli(["pirads", "segment", "--model", run, "--t2", t2,
+                              "--out", tmp_path / "z.txt"])
+    assert code == 2 and "--out must end" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+    # warnings are one clean line each: a constant image, a non-axial scan
+    flat = tmp_path / "flat.nii.gz"
+    src = nib.load(t2)
+    nib.save(nib.Nifti1Image(np.zeros(src.shape, np.float32), src.affine), flat)
+    code, _, err = medcl_cli(["pirads", "segment", "--model", run, "--t2", flat,
+                              "--out", tmp_path / "flat_z.nii.gz"])
+    assert code == 0 and "warning:" in err and "constant" in err, err
+    sag = tmp_path / "sag.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(src.dataobj), src.affine[[2, 1, 0, 3]]), sag)
+    code, _, err = medcl_cli(["pirads", "segment", "--model", run, "--t2", sag,
+                              "--out", tmp_path / "sag_z.nii.gz"])
+    assert code == 0 and "warning:" in err and "axial" in err, err
+    assert "UserWarning" not in err and "warnings.warn" not in err
+
+
+def test_train_and_phantom_options_checked(phantoms, tmp_path, medcl_cli):
+    images, labels = phantoms
+    out = tmp_path / "run"
+    base = ["pirads", "train", "--images", images, "--labels", labels, "--out", out]
+    for extra, match in ((["--filters", "4,8,8,16"], "--filters"),
+                         (["--crop", "60,64,16"], "--crop"),
+                         (["--crop", "64,64,18"], "multiple"),
+                         (["--lr", "0"], "--lr")):
+        code, _, err = medcl_cli([*base, *TINY, *extra])
+        assert code == 2 and match in err, err
+    assert not out.exists()
+    code, _, err = medcl_cli(["pirads", "phantom", "--out", tmp_path / "ph", "--n", "0"])
+    assert code == 2 and "--n" in err and "Traceback" not in err
+    code, _, err = medcl_cli(["pirads", "phantom", "--out", images / "case_000.nii.gz"])
+    assert code == 2 and "not a folder" in err

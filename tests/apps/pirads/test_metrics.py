@@ -112,17 +112,19 @@ def test_evaluate_cases_failure_and_resume(tmp_path):
     on_disk = pd.read_csv(out / "cases.csv", dtype={"case_id": str})
     assert len(on_disk) == len(df)
 
-    # resume: nothing is predicted again for this method; a new case is
+    # resume: ok cases are not predicted again; the failed one is retried, a new case is scored
     pairs += _write_cases(tmp_path, ["d"])
     df2 = evaluate_cases(pairs, predict, out, method="oracle")
-    assert calls[3:] == ["d_t2.nii.gz"]
+    assert calls[3:] == ["bad_t2.nii.gz", "d_t2.nii.gz"]
     assert len(df2) == 4 * len(ZONES)
     # another method is evaluated independently in the same table
     df3 = evaluate_cases(pairs[:1], lambda p: np.zeros((20, 20, 20), int), out, method="empty")
     assert len(df3) == 5 * len(ZONES)
-    # retry_failed re-runs only the failed case
+    # retry_failed (the default) re-runs only the failed case; without it nothing runs
     n = len(calls)
-    evaluate_cases(pairs, predict, out, method="oracle", retry_failed=True)
+    evaluate_cases(pairs, predict, out, method="oracle", retry_failed=False)
+    assert calls[n:] == []
+    evaluate_cases(pairs, predict, out, method="oracle")
     assert calls[n:] == ["bad_t2.nii.gz"]
 
     summ = summary_table(df3)
