@@ -34,7 +34,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_losses.py
 
 lint: venv
-	$(BIN)/ruff check shared apps tests benchmarks
+	$(BIN)/ruff check shared apps tests benchmarks setup.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -58,7 +58,7 @@ def _inputs(size: int, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _models(arch: str, size: int, kv_grid: int, ffn_ratio: float) -> dict:
-    from dbsam.model import DBSAM, VanillaSAM, build_sam
+    from medcl.dbsam.model import DBSAM, VanillaSAM, build_sam
 
     torch.manual_seed(0)
     sam = build_sam(arch, size)
@@ -116,7 +116,7 @@ def embed_gflop(arch: str, size: int, kv_grid: int, ffn_ratio: float) -> dict[st
 
 def memory_child(kind: str, arch: str, size: int, kv_grid: int, ffn_ratio: float) -> None:
     """Subprocess body: build one model, run one slice, print peak and growth in MB."""
-    from dbsam.model import DBSAM, VanillaSAM, build_sam
+    from medcl.dbsam.model import DBSAM, VanillaSAM, build_sam
 
     torch.manual_seed(0)
     sam = build_sam(arch, size)
@@ -138,7 +138,7 @@ def peak_memory(kind: str, arch: str, size: int, kv_grid: int, ffn_ratio: float)
 
 
 def train_step_seconds(kv_grid: int, ffn_ratio: float, repeats: int = 5) -> float:
-    from dbsam.model import DBSAM, build_sam
+    from medcl.dbsam.model import DBSAM, build_sam
 
     torch.manual_seed(0)
     model = DBSAM(build_sam("tiny", 256), kv_grid=kv_grid, ffn_ratio=ffn_ratio).train()
@@ -168,7 +168,7 @@ def main() -> None:
     if args.ffn_ratio is None:
         import inspect
 
-        from dbsam.model import DBSAM
+        from medcl.dbsam.model import DBSAM
 
         args.ffn_ratio = inspect.signature(DBSAM).parameters["ffn_ratio"].default
     if args.memory_child:

@@ -34,7 +34,7 @@ def _current_rss_mb() -> float:
 
 def _make(impl: str, chunk: int | None):
     if impl == "medcl":
-        from contrastive.losses import NTXentLoss
+        from medcl.contrastive.losses import NTXentLoss
 
         return NTXentLoss(temperature=0.5, chunk_size=chunk)
     if impl == "lightly":

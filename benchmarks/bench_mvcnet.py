@@ -66,11 +66,11 @@ def main() -> None:
     args = parser.parse_args()
     from braindecode.models import EEGConformer
 
-    from mvcnet.config import MVCNetConfig
-    from mvcnet.harness import load_data, run_protocol, summarise
-    from mvcnet.simulate import MONTAGE_22
-    from mvcnet.train import MVCNetObjective, build_model, multiview_step
-    from mvcnet.views import ViewPipeline
+    from medcl.mvcnet.config import MVCNetConfig
+    from medcl.mvcnet.harness import load_data, run_protocol, summarise
+    from medcl.mvcnet.simulate import MONTAGE_22
+    from medcl.mvcnet.train import MVCNetObjective, build_model, multiview_step
+    from medcl.mvcnet.views import ViewPipeline
 
     torch.manual_seed(0)
     cfg = MVCNetConfig(trans_hidden=args.trans_hidden)
@@ -110,7 +110,7 @@ def main() -> None:
 
     if args.skip_accuracy:
         return
-    from mvcnet.simulate import write_simulated
+    from medcl.mvcnet.simulate import write_simulated
 
     with tempfile.TemporaryDirectory() as tmp:
         files = write_simulated(Path(tmp) / "sim", subjects=3, fmt="fif")

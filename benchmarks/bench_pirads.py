@@ -42,11 +42,11 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=10)
     parser.add_argument("--skip-speed", action="store_true", help="Skip part (a).")
     args = parser.parse_args()
-    from pirads.config import PiradsConfig
-    from pirads.infer import predict_zones, segment_file
-    from pirads.metrics import evaluate_cases, summary_table
-    from pirads.phantom import make_phantom, write_phantoms
-    from pirads.train import build_model, list_cases, load_cases, train_dual, train_single
+    from medcl.pirads.config import PiradsConfig
+    from medcl.pirads.infer import predict_zones, segment_file
+    from medcl.pirads.metrics import evaluate_cases, summary_table
+    from medcl.pirads.phantom import make_phantom, write_phantoms
+    from medcl.pirads.train import build_model, list_cases, load_cases, train_dual, train_single
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:

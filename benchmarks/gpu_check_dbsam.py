@@ -85,7 +85,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
         return 2
-    from dbsam.model import DBSAM, VanillaSAM, build_sam, parameter_counts
+    from medcl.dbsam.model import DBSAM, VanillaSAM, build_sam, parameter_counts
 
     device = torch.device("cuda")
     if args.dtype is None:

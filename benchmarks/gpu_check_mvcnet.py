@@ -19,10 +19,10 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
         return 2
-    from mvcnet.config import MVCNetConfig
-    from mvcnet.harness import _align_all, load_data
-    from mvcnet.simulate import write_simulated
-    from mvcnet.train import predict_proba, train_mvcnet
+    from medcl.mvcnet.config import MVCNetConfig
+    from medcl.mvcnet.harness import _align_all, load_data
+    from medcl.mvcnet.simulate import write_simulated
+    from medcl.mvcnet.train import predict_proba, train_mvcnet
 
     with tempfile.TemporaryDirectory() as tmp:
         files = write_simulated(Path(tmp), subjects=2, fmt="fif")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medio.cli import app_group, int_list
+from medcl.io.cli import app_group, int_list
 
 PAPER = (
     'Qin et al., "DB-SAM: Delving into High Quality Universal Medical Image Segmentation", '
@@ -131,7 +131,7 @@ def segment(
     geometry."""
     from dataclasses import replace
 
-    from medio import ConfigError
+    from medcl.io import ConfigError
 
     from .config import DBSAMConfig
     from .harness import load_run, model_from_checkpoint

@@ -1,8 +1,8 @@
 """From files to model-ready slices and back: NIfTI volumes and 2-D PNG/JPG images.
 
-Volumes are read once and checked (:mod:`medio.nifti`), reoriented to RAS+ without resampling
-(:class:`medio.nifti.Canonical`), intensity-normalised for the modality over the whole volume
-(:func:`dbsam.preprocess.normalize_intensity`) and cut into axial slices. A slice is the
+Volumes are read once and checked (:mod:`medcl.io.nifti`), reoriented to RAS+ without resampling
+(:class:`medcl.io.nifti.Canonical`), intensity-normalised for the modality over the whole volume
+(:func:`medcl.dbsam.preprocess.normalize_intensity`) and cut into axial slices. A slice is the
 transposed plane ``data[:, :, z].T`` of shape ``(Y, X)``, so a box ``(x0, y0, x1, y1)`` in
 pixel coordinates is directly a box in RAS voxel indices ``x``, ``y``. Masks predicted on the
 slices are stacked, turned back into the file's voxel order and written with the input's
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from medio import InputFileError
-from medio.cases import IMAGE_2D_SUFFIXES, NIFTI_SUFFIXES
-from medio.nifti import Canonical, Volume
+from medcl.io import InputFileError
+from medcl.io.cases import IMAGE_2D_SUFFIXES, NIFTI_SUFFIXES
+from medcl.io.nifti import Canonical, Volume
 
 from .config import DBSAMConfig
 
@@ -77,7 +77,7 @@ def from_slices(slices: list[np.ndarray] | np.ndarray) -> np.ndarray:
 
 def read_2d(path: Path) -> np.ndarray:
     """A PNG/JPEG as ``(H, W)`` (grey) or ``(H, W, 3)`` (RGB) float32 in [0, 1]."""
-    from medio.images import read_image
+    from medcl.io.images import read_image
 
     pixels, _ = read_image(path)
     return pixels[..., 0] if pixels.shape[2] == 1 else pixels
@@ -103,7 +103,7 @@ def load_case(image: Path, label: Path | None, cfg: DBSAMConfig) -> CaseData:
             case.labels = read_label_slices(label, case)
         return case
 
-    from medio.nifti import read_volume
+    from medcl.io.nifti import read_volume
 
     vol = read_volume(image, channel=cfg.channel)
     can = Canonical.of(vol)
@@ -129,7 +129,7 @@ def read_label_slices(path: Path, case: CaseData) -> list[np.ndarray]:
         written as uint8), or a shape/affine that differs from the image's.
     """
     if case.vol is None:
-        from medio.images import read_mask
+        from medcl.io.images import read_mask
 
         lab = read_mask(path)
         if lab.shape != case.slices[0].shape[:2]:
@@ -139,7 +139,7 @@ def read_label_slices(path: Path, case: CaseData) -> list[np.ndarray]:
                 fix="pass the mask drawn on this image")
         slices = [lab]
     else:
-        from medio.nifti import read_labels
+        from medcl.io.nifti import read_labels
 
         assert case.can is not None
         slices = to_slices(case.can.forward(read_labels(path, like=case.vol).data)
@@ -154,7 +154,7 @@ def read_label_slices(path: Path, case: CaseData) -> list[np.ndarray]:
 
 def write_mask(case: CaseData, masks: list[np.ndarray], out: Path) -> Path:
     """Write per-slice label masks ``(H, W)`` in the input's geometry (NIfTI) or size (PNG)."""
-    from medio import atomic_path, refuse_overwrite
+    from medcl.io import atomic_path, refuse_overwrite
 
     out = Path(out)
     refuse_overwrite(out, [case.path])
@@ -170,7 +170,7 @@ def write_mask(case: CaseData, masks: list[np.ndarray], out: Path) -> Path:
         with atomic_path(out) as tmp:
             Image.fromarray(arr).save(tmp, format="PNG")
         return out
-    from medio.nifti import write_volume
+    from medcl.io.nifti import write_volume
 
     ras = from_slices([np.asarray(m) for m in masks])
     assert case.can is not None

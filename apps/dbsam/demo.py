@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medio.cli import DemoStep
+from medcl.io.cli import DemoStep
 
 
 def _box_of(label_file: Path, code: int) -> str:

@@ -17,7 +17,7 @@ BASE_WEIGHTS = "sam_base.pt"
 
 
 def _cases(images: Path, labels: Path | None):
-    from medio.cases import list_cases
+    from medcl.io.cases import list_cases
 
     from .data import SUFFIXES
 
@@ -31,7 +31,7 @@ def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
     ``resume``: continue from ``out/checkpoints/last.pt`` (same config; the engine restores
     model, optimiser, schedule and random streams, so the result equals an uninterrupted run).
     """
-    from medio import ConfigError, RunFolder, save_torch
+    from medcl.io import ConfigError, RunFolder, save_torch
 
     from .data import SliceDataset, load_case
     from .model import DBSAM, build_sam, parameter_counts
@@ -47,7 +47,7 @@ def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
     data = [load_case(img, lab, cfg) for _, img, lab in cases]
     dataset = SliceDataset(data, cfg)
     if len(dataset) == 0:
-        from medio import InputFileError
+        from medcl.io import InputFileError
 
         raise InputFileError(
             f"no slice holds a label with at least {cfg.min_pixels} pixels"
@@ -87,7 +87,7 @@ def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
 
 def load_config(run_dir: Path) -> DBSAMConfig:
     """The :class:`DBSAMConfig` of a train run (a clear error for another folder)."""
-    from medio import ConfigError, RunFolder
+    from medcl.io import ConfigError, RunFolder
 
     folder = RunFolder(Path(run_dir))
     raw = folder.read_config().get("config")
@@ -100,7 +100,7 @@ def load_config(run_dir: Path) -> DBSAMConfig:
 
 def load_run(run_dir: Path) -> tuple[DBSAMConfig, torch.nn.Module]:
     """(config, trained DB-SAM) of a train run."""
-    from medio import RunFolder
+    from medcl.io import RunFolder
 
     from .model import DBSAM, build_sam
 
@@ -112,7 +112,7 @@ def load_run(run_dir: Path) -> tuple[DBSAMConfig, torch.nn.Module]:
 
 def load_baseline(run_dir: Path, cfg: DBSAMConfig) -> torch.nn.Module:
     """Vanilla SAM with the weights the run started from (official checkpoint or saved init)."""
-    from medio import RunFolderError
+    from medcl.io import RunFolderError
 
     from .model import VanillaSAM, build_sam
 
@@ -151,7 +151,7 @@ def _tidy(table: pd.DataFrame, methods: list[str], case_ids: list[str]) -> pd.Da
 
 
 def _write_if_changed(path: Path, text: str) -> None:
-    from medio import write_text
+    from medcl.io import write_text
 
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_text(path, text)
@@ -199,8 +199,8 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
 
     from rich.progress import Progress
 
-    from medio import InputFileError, RunFolder, write_text
-    from medio.cases import check_signature, run_cases
+    from medcl.io import InputFileError, RunFolder, write_text
+    from medcl.io.cases import check_signature, run_cases
 
     from .data import load_case
     from .evaluate import CASE_COLUMNS, dice_nsd, overlay_figure, summary_table

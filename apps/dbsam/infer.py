@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from medio import ConfigError
+from medcl.io import ConfigError
 
 from .data import CaseData
 
@@ -36,7 +36,7 @@ class SliceSegmenter:
     Parameters
     ----------
     model : PromptableSegmenter
-        ``embed(images)`` and ``decode(embeddings, boxes, mask_prompt)`` (see ``dbsam.model``).
+        ``embed(images)`` and ``decode(embeddings, boxes, mask_prompt)`` (see ``model.py``).
     case : CaseData
         The slices to segment.
     cache_size : int
@@ -248,7 +248,7 @@ def segment_file(model: torch.nn.Module, cfg, image: Path, out: Path, *,
     Exactly one of ``box`` (one or several 3-D boxes, each optionally ``CODE=X0,...``, else
     ``label``), ``box_slice``, ``prompt_mask`` is given.
     """
-    from medio import refuse_overwrite
+    from medcl.io import refuse_overwrite
 
     from .data import is_2d, load_case, read_label_slices, write_mask
     from .prompts import check_code, parse_box_slice, parse_labelled_box

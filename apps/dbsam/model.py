@@ -34,7 +34,7 @@ from segment_anything.modeling import Sam
 from segment_anything.modeling.common import LayerNorm2d
 from torch import Tensor, nn
 
-from medio.errors import ConfigError
+from medcl.io.errors import ConfigError
 
 from .blocks import BilateralCrossAttention, ChannelAttentionBlock, ConvBranch, ViTConvFusion
 from .sam import (
@@ -366,7 +366,7 @@ def build_model(kind: str, arch: str = "tiny", image_size: int = 1024,
 
     Raises
     ------
-    medio.ConfigError, medio.InputFileError
+    medcl.io.ConfigError, medcl.io.InputFileError
         As :func:`build_sam`; also for an unknown ``kind``.
     """
     if kind not in MODEL_KINDS:

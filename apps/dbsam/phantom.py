@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter, zoom
 
-from medio.errors import ConfigError
-from medio.nifti import Volume, write_volume
+from medcl.io.errors import ConfigError
+from medcl.io.nifti import Volume, write_volume
 
 __all__ = ["LABELS", "SPACING_MM", "phantom_affine", "phantom_volume", "write_phantoms"]
 
@@ -225,7 +225,8 @@ def write_phantoms(
     -------
     images_dir, labels_dir : pathlib.Path
         Images are float32 and labels uint8, with the LPS-like affine of
-        :func:`phantom_affine`; each file is written atomically by :func:`medio.nifti.write_volume`.
+        :func:`phantom_affine`; each file is written atomically
+        (:func:`~medcl.io.nifti.write_volume`).
 
     Raises
     ------

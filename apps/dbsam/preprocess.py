@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from medio.errors import ConfigError
+from medcl.io.errors import ConfigError
 
 __all__ = [
     "CT_PRESETS",

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from medio.errors import ConfigError
+from medcl.io.errors import ConfigError
 
 __all__ = [
     "box3d_to_slices",

@@ -23,7 +23,7 @@ from segment_anything.modeling import (
 )
 from torch import Tensor, nn
 
-from medio.errors import ConfigError, InputFileError
+from medcl.io.errors import ConfigError, InputFileError
 
 __all__ = [
     "ARCHS",
@@ -128,9 +128,9 @@ def build_sam(arch: str, image_size: int = 1024, checkpoint: str | Path | None =
 
     Raises
     ------
-    medio.ConfigError
+    medcl.io.ConfigError
         Unknown ``arch``, a bad ``image_size``, or a checkpoint of another encoder size.
-    medio.InputFileError
+    medcl.io.InputFileError
         A missing, damaged or unsafe checkpoint file.
     """
     spec = _arch_spec(arch)
@@ -261,10 +261,10 @@ def load_sam_checkpoint(sam: Sam, arch: str, checkpoint: str | Path) -> None:
 
     Raises
     ------
-    medio.ConfigError
+    medcl.io.ConfigError
         The checkpoint's encoder has another size than ``arch`` (the message names the size it
         has and the ``--arch`` to pass).
-    medio.InputFileError
+    medcl.io.InputFileError
         The file is missing, damaged, refused by ``weights_only`` loading, not a SAM state dict,
         or its tensors do not fit the model.
     """

@@ -5,7 +5,7 @@ squared_pred=True)`` on the low-resolution mask logits (S/4 x S/4, e.g. 256² at
 AdamW (lr 1e-4, weight decay 0.01) over the trainable parameters only (adapters, conv branch,
 cross-attention, fusion, neck, prompt encoder, mask decoder); linear warm-up for
 ``warmup_epochs`` then polynomial decay, stepped per optimiser step. Lightning Fabric (through
-:class:`contrastive.engine.Engine`) puts it on CPU or GPU(s), with AMP on CUDA.
+:class:`medcl.contrastive.engine.Engine`) puts it on CPU or GPU(s), with AMP on CUDA.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def train_model(model: nn.Module, dataset: SliceDataset, cfg: DBSAMConfig,
 
     Returns the trained model (on CPU, eval mode) and the engine's per-epoch history.
     """
-    from contrastive.engine import Engine, EngineConfig
+    from medcl.contrastive.engine import Engine, EngineConfig
 
     if len(dataset) == 0:
         raise ValueError("no training sample: no slice has a label with at least "

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-import medio
+import medcl.io
 
 app = typer.Typer(
     name="cards",
@@ -46,7 +46,7 @@ def _err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _fail(error: medio.MedclError) -> typer.Exit:
+def _fail(error: medcl.io.MedclError) -> typer.Exit:
     _err().print(f"[bold red]error:[/] {escape(str(error))}")
     return typer.Exit(error.exit_code)
 
@@ -63,8 +63,8 @@ def _text(value: Any) -> str:
 def list_command(cards_dir: CardsDirOption = None) -> None:
     """List the data cards."""
     try:
-        cards = medio.list_cards(cards_dir)
-    except medio.MedclError as exc:
+        cards = medcl.io.list_cards(cards_dir)
+    except medcl.io.MedclError as exc:
         raise _fail(exc) from None
     table = Table(title=f"Data cards ({len(cards)})", show_lines=False)
     for column in ("id", "app", "modality", "title", "access", "licence"):
@@ -88,8 +88,8 @@ def show_command(
 ) -> None:
     """Show one data card in full."""
     try:
-        card = medio.get_card(card_id, cards_dir)
-    except medio.MedclError as exc:
+        card = medcl.io.get_card(card_id, cards_dir)
+    except medcl.io.MedclError as exc:
         raise _fail(exc) from None
     out = _out()
     out.print(f"[bold]{escape(card.title)}[/]")
@@ -163,10 +163,10 @@ def validate_command(
 ) -> None:
     """Check cards against the schema; exit status 2 if any card is invalid."""
     out, err = _out(), _err()
-    targets = list(paths) if paths else [cards_dir or medio.cards_dir()]
+    targets = list(paths) if paths else [cards_dir or medcl.io.cards_dir()]
     if not paths and not targets[0].is_dir():
         raise _fail(
-            medio.DataCardError(
+            medcl.io.DataCardError(
                 "data card folder not found",
                 path=targets[0],
                 fix="pass card files, or set MEDCL_CARDS_DIR / --cards-dir",
@@ -175,7 +175,7 @@ def validate_command(
     files = _expand(targets)
     if not files:
         raise _fail(
-            medio.DataCardError(
+            medcl.io.DataCardError(
                 "no .yaml cards found",
                 path=", ".join(map(str, targets)),
                 fix="pass card files or a folder holding <id>.yaml cards",
@@ -184,13 +184,13 @@ def validate_command(
     failed = 0
     for file in files:
         try:
-            card = medio.load_card(file)
-        except medio.DataCardError as exc:
+            card = medcl.io.load_card(file)
+        except medcl.io.DataCardError as exc:
             failed += 1
             err.print(f"[bold red]invalid:[/] {escape(str(exc))}")
         else:
             out.print(f"[green]ok[/] {escape(str(file))} ({card.id})")
     if failed:
         err.print(f"{failed} of {len(files)} card(s) invalid")
-        raise typer.Exit(medio.MedclError.exit_code)
+        raise typer.Exit(medcl.io.MedclError.exit_code)
     out.print(f"{len(files)} card(s) valid")

@@ -105,7 +105,7 @@ _add_cards()
 
 def main() -> None:
     """Console entry point: a MedclError becomes one clear line on stderr and exit code 2."""
-    from medio.errors import MedclError
+    from medcl.io.errors import MedclError
 
     try:
         app()

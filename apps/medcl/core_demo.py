@@ -91,7 +91,7 @@ def load_digits_split(test_size: float, seed: int):
 
 def probe_features(z_tr, y_tr, z_te, y_te, cfg: CoreDemoConfig, seed: int) -> dict[str, float]:
     """All-label kNN / linear accuracy and 1- and 5-label-per-class accuracy (mean of draws)."""
-    from contrastive.probe import evaluate_split, few_label_accuracy
+    from medcl.contrastive.probe import evaluate_split, few_label_accuracy
 
     res = evaluate_split(z_tr, y_tr, z_te, y_te, k=cfg.knn_k)
     row = {"knn": res.knn, "linear": res.linear}
@@ -108,11 +108,11 @@ def run_core_demo(run_dir: Path, *, epochs: int | None = None, seed: int = 0,
     """Train and evaluate into ``run_dir``; return the report's Markdown section."""
     import pandas as pd
 
-    from contrastive.engine import Engine, EngineConfig, seed_everything
-    from contrastive.heads import SimCLRHead
-    from contrastive.losses import NTXentLoss
-    from contrastive.probe import embed
-    from medio import RunFolder
+    from medcl.contrastive.engine import Engine, EngineConfig, seed_everything
+    from medcl.contrastive.heads import SimCLRHead
+    from medcl.contrastive.losses import NTXentLoss
+    from medcl.contrastive.probe import embed
+    from medcl.io import RunFolder
 
     cfg = copy.deepcopy(config) if config is not None else CoreDemoConfig()
     if epochs is not None:

@@ -1,6 +1,6 @@
 """``medcl demo``: a tour of the suite, one step per application, on data shipped with packages.
 
-A step is a :class:`medio.cli.DemoStep`; the core step lives here, and an app adds its own
+A step is a :class:`medcl.io.cli.DemoStep`; the core step lives here, and an app adds its own
 through the entry point group ``medcl.demos`` (``name = "package.module:STEP"``). Each step
 writes its own run folder under the tour's folder and returns a Markdown section; the tour joins
 them into ``report.md``.
@@ -13,7 +13,7 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from medio.cli import DemoStep
+from medcl.io.cli import DemoStep
 
 DEMOS_GROUP = "medcl.demos"
 
@@ -43,7 +43,7 @@ def available_steps() -> dict[str, DemoStep]:
 
 def run_tour(out: Path, steps: list[DemoStep], *, epochs: int | None, seed: int) -> Path:
     """Run ``steps`` into ``out/<step>/`` and write ``out/report.md``; returns its path."""
-    from medio import RunFolder, to_markdown_table
+    from medcl.io import RunFolder, to_markdown_table
 
     folder = RunFolder.create(out)
     folder.write_config({"steps": [s.name for s in steps], "epochs": epochs}, seed=seed)

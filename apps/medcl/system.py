@@ -9,7 +9,7 @@ import platform
 def system_info() -> dict[str, str]:
     import torch
 
-    from medio.runs import library_versions
+    from medcl.io.runs import library_versions
 
     info = {"platform": platform.platform(), "python": platform.python_version()}
     info.update({k: v for k, v in library_versions().items() if k != "python"})

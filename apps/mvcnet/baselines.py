@@ -1,6 +1,6 @@
 """Baseline decoders of MVCNet's comparison, run in the same harness as MVCNet.
 
-Every baseline sees the same preprocessed trials and the same splits (:mod:`mvcnet.protocols`);
+Every baseline sees the same preprocessed trials and the same splits (:mod:`~.protocols`);
 :func:`fit_predict` trains on one split's training part and returns class probabilities for its
 test part.
 
@@ -11,7 +11,7 @@ test part.
 ``eegnet``, ``shallow``, ``conformer``, ``ifnet``
     braindecode's ``EEGNet`` [Lawhern2018]_, ``ShallowFBCSPNet`` [Schirrmeister2017]_,
     ``EEGConformer`` [Song2023]_ and ``IFNet`` [Wang2023]_ with their default hyper-parameters,
-    trained with the core :class:`contrastive.engine.Engine`: cross-entropy, Adam (``lr``, no
+    trained with the core :class:`medcl.contrastive.engine.Engine`: cross-entropy, Adam (``lr``, no
     weight decay, no scheduler), shuffled mini-batches of ``batch_size``, ``epochs`` epochs,
     seeded. As in MVCNet's protocol [Wang2025]_, the model of the **last epoch** is evaluated
     (no early stopping, no model selection on test data).
@@ -219,7 +219,7 @@ def _train_network(
     from torch.nn import functional as F
     from torch.utils.data import DataLoader, TensorDataset
 
-    from contrastive.engine import Engine, EngineConfig
+    from medcl.contrastive.engine import Engine, EngineConfig
 
     n_chans, n_times = X_train.shape[1:]
     accelerator, devices = _accelerator(device)

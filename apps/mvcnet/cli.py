@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medio.cli import app_group, int_list
+from medcl.io.cli import app_group, int_list
 
 PAPER = (
     'Wang, Li, Chen, Wu, "MVCNet: Multi-View Contrastive Network for Motor Imagery '

@@ -37,9 +37,9 @@ class Pooled:
 
 
 def pool(trials: list) -> Pooled:
-    """Stack :class:`medio.eeg.EEGTrials` of several recordings; they must agree on channels,
+    """Stack :class:`medcl.io.eeg.EEGTrials` of several recordings; they must agree on channels,
     sampling rate, window length and classes (a clear error names the first that differs)."""
-    from medio import InputFileError
+    from medcl.io import InputFileError
 
     if not trials:
         raise InputFileError("no recording to train on", fix="pass --data FILE... or --moabb ID")
@@ -100,8 +100,8 @@ def preprocess(cfg: MVCNetConfig, data: Pooled, train: np.ndarray, test: np.ndar
 
 def protocol_splits(cfg: MVCNetConfig, data: Pooled) -> list:
     """The splits of ``cfg.protocol`` over the labelled trials (indices into those trials);
-    a protocol the data cannot support is a :class:`medio.ConfigError` saying why."""
-    from medio import ConfigError
+    a protocol the data cannot support is a :class:`medcl.io.ConfigError` saying why."""
+    from medcl.io import ConfigError
 
     from .protocols import make_splits
 
@@ -220,7 +220,7 @@ def subject_session(path: Path) -> tuple[str, str]:
 def match_labels(files: list[Path], labels: list[Path] | None) -> list[Path | None]:
     """The labels file of each recording: by file stem (``A01E.mat`` -> ``A01E.gdf``), else by
     position when there are as many labels files as recordings; otherwise a ConfigError."""
-    from medio import ConfigError
+    from medcl.io import ConfigError
 
     if not labels:
         return [None] * len(files)
@@ -242,8 +242,8 @@ def load_data(cfg: MVCNetConfig, *, files: list[Path] | None = None, moabb: str 
               labels: list[Path] | None = None, channels: list[str] | None = None) -> Pooled:
     """Read recordings (any MNE format) or a MOABB dataset into one pool of trials, keeping
     ``channels`` (in that order) when given."""
-    from medio import ConfigError
-    from medio.eeg import load_moabb, read_trials
+    from medcl.io import ConfigError
+    from medcl.io.eeg import load_moabb, read_trials
 
     window = dict(tmin=cfg.tmin, tmax=cfg.tmax)
     filt = dict(l_freq=cfg.l_freq, h_freq=cfg.h_freq, resample=cfg.resample, notch=cfg.notch,
@@ -275,7 +275,7 @@ def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
     failed training leaves no half-written run."""
     import matplotlib.pyplot as plt
 
-    from medio import ConfigError, InputFileError, RunFolder, atomic
+    from medcl.io import ConfigError, InputFileError, RunFolder, atomic
 
     from .train import check_model_size, train_mvcnet
     from .views import ViewPipeline

@@ -13,7 +13,7 @@ from .config import MVCNetConfig
 
 def load_run(run_dir: Path):
     """(config, run metadata, model) of a ``medcl mvcnet train`` run folder."""
-    from medio import ConfigError, RunFolder
+    from medcl.io import ConfigError, RunFolder
 
     from .train import build_model
 
@@ -42,8 +42,8 @@ def predict_file(run_dir: Path, data: Path, out: Path, *, events: str | None = N
     ``unknown=783``: cues of unknown class (BCI IV 2a evaluation sessions) are decoded too.
     What reading changed (resampling, trials dropped, ...) is in ``table.attrs["notes"]``.
     """
-    from medio import ConfigError, InputFileError, atomic_path, refuse_overwrite
-    from medio.eeg import UNKNOWN_CLASS, parse_events, read_trials
+    from medcl.io import ConfigError, InputFileError, atomic_path, refuse_overwrite
+    from medcl.io.eeg import UNKNOWN_CLASS, parse_events, read_trials
 
     from .config import INFER_MODES
     from .preprocess import OnlineEA, exponential_moving_standardize

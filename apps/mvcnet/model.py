@@ -268,7 +268,7 @@ class MVCNet(nn.Module):
             view_1, ..., view_V])`` (``V = len(channel_maps)``, equal chunks):
             ``channel_maps[k - 1] = (perm, sign)`` states that chunk ``k`` is the raw chunk with
             channel ``i`` replaced by ``sign[i]`` times channel ``perm[i]`` (sign flip, channel
-            reflection: :meth:`mvcnet.views.ViewPipeline.channel_maps`); ``None`` for other
+            reflection: :meth:`medcl.mvcnet.views.ViewPipeline.channel_maps`); ``None`` for other
             views. The Transformer's input projection, linear in the channel tokens, is then
             derived from the raw chunk's rather than recomputed: the outputs and gradients are
             those of ``forward(x)`` (up to rounding), the statement is checked on ``x``.

@@ -1,7 +1,7 @@
 """Preprocessing of epoched motor-imagery trials: filtering, alignment, standardisation.
 
 Every function works on trial arrays ``X: (n_trials, n_chans, n_times)`` (float, µV) sampled at
-``sfreq`` Hz. Filtering of continuous recordings happens upstream (MNE, in :mod:`medio`); the
+``sfreq`` Hz. Filtering of continuous recordings happens upstream (MNE, in :mod:`medcl.io`); the
 functions here serve data that arrive already epoched (MOABB arrays, ``.npy`` files) and the
 alignment steps of MVCNet's protocols.
 

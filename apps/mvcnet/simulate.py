@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medio import ConfigError, atomic_path
+from medcl.io import ConfigError, atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne
@@ -289,7 +289,7 @@ def write_simulated(
         (BrainVision triplet via pybv; markers read back as ``Comment/769``).
     overwrite : bool
         Replace existing files of the same names; by default an existing file is a
-        :class:`medio.ConfigError` and nothing is written.
+        :class:`medcl.io.ConfigError` and nothing is written.
     **kwargs
         Passed to :func:`simulate_raw` (``n_trials_per_class``, ``snr``, ``seed``, ...).
 

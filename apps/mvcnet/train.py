@@ -24,13 +24,13 @@ class MVCNetObjective(nn.Module):
       batch and of each view, averaged over views;
     - ``cmc``: cross-model contrast, NT-Xent between CNN features and Transformer projections of
       all views together.
-    NT-Xent is the core's :class:`contrastive.losses.NTXentLoss` (cosine similarity, ``tau``).
+    NT-Xent is the core's :class:`medcl.contrastive.losses.NTXentLoss` (cosine similarity, ``tau``).
     """
 
     def __init__(self, temperature: float = 0.2, lambda_cvc: float = 0.1,
                  lambda_cmc: float = 0.1) -> None:
         super().__init__()
-        from contrastive.losses import NTXentLoss
+        from medcl.contrastive.losses import NTXentLoss
 
         self.ntxent = NTXentLoss(temperature)
         self.lambda_cvc, self.lambda_cmc = lambda_cvc, lambda_cmc
@@ -70,10 +70,10 @@ MAX_PROJECTOR_WEIGHTS = 200_000_000
 
 
 def check_model_size(cfg: MVCNetConfig, n_chans: int, n_times: int) -> None:
-    """A :class:`medio.ConfigError` when the Transformer projector (``n_chans * n_times`` inputs
+    """A :class:`medcl.io.ConfigError` when the Transformer projector (``n_chans * n_times`` inputs
     to ``trans_hidden``) would exceed :data:`MAX_PROJECTOR_WEIGHTS` weights (800 MB in float32,
     several times that with gradients and Adam): refuse before running out of memory."""
-    from medio import ConfigError
+    from medcl.io import ConfigError
 
     weights = n_chans * n_times * cfg.trans_hidden
     if weights > MAX_PROJECTOR_WEIGHTS:
@@ -103,7 +103,7 @@ def train_mvcnet(cfg: MVCNetConfig, X: np.ndarray, y: np.ndarray, *, ch_names: l
     Returns the trained model (CPU, eval mode) and the engine's epoch rows; the model of the last
     epoch is kept, as the authors report last-epoch accuracy.
     """
-    from contrastive.engine import Engine, EngineConfig
+    from medcl.contrastive.engine import Engine, EngineConfig
 
     from .views import ViewPipeline
 

@@ -210,7 +210,7 @@ def mirror_class_map(classes: Sequence[str]) -> list[int]:
 
     Raises
     ------
-    medio.ConfigError
+    medcl.io.ConfigError
         When the names do not say which classes are lateral but a left/right pair may hide among
         them (two or more classes of unknown meaning, or one beside a lateral class without its
         mirror, e.g. ``["a", "b"]`` or ``["left", "dx"]``): the reflection would swap nothing
@@ -231,7 +231,7 @@ def mirror_class_map(classes: Sequence[str]) -> list[int]:
                and not any(w in _norm_class(c) for w in _NEUTRAL_WORDS)]
     unpaired = [c for k, c in enumerate(classes) if sides[k] is not None and out[k] == k]
     if len(unknown) >= 2 or (unknown and unpaired):
-        from medio import ConfigError
+        from medcl.io import ConfigError
 
         raise ConfigError(
             f"channel reflection swaps left/right labels, but the class names {list(classes)} "

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from medio.cli import app_group, int_list
+from medcl.io.cli import app_group, int_list
 
 PAPER = (
     'Das, Ghosh, Stober, "PI-RADS v2 Compliant Automated Segmentation of Prostate Zones Using '
@@ -47,7 +47,7 @@ def phantom(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Write T2-like phantom volumes with zone labels (NIfTI, nnU-Net-style pairs)."""
-    from medio import ConfigError
+    from medcl.io import ConfigError
 
     from .phantom import write_phantoms
 

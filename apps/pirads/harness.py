@@ -18,9 +18,9 @@ def train_run(cfg: PiradsConfig, images: Path, labels: Path, out: Path, *,
               progress: bool = True, label_map: LabelMap = IDENTITY) -> Path:
     """``medcl pirads train``: read and check every case first, then train and report.
 
-    ``label_map`` turns the label files' codes into ours (:mod:`pirads.labels`). A folder that
+    ``label_map`` turns the label files' codes into ours (:mod:`medcl.pirads.labels`). A folder that
     already holds a trained model is refused (its sub-models would go stale)."""
-    from medio import ConfigError, RunFolder
+    from medcl.io import ConfigError, RunFolder
 
     from .train import list_cases, load_cases, train_dual, train_single
 
@@ -68,7 +68,7 @@ def train_run(cfg: PiradsConfig, images: Path, labels: Path, out: Path, *,
 
 def load_run(run_dir: Path, kind: str = "dual"):
     """(config, model) of a train run; ``kind`` = ``dual`` or ``unet`` (the baseline)."""
-    from medio import ConfigError, RunFolder
+    from medcl.io import ConfigError, RunFolder
 
     from .train import build_model
 
@@ -105,8 +105,8 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
     holding an evaluation of another model, data or options is refused before anything is
     written, as are a missing baseline and a batch in which every case failed (after the
     report is written)."""
-    from medio import InputFileError, RunFolder, get_card
-    from medio.cases import check_signature
+    from medcl.io import InputFileError, RunFolder, get_card
+    from medcl.io.cases import check_signature
 
     from .infer import predict_zones
     from .metrics import evaluate_cases, summary_table

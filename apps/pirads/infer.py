@@ -94,7 +94,7 @@ def check_outputs(t2: Path, out: Path, sectors: Path | None = None,
     """Refuse, before any work, outputs that cannot all be written: a wrong suffix (NIfTI for
     ``out``/``sectors``, ``.json`` for ``report``), two outputs on one file, an output on the
     input, or a folder that cannot be created or written."""
-    from medio import ConfigError, refuse_overwrite
+    from medcl.io import ConfigError, refuse_overwrite
 
     seen: dict[str, str] = {}
     targets = [(Path(p), flag, suffixes) for p, flag, suffixes in (
@@ -133,8 +133,8 @@ def segment_file(model: nn.Module, cfg: PiradsConfig, t2: Path, out: Path, *,
     ``channel`` picks the channel of a 4-D file; ``progress`` shows the sliding-window progress
     bar; ``warn`` receives warnings (a non-axial scan, a constant image) as they arise
     (default :func:`warnings.warn`); they are also listed in the report."""
-    from medio import atomic_path, write_text
-    from medio.nifti import Canonical, axial_check, read_volume
+    from medcl.io import atomic_path, write_text
+    from medcl.io.nifti import Canonical, axial_check, read_volume
 
     from .sectors import sector_map, zone_volumes
     from .transforms import save_like

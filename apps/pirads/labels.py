@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medio import ConfigError, InputFileError
+from medcl.io import ConfigError, InputFileError
 
 __all__ = ["IDENTITY", "ZONE_CODES", "LabelMap", "card_label_map", "parse_label_map",
            "read_case", "resolve_label_map"]
@@ -73,7 +73,7 @@ class LabelMap:
         return tuple(sorted({d for d in self.mapping.values() if d > 0}))
 
     def check(self, codes, path: str | os.PathLike[str] | None = None) -> None:
-        """Raise :class:`medio.InputFileError` naming ``path`` if a code is not in the map."""
+        """Raise :class:`medcl.io.InputFileError` naming ``path`` if a code is not in the map."""
         unknown = sorted({int(c) for c in np.unique(np.asarray(codes))} - set(self.mapping))
         if unknown:
             raise InputFileError(
@@ -103,7 +103,7 @@ def parse_label_map(text: str) -> LabelMap:
 
     Raises
     ------
-    medio.ConfigError
+    medcl.io.ConfigError
         Malformed pairs, a source code given twice, or targets outside 0-4.
     """
     mapping: dict[int, int] = {}
@@ -125,12 +125,12 @@ def card_label_map(card_id: str) -> LabelMap:
 
     Raises
     ------
-    medio.DataCardError
+    medcl.io.DataCardError
         Unknown card id or invalid card.
-    medio.ConfigError
+    medcl.io.ConfigError
         The card is not a PI-RADS card or a non-zero code has no ``-> medcl N`` target.
     """
-    from medio import get_card
+    from medcl.io import get_card
 
     card = get_card(card_id)
     if card.app != "pirads":
@@ -166,22 +166,22 @@ def read_case(image: str | os.PathLike[str], label: str | os.PathLike[str] | Non
               channel: int | None = None, label_map: LabelMap = IDENTITY):
     """Read and check one case the way training and evaluation both do.
 
-    The image goes through :func:`medio.nifti.read_volume` (missing, corrupt, 4-D without
-    ``channel``, NaN or infinite values), the label through :func:`medio.nifti.read_labels`
+    The image goes through :func:`medcl.io.nifti.read_volume` (missing, corrupt, 4-D without
+    ``channel``, NaN or infinite values), the label through :func:`medcl.io.nifti.read_labels`
     (NaN, non-integer values, geometry other than the image's) and ``label_map.check``
     (codes the map does not know).
 
     Returns
     -------
-    (medio.nifti.Volume, medio.nifti.Volume or None)
+    (medcl.io.nifti.Volume, medcl.io.nifti.Volume or None)
         The image and the label map in the file's own codes (apply ``label_map`` to remap).
 
     Raises
     ------
-    medio.InputFileError
+    medcl.io.InputFileError
         Naming the file at fault and the fix.
     """
-    from medio.nifti import read_labels, read_volume
+    from medcl.io.nifti import read_labels, read_volume
 
     vol = read_volume(image, channel=channel)
     if label is None:

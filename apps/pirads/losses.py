@@ -268,7 +268,7 @@ class DualPathLoss(nn.Module):
         Parameters
         ----------
         out
-            Output of :class:`pirads.model.DualPathNet` (keys ``a, b, fused, gland, sdf``).
+            Output of :class:`medcl.pirads.model.DualPathNet` (keys ``a, b, fused, gland, sdf``).
         labels
             Integer labels ``(B, 1, X, Y, Z)``.
         sdf
@@ -372,7 +372,7 @@ class CoTrainingLoss(nn.Module):
         Parameters
         ----------
         out
-            Output of :class:`pirads.model.DualPathNet`.
+            Output of :class:`medcl.pirads.model.DualPathNet`.
         labels
             ``(B, 1, X, Y, Z)`` integer labels, rows all ``< 0`` for unlabelled volumes, or
             ``None`` when no volume is labelled.

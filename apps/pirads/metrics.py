@@ -11,7 +11,7 @@ Conventions for a zone missing from one or both maps (see :func:`zone_metrics`):
   keeps such cases out of the means instead of inflating them with a free 1.0);
 - absent in exactly one: Dice 0, MASD NaN, HD95 NaN (a distance to nothing is undefined);
 - not labelled by the dataset at all (e.g. DPU and AFS in Prostate158 or the Decathlon's
-  Task05, see :mod:`pirads.labels`): Dice, MASD and HD95 NaN with ``labelled`` false, shown as
+  Task05, see :mod:`medcl.pirads.labels`): Dice, MASD and HD95 NaN with ``labelled`` false, shown as
   "not labelled" in the summary; the prediction of such zones is scored as TZ, because these
   two-zone datasets draw the urethra and anterior stroma inside their central gland (TZ) label
   (as their data cards say).
@@ -33,7 +33,7 @@ from monai.metrics import (
     compute_hausdorff_distance,
 )
 
-from medio.cases import run_cases
+from medcl.io.cases import run_cases
 
 from .labels import IDENTITY, LabelMap, read_case
 
@@ -150,12 +150,12 @@ def evaluate_cases(
 
     For each ``(case_id, image, label)``: if ``out_dir/cases.csv`` already has ``ok`` rows for
     ``(method, case_id)`` the case is skipped; otherwise the case is read and checked with
-    :func:`pirads.labels.read_case` (as training does: NaN, non-integer labels, geometry,
+    :func:`medcl.pirads.labels.read_case` (as training does: NaN, non-integer labels, geometry,
     unknown codes), ``predict(image)`` gives a label map on the label file's voxel grid and
     :func:`zone_metrics` scores it with the label file's voxel spacing. Any exception
     (unreadable file, wrong shape, a failing model) turns the case into rows with
     ``status="failed"`` and the error text, and the loop goes on. The whole table is rewritten
-    atomically (:func:`medio.write_csv`) after every case, so an interrupted run resumes where
+    atomically (:func:`medcl.io.write_csv`) after every case, so an interrupted run resumes where
     it stopped.
 
     Parameters
@@ -177,7 +177,7 @@ def evaluate_cases(
     channel : int, optional
         The channel of 4-D images.
     signature : dict, optional
-        What the table is computed from; see :func:`medio.cases.run_cases`.
+        What the table is computed from; see :func:`medcl.io.cases.run_cases`.
 
     Returns
     -------

@@ -153,7 +153,7 @@ class DualPathNet(nn.Module):
     of small classes such as the DPU: a product of two linear maps learns its weakest
     directions last.) Path A specialises in the zone group ``groups[0]`` (PZ
     and DPU by default), path B in ``groups[1]`` (TZ and AFS); the specialisation is imposed by
-    the loss (:class:`pirads.losses.DualPathLoss` weights each path toward its group) and by the
+    the loss (:class:`~.losses.DualPathLoss` weights each path toward its group) and by the
     initial fusion weights below.
 
     Fusion (``"fused"``) is a learnt per-class convex mix of the two paths' *probabilities*:
@@ -174,7 +174,7 @@ class DualPathNet(nn.Module):
     1x1x1 convolution to two channels: the whole-gland logit (``"gland"``) and the signed
     distance to the gland surface (``"sdf"``), linear (no tanh), in units of
     ``mm / sdf_scale`` (10 mm by default), negative inside the gland as in
-    :func:`pirads.losses.signed_distance`.
+    :func:`medcl.pirads.losses.signed_distance`.
 
     Parameters
     ----------

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medio.nifti import Volume, write_volume
+from medcl.io.nifti import Volume, write_volume
 
 __all__ = ["ZONES", "make_phantom", "write_phantoms"]
 

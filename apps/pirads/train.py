@@ -20,7 +20,7 @@ from .labels import IDENTITY, LabelMap
 
 def list_cases(images: Path, labels: Path | None = None) -> list[tuple[str, Path, Path | None]]:
     """(case, image, label) triples of an nnU-Net/MSD-style pair of folders of T2 volumes."""
-    from medio.cases import list_cases as _list
+    from medcl.io.cases import list_cases as _list
 
     return _list(images, labels, what="T2 volume")
 
@@ -63,7 +63,7 @@ def build_model(cfg: PiradsConfig, kind: str = "dual") -> nn.Module:
 
 
 def _fit(cfg, model, dataset, step, epochs, run_dir, progress, seed):
-    from contrastive.engine import Engine, EngineConfig
+    from medcl.contrastive.engine import Engine, EngineConfig
 
     engine = Engine(EngineConfig(max_epochs=epochs, seed=seed, progress=progress), run_dir)
     loader = DataLoader(dataset, batch_size=min(cfg.batch_size, len(dataset)), shuffle=True)
@@ -77,14 +77,14 @@ def _sub(run_dir: Path | None, name: str) -> Path | None:
 
 def ce_weights(cfg: PiradsConfig, labels: Tensor) -> Tensor | None:
     """Frequency-balancing CE weights of the training labels (``None`` unless
-    ``cfg.balance_ce``); see :func:`pirads.losses.balance_weights`."""
+    ``cfg.balance_ce``); see :func:`medcl.pirads.losses.balance_weights`."""
     from .losses import balance_weights
 
     return balance_weights(labels, 5) if cfg.balance_ce else None
 
 
 def supervised_loss(cfg: PiradsConfig, labels: Tensor | None = None):
-    """The stage-1 :class:`pirads.losses.DualPathLoss` of ``cfg`` (CE balanced on ``labels``)."""
+    """The stage-1 :class:`~.losses.DualPathLoss` of ``cfg`` (CE balanced on ``labels``)."""
     from .losses import DualPathLoss
 
     return DualPathLoss(5, groups=tuple(map(tuple, cfg.groups)), other_weight=cfg.other_weight,

@@ -41,7 +41,7 @@ from monai.transforms import (
     Spacingd,
 )
 
-from medio import InputFileError, atomic_path
+from medcl.io import InputFileError, atomic_path
 
 __all__ = [
     "CROP",
@@ -87,7 +87,7 @@ def preprocess_transforms(
     with_label : bool
         Whether a ``"label"`` key is transformed alongside ``"image"``.
     channel : int, optional
-        The channel of a 4-D image to keep (check it with :func:`medio.nifti.read_volume`).
+        The channel of a 4-D image to keep (check it with :func:`medcl.io.nifti.read_volume`).
 
     Returns
     -------
@@ -120,7 +120,7 @@ def preprocess_transforms(
 def _check_nifti(path: PathLike, role: str, channel: int | None = None) -> tuple[int, ...]:
     """Return the spatial shape of a readable 3D NIfTI (or 4-D with ``channel`` chosen) or raise
     :class:`InputFileError`."""
-    from medio.nifti import load_nifti
+    from medcl.io.nifti import load_nifti
 
     p, img, _ = load_nifti(path)
     shape = tuple(int(s) for s in img.shape)
@@ -169,7 +169,7 @@ def preprocess(
 
     Raises
     ------
-    medio.InputFileError
+    medcl.io.InputFileError
         A file is missing, unreadable, not 3D, or the label's grid differs from the image's.
     """
     shape = _check_nifti(image_path, "image", channel)
@@ -282,7 +282,7 @@ def save_like(array: np.ndarray, reference_path: PathLike, out_path: PathLike, *
     reference_path : str or os.PathLike
         The input scan whose geometry the output keeps.
     out_path : str or os.PathLike
-        Output ``.nii`` / ``.nii.gz`` file (written through :func:`medio.atomic_path`).
+        Output ``.nii`` / ``.nii.gz`` file (written through :func:`medcl.io.atomic_path`).
     channel : int, optional
         Set when the reference is a 4-D file whose channel ``channel`` was segmented; the
         output is 3-D on its spatial grid.

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medio.cli import app_group, int_list
+from medcl.io.cli import app_group, int_list
 
 PAPER = (
     'Louiset et al., "Separating common from salient patterns with Contrastive Representation '

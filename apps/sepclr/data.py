@@ -7,7 +7,7 @@ plain folders of 2-D images (PNG/JPEG) or NIfTI files (one 2-D slice each), brin
 size and channel count, and reads the optional CSV of per-image attributes used to evaluate the
 learnt spaces.
 
-Every reader validates its input once and raises :class:`medio.InputFileError` naming the file
+Every reader validates its input once and raises :class:`medcl.io.InputFileError` naming the file
 or folder and the fix. Inputs are only read, never modified. What a reader changed on the way
 (resizing, slicing, channel conversion, intensity scaling) is reported in ``notes``.
 
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from medio import ConfigError, InputFileError
-from medio.images import min_max, read_image
+from medcl.io import ConfigError, InputFileError
+from medcl.io.images import min_max, read_image
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -187,7 +187,7 @@ class _Raw:
 
 def _read_nifti(path: Path, nifti_slice: int | None) -> tuple[np.ndarray, list[str]]:
     """Read a NIfTI file as one ``(H, W, 1)`` slice, min-max scaled to [0, 1]."""
-    from medio.nifti import load_nifti
+    from medcl.io.nifti import load_nifti
 
     _, _, data = load_nifti(path)
     shape = tuple(int(s) for s in data.shape)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medio.cli import DemoStep
+from medcl.io.cli import DemoStep
 
 
 def _run(run_dir: Path, epochs: int | None, seed: int) -> str:

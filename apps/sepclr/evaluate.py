@@ -56,7 +56,7 @@ def probe_table(reps: dict[str, np.ndarray], attributes: pd.DataFrame, is_target
     ``chance`` is the majority-class rate of the test rows. Groups where an attribute has fewer
     than two classes are skipped.
     """
-    from contrastive.probe import linear_probe_accuracy
+    from medcl.contrastive.probe import linear_probe_accuracy
 
     roles = attribute_roles(attributes, is_target)
     train_mask = np.zeros(len(is_target), bool)

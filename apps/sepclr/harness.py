@@ -73,7 +73,7 @@ def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int
               methods: tuple[str, ...] = ("sepclr", "simclr", "cvae"), seed: int = 0,
               base: SepCLRConfig | None = None, progress: bool = True) -> str:
     """Digits on textures: every method at the same budget; returns the Markdown report."""
-    from medio import RunFolder
+    from medcl.io import RunFolder
 
     from .evaluate import tsne_figure
     from .textures import make_digits_on_textures
@@ -157,7 +157,7 @@ def fit_run(cfg: SepCLRConfig, background: Path, target: Path, out: Path, *,
     With ``attributes`` a stratified ``cfg.holdout`` share of the images is kept out of
     training and used to score the probes.
     """
-    from medio import RunFolder
+    from medcl.io import RunFolder
 
     from .data import load_contrastive, load_group_attributes
     from .train import train
@@ -199,7 +199,7 @@ def fit_run(cfg: SepCLRConfig, background: Path, target: Path, out: Path, *,
 def evaluate_run(model_dir: Path, background: Path, target: Path, attributes: Path,
                  out: Path, *, test_fraction: float = 0.3) -> Path:
     """``medcl sepclr evaluate``: probe a trained run's spaces on new labelled images."""
-    from medio import RunFolder
+    from medcl.io import RunFolder
 
     from .data import load_contrastive, load_group_attributes
     from .train import load_run

@@ -10,7 +10,7 @@ import pandas as pd
 def embed_folder(model_dir: Path, images: Path, out: Path) -> pd.DataFrame:
     """Write one row per image (``file``, ``common_0..``, ``salient_0..``) to ``out``
     (``.parquet`` or ``.csv``) and return the table."""
-    from medio import ConfigError, atomic_path, refuse_overwrite
+    from medcl.io import ConfigError, atomic_path, refuse_overwrite
 
     from .data import load_image_folder
     from .evaluate import represent

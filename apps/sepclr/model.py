@@ -13,7 +13,7 @@ import torch
 from monai.networks.nets import ResNet
 from torch import Tensor, nn
 
-from contrastive.heads import ProjectionHead
+from medcl.contrastive.heads import ProjectionHead
 
 
 def resnet_encoder(in_channels: int, widths: Sequence[int], spatial_dims: int = 2,

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from medio import ConfigError, InputFileError, atomic_path, write_csv
+from medcl.io import ConfigError, InputFileError, atomic_path, write_csv
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -68,7 +68,7 @@ def _step_fn(cfg: SepCLRConfig):
 
         return step
     if cfg.method == "sepclr":
-        from contrastive.losses import SepCLRLoss
+        from medcl.contrastive.losses import SepCLRLoss
 
         loss_fn = SepCLRLoss(cfg.tau, cfg.common_weight, cfg.salient_weight,
                              cfg.regulariser_weight, cfg.mi_weight)
@@ -80,7 +80,7 @@ def _step_fn(cfg: SepCLRConfig):
             return loss_fn(c[:n], c[n:], s[:n], s[n:], is_target)
 
         return step
-    from contrastive.losses import NTXentLoss
+    from medcl.contrastive.losses import NTXentLoss
 
     ntxent = NTXentLoss(cfg.simclr_temperature)
 
@@ -100,7 +100,7 @@ def train(cfg: SepCLRConfig, images: Tensor, is_target: Tensor, run_dir: Path | 
     Writes ``metrics.csv`` and ``checkpoints/last.pt`` into ``run_dir`` through the engine and
     returns the trained model (CPU, eval mode) and the engine's epoch rows.
     """
-    from contrastive.engine import Engine, EngineConfig
+    from medcl.contrastive.engine import Engine, EngineConfig
 
     if int(is_target.sum()) == 0 or int((~is_target).sum()) == 0:
         raise ValueError("contrastive analysis needs both background and target images")
@@ -120,7 +120,7 @@ def train(cfg: SepCLRConfig, images: Tensor, is_target: Tensor, run_dir: Path | 
 
 def load_run(run_dir: str | Path) -> tuple[SepCLRConfig, nn.Module]:
     """Rebuild the trained model of a ``medcl sepclr fit`` run folder (weights_only loading)."""
-    from medio import ConfigError, RunFolder
+    from medcl.io import ConfigError, RunFolder
 
     folder = RunFolder(Path(run_dir))
     raw = folder.read_config()

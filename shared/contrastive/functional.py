@@ -2,7 +2,7 @@
 
 Every InfoNCE-family loss in medcl (SimCLR's NT-Xent, SupCon, DCL, DCLW, multi-positive and
 weighted-negative variants) is :func:`info_nce` with different masks and weights; the modules in
-:mod:`contrastive.losses` only build those masks and own state such as distributed gathering.
+:mod:`medcl.contrastive.losses` only build those masks and own state such as distributed gathering.
 
 The kernel
 ----------

@@ -8,7 +8,6 @@ gradient averaging then divides by ``world_size``. So each process's embedding g
 """
 
 import os
-import socket
 import sys
 
 import pytest
@@ -16,7 +15,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from contrastive.losses import AlignUniformLoss, DCLLoss, DCLWLoss, NTXentLoss, SupConLoss
+from helpers import free_port
+from medcl.contrastive.losses import AlignUniformLoss, DCLLoss, DCLWLoss, NTXentLoss, SupConLoss
 
 N, D, WORLD = 6, 8, 2
 
@@ -78,16 +78,11 @@ def _exit_without_teardown():
     os._exit(0)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.mark.parametrize("name",
                          ["ntxent", "ntxent_chunked", "supcon", "dcl", "dclw", "align_uniform"])
 def test_two_process_gradients_equal_single_process(name, tmp_path):
-    mp.spawn(_worker, args=(_free_port(), name, str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(free_port(), name, str(tmp_path)), nprocs=WORLD, join=True)
     z0, z1, y = _data()
     a, b = z0.clone().requires_grad_(True), z1.clone().requires_grad_(True)
     loss_fn = _make_loss(name)

@@ -1,11 +1,10 @@
-"""Tests of :mod:`contrastive.engine`: exact resume, learning, clipping, checkpoints, DDP."""
+"""Tests of :mod:`medcl.contrastive.engine`: exact resume, learning, clipping, checkpoints, DDP."""
 
 from __future__ import annotations
 
 import csv
 import os
 import random
-import socket
 import sys
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from contrastive.engine import Engine, EngineConfig, resolve_precision, seed_everything
+from helpers import free_port
+from medcl.contrastive.engine import Engine, EngineConfig, resolve_precision, seed_everything
 
 N_SAMPLES, N_FEATURES = 96, 8
 
@@ -291,11 +291,6 @@ def test_seed_everything_reproduces_all_streams() -> None:
 # --------------------------------------------------------------------------- two-process DDP
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     # the torchrun environment conventions, so Fabric finds the processes already created
@@ -347,7 +342,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
 
 def test_two_process_ddp_ranks_agree(tmp_path: Path) -> None:
     world = 2
-    mp.spawn(_ddp_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, join=True)
+    mp.spawn(_ddp_worker, args=(world, free_port(), str(tmp_path)), nprocs=world, join=True)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world)]
     assert all(r["world"] == world for r in results)
     for key, value in results[0]["state"].items():

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from contrastive.functional import LabelMasks, alignment, info_nce, pair_labels, uniformity
+from medcl.contrastive.functional import LabelMasks, alignment, info_nce, pair_labels, uniformity
 
 
 def reference_info_nce(a, b, pos, neg, tau, pw=None, nw=None, pos_in_den=True):

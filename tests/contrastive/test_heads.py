@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from contrastive.heads import MultiHead, ProjectionHead, SimCLRHead
+from medcl.contrastive.heads import MultiHead, ProjectionHead, SimCLRHead
 
 
 def test_projection_head_shapes_and_layers():

@@ -6,8 +6,8 @@ import warnings
 import pytest
 import torch
 
-from contrastive.losses import AlignUniformLoss, DCLLoss, DCLWLoss, NTXentLoss, SupConLoss
-from contrastive.losses.dcl import vmf_weights
+from medcl.contrastive.losses import AlignUniformLoss, DCLLoss, DCLWLoss, NTXentLoss, SupConLoss
+from medcl.contrastive.losses.dcl import vmf_weights
 
 lightly_loss = pytest.importorskip("lightly.loss")
 pml_losses = pytest.importorskip("pytorch_metric_learning.losses")

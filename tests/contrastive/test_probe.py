@@ -1,4 +1,4 @@
-"""Tests of :mod:`contrastive.probe`: kNN and linear probes on frozen embeddings."""
+"""Tests of :mod:`medcl.contrastive.probe`: kNN and linear probes on frozen embeddings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from contrastive.probe import (
+from medcl.contrastive.probe import (
     ProbeResult,
     embed,
     evaluate_embeddings,
@@ -176,7 +176,7 @@ def test_embed_feeds_the_probes() -> None:
 
 
 def test_few_label_accuracy_separable_and_errors():
-    from contrastive.probe import few_label_accuracy
+    from medcl.contrastive.probe import few_label_accuracy
 
     rng = np.random.default_rng(0)
     centres = np.eye(4) * 10

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from contrastive.functional import kernel_joint_entropy_loss
-from contrastive.losses import SepCLRLoss
+from medcl.contrastive.functional import kernel_joint_entropy_loss
+from medcl.contrastive.losses import SepCLRLoss
 
 
 def _codes(n=10, dc=4, ds=3, seed=0):

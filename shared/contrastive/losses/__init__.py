@@ -1,4 +1,4 @@
-"""Loss modules: thin ``nn.Module`` layers over :mod:`contrastive.functional`."""
+"""Loss modules: thin ``nn.Module`` layers over :mod:`medcl.contrastive.functional`."""
 
 from .align_uniform import AlignUniformLoss
 from .dcl import DCLLoss, DCLWLoss, vmf_weights

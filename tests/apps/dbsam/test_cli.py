@@ -19,7 +19,7 @@ def _digest(path) -> str:
 
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory):
-    from dbsam.phantom import write_phantoms
+    from medcl.dbsam.phantom import write_phantoms
 
     return write_phantoms(tmp_path_factory.mktemp("ph"), n=3, seed=0, shape=(48, 48, 10))
 
@@ -245,7 +245,7 @@ def test_train_bad_labels(phantoms, tmp_path, medcl_cli):
 def test_checkpoint_of_another_size(phantoms, tmp_path, medcl_cli):
     import torch
 
-    from dbsam.model import build_sam
+    from medcl.dbsam.model import build_sam
 
     ckpt = tmp_path / "sam_tiny.pth"
     torch.save(build_sam("tiny", 128).state_dict(), ckpt)
@@ -293,15 +293,15 @@ def test_train_and_evaluate_on_2d_png_folders(tmp_path, medcl_cli):
 
 
 def test_preset_help_lists_every_preset():
-    from dbsam.cli import PRESETS
-    from dbsam.preprocess import CT_PRESETS
+    from medcl.dbsam.cli import PRESETS
+    from medcl.dbsam.preprocess import CT_PRESETS
 
     names = [p.split(" ")[0] for p in PRESETS.split(", ")]
     assert names == list(CT_PRESETS)
 
 
 def test_mr_phantoms_train_and_segment(tmp_path, medcl_cli):
-    from dbsam.phantom import write_phantoms
+    from medcl.dbsam.phantom import write_phantoms
 
     images, labels = write_phantoms(tmp_path / "mr", n=2, seed=1, shape=(40, 40, 8),
                                     modality="mr")

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from dbsam.config import DBSAMConfig
+from medcl.dbsam.config import DBSAMConfig
 
 
 @pytest.fixture(scope="module")
 def model():
-    from dbsam.model import DBSAM, build_sam
+    from medcl.dbsam.model import DBSAM, build_sam
 
     torch.manual_seed(0)
     return DBSAM(build_sam("tiny", 128)).eval()
@@ -41,8 +41,8 @@ def _volume(tmp_path):
 
 
 def test_embedding_cache_hit_on_reprompt(model, tmp_path):
-    from dbsam.data import load_case
-    from dbsam.infer import SliceSegmenter
+    from medcl.dbsam.data import load_case
+    from medcl.dbsam.infer import SliceSegmenter
 
     path, _ = _volume(tmp_path)
     case = load_case(path, None, DBSAMConfig(arch="tiny", image_size=128))
@@ -67,8 +67,8 @@ def test_embedding_cache_hit_on_reprompt(model, tmp_path):
 
 
 def test_box_maps_from_file_indices_to_ras(tmp_path):
-    from dbsam.data import load_case
-    from dbsam.infer import ras_box
+    from medcl.dbsam.data import load_case
+    from medcl.dbsam.infer import ras_box
 
     path, data = _volume(tmp_path)
     case = load_case(path, None, DBSAMConfig(arch="tiny", image_size=128, modality="ct"))
@@ -81,8 +81,8 @@ def test_box_maps_from_file_indices_to_ras(tmp_path):
 
 
 def test_merge_labels_overlap_goes_to_larger_logit():
-    from dbsam.data import CaseData
-    from dbsam.infer import merge_labels
+    from medcl.dbsam.data import CaseData
+    from medcl.dbsam.infer import merge_labels
 
     case = CaseData(path=None, slices=[np.zeros((4, 4))] * 2, labels=None, vol=None, can=None,
                     spacing=(1, 1, 1))
@@ -96,7 +96,7 @@ def test_merge_labels_overlap_goes_to_larger_logit():
 
 
 def test_segment_round_trip_oblique_non_ras(model, tmp_path):
-    from dbsam.infer import segment_file
+    from medcl.dbsam.infer import segment_file
 
     path, data = _volume(tmp_path)
     out = tmp_path / "mask.nii.gz"

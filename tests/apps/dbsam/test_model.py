@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dbsam.blocks import BilateralCrossAttention
-from dbsam.model import (
+from medcl.dbsam.blocks import BilateralCrossAttention
+from medcl.dbsam.model import (
     ARCHS,
     DBSAM,
     PromptableSegmenter,
@@ -22,7 +22,7 @@ from dbsam.model import (
     load_sam_checkpoint,
     parameter_counts,
 )
-from medio.errors import ConfigError, InputFileError
+from medcl.io.errors import ConfigError, InputFileError
 
 SIZE = 256
 BOXES = torch.tensor([[20.0, 30.0, 140.0, 200.0], [100.0, 60.0, 250.0, 120.0]])

@@ -8,10 +8,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from dbsam.phantom import LABELS, SPACING_MM, phantom_affine, phantom_volume, write_phantoms
-from dbsam.preprocess import normalize_intensity
-from medio.errors import ConfigError
-from medio.nifti import read_labels, read_volume
+from medcl.dbsam.phantom import LABELS, SPACING_MM, phantom_affine, phantom_volume, write_phantoms
+from medcl.dbsam.preprocess import normalize_intensity
+from medcl.io.errors import ConfigError
+from medcl.io.nifti import read_labels, read_volume
 
 SHAPE = (64, 56, 16)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dbsam.preprocess import (
+from medcl.dbsam.preprocess import (
     CT_PRESETS,
     MASK_PROMPT_LOGIT,
     PIXEL_MEAN,
@@ -15,7 +15,7 @@ from dbsam.preprocess import (
     normalize_intensity,
     slice_to_input,
 )
-from medio.errors import ConfigError
+from medcl.io.errors import ConfigError
 
 
 def _ellipse(shape: tuple[int, int], centre: tuple[float, float], radii: tuple[float, float]):

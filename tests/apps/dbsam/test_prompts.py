@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dbsam.prompts import (
+from medcl.dbsam.prompts import (
     box3d_to_slices,
     expand_box,
     jitter_box,
@@ -14,7 +14,7 @@ from dbsam.prompts import (
     parse_box_slice,
     propagate,
 )
-from medio.errors import ConfigError
+from medcl.io.errors import ConfigError
 
 
 def _ellipsoid(shape: tuple[int, int, int], centre, radii) -> np.ndarray:
@@ -136,7 +136,7 @@ def test_propagation_edge_cases() -> None:
 
 
 def test_parse_labelled_box() -> None:
-    from dbsam.prompts import parse_labelled_box
+    from medcl.dbsam.prompts import parse_labelled_box
 
     assert parse_labelled_box("1,2,3,4,5,6", 7) == (7, (1, 2, 3, 4, 5, 6))
     assert parse_labelled_box("3=1,2,3,4,5,6", 7) == (3, (1, 2, 3, 4, 5, 6))

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from dbsam.config import DBSAMConfig
+from medcl.dbsam.config import DBSAMConfig
 
 
 def test_warmup_poly_schedule():
-    from dbsam.train import warmup_poly
+    from medcl.dbsam.train import warmup_poly
 
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=1.0)
@@ -36,9 +36,9 @@ def test_config_rejects_bad_values():
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
-    from dbsam.data import load_case
-    from dbsam.phantom import write_phantoms
-    from medio.cases import list_cases
+    from medcl.dbsam.data import load_case
+    from medcl.dbsam.phantom import write_phantoms
+    from medcl.io.cases import list_cases
 
     images, labels = write_phantoms(tmp_path_factory.mktemp("ph"), n=4, seed=3,
                                     shape=(48, 48, 10))
@@ -47,7 +47,7 @@ def cases(tmp_path_factory):
 
 
 def test_slice_dataset_samples(cases):
-    from dbsam.data import SliceDataset
+    from medcl.dbsam.data import SliceDataset
 
     cfg = DBSAMConfig(arch="tiny", image_size=128, min_pixels=10, jitter=5)
     ds = SliceDataset(cases, cfg)
@@ -62,8 +62,8 @@ def test_slice_dataset_samples(cases):
 
 
 def _mean_dice(model, cases, cfg) -> float:
-    from dbsam.evaluate import dice_nsd
-    from dbsam.infer import SliceSegmenter, predict_label
+    from medcl.dbsam.evaluate import dice_nsd
+    from medcl.dbsam.infer import SliceSegmenter, predict_label
 
     scores = []
     for case in cases:
@@ -77,9 +77,9 @@ def _mean_dice(model, cases, cfg) -> float:
 
 @pytest.mark.slow
 def test_short_training_lowers_loss_and_beats_untrained_dice(cases):
-    from dbsam.data import SliceDataset
-    from dbsam.model import DBSAM, build_sam
-    from dbsam.train import train_model
+    from medcl.dbsam.data import SliceDataset
+    from medcl.dbsam.model import DBSAM, build_sam
+    from medcl.dbsam.train import train_model
 
     cfg = DBSAMConfig(arch="tiny", image_size=128, epochs=6, batch_size=8, lr=1e-3, seed=0,
                       accelerator="cpu")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mvcnet.baselines import BASELINES, MIN_N_TIMES, build_model, fit_predict
+from medcl.mvcnet.baselines import BASELINES, MIN_N_TIMES, build_model, fit_predict
 
 
 def _variance_classes(

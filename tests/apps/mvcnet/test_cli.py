@@ -17,7 +17,7 @@ TINY = ["--epochs", "2", "--seeds", "1", "--trans-hidden", "16", "--batch-size",
 
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory):
-    from mvcnet.simulate import write_simulated
+    from medcl.mvcnet.simulate import write_simulated
 
     return write_simulated(tmp_path_factory.mktemp("mi"), subjects=2, fmt="edf",
                            n_trials_per_class=10, seed=0)
@@ -107,11 +107,11 @@ def test_predict_checks_infer_and_event_classes(recordings, trained, tmp_path, m
 
 
 def test_ems_trains_and_predicts_standardised(recordings, tmp_path, medcl_cli, monkeypatch):
-    import mvcnet.preprocess
+    import medcl.mvcnet.preprocess as preprocess
 
     calls = []
-    ems = mvcnet.preprocess.exponential_moving_standardize
-    monkeypatch.setattr(mvcnet.preprocess, "exponential_moving_standardize",
+    ems = preprocess.exponential_moving_standardize
+    monkeypatch.setattr(preprocess, "exponential_moving_standardize",
                         lambda X, *a, **k: calls.append(len(X)) or ems(X, *a, **k))
     run_dir = tmp_path / "run"
     code, _, err = medcl_cli(["mvcnet", "train", "--data", recordings[0], "--out", run_dir,
@@ -137,7 +137,7 @@ def test_channels_option_selects_channels(recordings, tmp_path, medcl_cli):
 
 
 def test_fewer_trials_than_classes_is_a_clear_error(tmp_path, medcl_cli):
-    from mvcnet.simulate import simulate_raw
+    from medcl.mvcnet.simulate import simulate_raw
 
     path = tmp_path / "one_each_raw.fif"
     simulate_raw(1, n_trials_per_class=1, seed=0).save(path, verbose="error")

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mvcnet.model import MVCNet
+from medcl.mvcnet.model import MVCNet
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ def test_time_major_cnn_branch_is_the_sequential_branch(train, n_times, pool, ke
 def test_depthwise_time_conv_in_float32_matches_conv1d(batch, n_times, n_filters):
     """The oneDNN channels-last path (float32) against a float64 ``conv1d``, forward and both
     gradients, including a kernel longer than the trial."""
-    from mvcnet.model import _DepthwiseTimeConv
+    from medcl.mvcnet.model import _DepthwiseTimeConv
 
     g = torch.Generator().manual_seed(0)
     h = torch.randn(batch, n_times, n_filters, generator=g)
@@ -177,7 +177,7 @@ def test_depthwise_time_conv_in_float32_matches_conv1d(batch, n_times, n_filters
 
 @pytest.mark.parametrize("train", [False, True])
 def test_encoder_layer_path_is_torch_transformer_encoder_layer(train):
-    from mvcnet.model import _post_norm_layer
+    from medcl.mvcnet.model import _post_norm_layer
 
     torch.manual_seed(0)
     net = _no_dropout(MVCNet(6, 248, 2, pool=62, trans_heads=4, trans_hidden=8)).double()
@@ -193,7 +193,7 @@ def test_encoder_layer_path_is_torch_transformer_encoder_layer(train):
 @pytest.mark.parametrize("p", [0.0, 0.3])
 def test_packed_attention_forward_and_backward(p):
     """Against the textbook formula with the same dropout draws, and ``_sdpa_attention``."""
-    from mvcnet.model import _PackedAttention, _sdpa_attention
+    from medcl.mvcnet.model import _PackedAttention, _sdpa_attention
 
     heads, width = 2, 12
     qkv0 = torch.randn(5, 7, 3 * width, dtype=torch.double)

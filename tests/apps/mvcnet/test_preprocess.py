@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mvcnet.preprocess import (
+from medcl.mvcnet.preprocess import (
     OnlineEA,
     bandpass,
     euclidean_alignment,

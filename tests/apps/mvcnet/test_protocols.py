@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mvcnet.protocols import (
+from medcl.mvcnet.protocols import (
     PROTOCOLS,
     Split,
     co_split,

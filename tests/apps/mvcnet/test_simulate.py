@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.signal import welch
 
-from medio.eeg import read_trials, trials_from_raw
-from medio.errors import ConfigError
-from mvcnet.simulate import EVENT_CODES, MONTAGE_22, simulate_raw, write_simulated
+from medcl.io.eeg import read_trials, trials_from_raw
+from medcl.io.errors import ConfigError
+from medcl.mvcnet.simulate import EVENT_CODES, MONTAGE_22, simulate_raw, write_simulated
 
 SFREQ = 250.0
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from contrastive.losses import NTXentLoss
-from mvcnet.harness import pool, subject_session, summarise
-from mvcnet.train import MVCNetObjective
+from medcl.contrastive.losses import NTXentLoss
+from medcl.mvcnet.harness import pool, subject_session, summarise
+from medcl.mvcnet.train import MVCNetObjective
 
 
 def test_objective_is_ce_plus_weighted_contrasts():
@@ -40,7 +40,7 @@ def test_subject_session_from_file_names():
 
 
 def _trials(subject, ch=("C3", "C4"), sfreq=250.0, n=4):
-    from medio.eeg import EEGTrials
+    from medcl.io.eeg import EEGTrials
 
     return EEGTrials(data=np.zeros((n, len(ch), 10), np.float32), labels=np.arange(n) % 2,
                      classes=["left", "right"], ch_names=list(ch), sfreq=sfreq,
@@ -49,7 +49,7 @@ def _trials(subject, ch=("C3", "C4"), sfreq=250.0, n=4):
 
 
 def test_pool_stacks_and_rejects_mismatches():
-    from medio import InputFileError
+    from medcl.io import InputFileError
 
     p = pool([_trials("s1"), _trials("s2")])
     assert p.X.shape == (8, 2, 10) and list(p.subjects[:5]) == ["s1"] * 4 + ["s2"]
@@ -75,10 +75,10 @@ def test_summarise_means_over_splits_then_seeds():
 def test_short_training_on_simulated_data_beats_chance_on_held_out_trials():
     """One simulated subject, CO split (first 80% of each class in time to train): MVCNet trained
     briefly at a CPU size decodes the held-out 20% well above chance (0.5)."""
-    from medio.eeg import trials_from_raw
-    from mvcnet.config import MVCNetConfig
-    from mvcnet.harness import pool, preprocess, run_protocol
-    from mvcnet.simulate import simulate_raw
+    from medcl.io.eeg import trials_from_raw
+    from medcl.mvcnet.config import MVCNetConfig
+    from medcl.mvcnet.harness import pool, preprocess, run_protocol
+    from medcl.mvcnet.simulate import simulate_raw
 
     raw = simulate_raw(2, n_trials_per_class=40, snr=1.5, seed=0)
     trials = trials_from_raw(raw, "left=769,right=770", tmin=0.0, tmax=4.0, resample=125.0,
@@ -98,9 +98,9 @@ def test_short_training_on_simulated_data_beats_chance_on_held_out_trials():
 def test_multiview_step_stacks_the_views_and_shares_linear_ones():
     """One stacked batch (raw + views, labels of a reflected view swapped); the channel maps
     change nothing but the work."""
-    from mvcnet.model import MVCNet
-    from mvcnet.train import multiview_step
-    from mvcnet.views import ViewPipeline
+    from medcl.mvcnet.model import MVCNet
+    from medcl.mvcnet.train import multiview_step
+    from medcl.mvcnet.views import ViewPipeline
 
     torch.manual_seed(0)
     net = MVCNet(3, 250, 2, pool=25, trans_hidden=8, n_filters=4).eval()
@@ -121,8 +121,8 @@ def test_multiview_step_stacks_the_views_and_shares_linear_ones():
 
 
 def test_labels_files_match_recordings_by_stem():
-    from medio import ConfigError
-    from mvcnet.harness import match_labels
+    from medcl.io import ConfigError
+    from medcl.mvcnet.harness import match_labels
 
     files = [Path("d/A01T.gdf"), Path("d/A01E.gdf")]
     assert match_labels(files, [Path("l/A01E.mat")]) == [None, Path("l/A01E.mat")]
@@ -135,18 +135,18 @@ def test_labels_files_match_recordings_by_stem():
 
 
 def test_data_and_moabb_together_is_an_error(tmp_path):
-    from medio import ConfigError
-    from mvcnet.config import MVCNetConfig
-    from mvcnet.harness import load_data
+    from medcl.io import ConfigError
+    from medcl.mvcnet.config import MVCNetConfig
+    from medcl.mvcnet.harness import load_data
 
     with pytest.raises(ConfigError, match="--moabb"):
         load_data(MVCNetConfig(), files=[tmp_path / "a.edf"], moabb="FakeDataset")
 
 
 def test_model_size_is_checked_before_training():
-    from medio import ConfigError
-    from mvcnet.config import MVCNetConfig
-    from mvcnet.train import check_model_size
+    from medcl.io import ConfigError
+    from medcl.mvcnet.config import MVCNetConfig
+    from medcl.mvcnet.train import check_model_size
 
     check_model_size(MVCNetConfig(), 22, 1000)  # the paper's size: 45 M
     with pytest.raises(ConfigError, match="1126 M weights.*--trans-hidden.*--resample"):
@@ -154,9 +154,9 @@ def test_model_size_is_checked_before_training():
 
 
 def test_train_run_names_the_files_when_trials_are_too_few(tmp_path):
-    from medio import InputFileError
-    from mvcnet.config import MVCNetConfig
-    from mvcnet.harness import train_run
+    from medcl.io import InputFileError
+    from medcl.mvcnet.config import MVCNetConfig
+    from medcl.mvcnet.harness import train_run
 
     data = pool([_trials("s1", n=3)])  # one trial of the second class
     with pytest.raises(InputFileError, match="^a.edf, b.edf: too few labelled trials"):

@@ -5,7 +5,7 @@ import pytest
 import scipy.signal
 import torch
 
-from mvcnet.views import (
+from medcl.mvcnet.views import (
     DEFAULT_VIEWS,
     VIEW_NAMES,
     ViewPipeline,
@@ -146,7 +146,7 @@ def test_ft_surrogate_keeps_the_amplitude_spectrum_and_changes_phases():
 
 
 def test_mirror_class_map_knows_common_left_right_names():
-    from medio import ConfigError
+    from medcl.io import ConfigError
 
     for pair in (["lh", "rh"], ["L", "R"], ["hand_l", "hand_r"], ["Left-Hand", "right hand"]):
         assert mirror_class_map(pair) == [1, 0], pair

@@ -14,7 +14,7 @@ TINY = ["--epochs", "1", "--cotrain-epochs", "1", "--filters", "4,8,8,16,16", "-
 
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory):
-    from pirads.phantom import write_phantoms
+    from medcl.pirads.phantom import write_phantoms
 
     return write_phantoms(tmp_path_factory.mktemp("ph"), n=3, seed=0)
 
@@ -131,8 +131,8 @@ def _copy_case(src_img, src_lab, images, labels, name, image=None, label=None, a
 def run4d(phantoms, tmp_path_factory):
     """A tiny run trained with channel 0 of 4-D copies of the phantoms (no baseline), as
     `medcl pirads train --channel 0 --no-baseline` does."""
-    from pirads.config import PiradsConfig
-    from pirads.harness import train_run
+    from medcl.pirads.config import PiradsConfig
+    from medcl.pirads.harness import train_run
 
     images, labels = phantoms
     root = tmp_path_factory.mktemp("run4d")

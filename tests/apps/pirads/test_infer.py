@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from pirads.config import PiradsConfig
-from pirads.infer import check_outputs, keep_gland, predict_zones
+from medcl.pirads.config import PiradsConfig
+from medcl.pirads.infer import check_outputs, keep_gland, predict_zones
 
 
 class Bright(nn.Module):
@@ -85,7 +85,7 @@ def test_keep_gland_keeps_the_largest_component_of_all_zones():
 
 
 def test_check_outputs_refuses_before_any_work(tmp_path):
-    from medio import ConfigError
+    from medcl.io import ConfigError
 
     t2 = tmp_path / "t2.nii.gz"
     t2.write_bytes(b"")

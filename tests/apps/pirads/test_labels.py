@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from medio import ConfigError, InputFileError
-from pirads.config import PiradsConfig
-from pirads.labels import IDENTITY, card_label_map, parse_label_map, resolve_label_map
-from pirads.metrics import evaluate_cases, summary_table, zone_metrics
-from pirads.train import list_cases, load_cases
+from medcl.io import ConfigError, InputFileError
+from medcl.pirads.config import PiradsConfig
+from medcl.pirads.labels import IDENTITY, card_label_map, parse_label_map, resolve_label_map
+from medcl.pirads.metrics import evaluate_cases, summary_table, zone_metrics
+from medcl.pirads.train import list_cases, load_cases
 
 
 def test_parse_and_apply() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pirads.losses import (
+from medcl.pirads.losses import (
     CoTrainingLoss,
     DualPathLoss,
     balance_weights,
@@ -14,7 +14,7 @@ from pirads.losses import (
     sigmoid_rampup,
     signed_distance,
 )
-from pirads.model import DualPathNet
+from medcl.pirads.model import DualPathNet
 
 FILTERS = (4, 8, 8, 16, 16)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pirads.metrics import ZONES, evaluate_cases, summary_table, zone_metrics
+from medcl.pirads.metrics import ZONES, evaluate_cases, summary_table, zone_metrics
 
 SPACING = (0.5, 0.7, 3.0)
 

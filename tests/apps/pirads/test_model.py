@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pirads.model import (
+from medcl.pirads.model import (
     ANISOTROPIC_STRIDES,
     DualPathNet,
     SinglePathNet,

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medio.nifti import axial_check, read_labels, read_volume
-from pirads.phantom import ZONES, make_phantom, write_phantoms
+from medcl.io.nifti import axial_check, read_labels, read_volume
+from medcl.pirads.phantom import ZONES, make_phantom, write_phantoms
 
 SEEDS = range(6)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pirads.sectors import SECTOR_CODES, SECTORS, sector_map, zone_volumes
+from medcl.pirads.sectors import SECTOR_CODES, SECTORS, sector_map, zone_volumes
 
 SPACING = (0.5, 0.5, 3.0)
 VOXEL_ML = 0.5 * 0.5 * 3.0 / 1000

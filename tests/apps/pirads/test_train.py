@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pirads.config import PiradsConfig
-from pirads.phantom import write_phantoms
-from pirads.train import build_model, list_cases, load_cases, train_dual
+from medcl.pirads.config import PiradsConfig
+from medcl.pirads.phantom import write_phantoms
+from medcl.pirads.train import build_model, list_cases, load_cases, train_dual
 
 SHAPE = (48, 48, 12)  # 24 x 24 x 36 mm; a multiple of the network's (8, 8, 4) divisor
 

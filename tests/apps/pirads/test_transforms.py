@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from medio import InputFileError
-from pirads.transforms import CROP, invert_to_input, preprocess, save_like
+from medcl.io import InputFileError
+from medcl.pirads.transforms import CROP, invert_to_input, preprocess, save_like
 
 SHAPE = (40, 44, 12)
 

@@ -11,7 +11,7 @@ SMALL = ["--epochs", "1", "--batch-size", "16", "--widths", "4,8,8,8", "--common
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from sepclr.textures import write_digits_on_textures
+    from medcl.sepclr.textures import write_digits_on_textures
 
     return write_digits_on_textures(tmp_path_factory.mktemp("dot") / "data", n_background=40,
                                     n_target=40, size=32, seed=0)

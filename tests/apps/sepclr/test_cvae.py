@@ -1,4 +1,5 @@
-"""Tests for ``sepclr.cvae``: the contrastive VAE baseline (Abid & Zou 2019, arXiv:1902.04601)."""
+"""Tests for ``medcl.sepclr.cvae``: the contrastive VAE baseline (Abid & Zou 2019,
+arXiv:1902.04601)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
-from sepclr.cvae import ContrastiveVAE, gaussian_kl
+from medcl.sepclr.cvae import ContrastiveVAE, gaussian_kl
 
 
 @pytest.fixture(autouse=True)

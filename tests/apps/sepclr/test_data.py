@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from skimage import io as skio
 
-from medio import ConfigError, InputFileError
-from sepclr.data import (
+from medcl.io import ConfigError, InputFileError
+from medcl.sepclr.data import (
     IMAGE_SUFFIXES,
     load_attributes,
     load_contrastive,

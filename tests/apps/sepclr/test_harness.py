@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sepclr.config import SepCLRConfig
-from sepclr.evaluate import attribute_roles, leakage_summary, probe_table
-from sepclr.harness import holdout_split, run_method
-from sepclr.textures import make_digits_on_textures
+from medcl.sepclr.config import SepCLRConfig
+from medcl.sepclr.evaluate import attribute_roles, leakage_summary, probe_table
+from medcl.sepclr.harness import holdout_split, run_method
+from medcl.sepclr.textures import make_digits_on_textures
 
 
 def test_attribute_roles_from_background_variation():

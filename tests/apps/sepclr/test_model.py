@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from sepclr.config import SepCLRConfig
-from sepclr.model import PooledSimCLRNet, SepCLRNet, resnet_encoder
-from sepclr.train import build_model
+from medcl.sepclr.config import SepCLRConfig
+from medcl.sepclr.model import PooledSimCLRNet, SepCLRNet, resnet_encoder
+from medcl.sepclr.train import build_model
 
 
 def test_sepclr_net_codes_and_representations():
@@ -37,7 +37,7 @@ def test_encoder_checks_widths_and_accepts_other_sizes():
 def test_build_model_for_each_method(method):
     cfg = SepCLRConfig(method=method, widths=[4, 8, 8, 16], common_dim=4, salient_dim=4)
     model = build_model(cfg, 1, 32)
-    from sepclr.evaluate import represent
+    from medcl.sepclr.evaluate import represent
 
     reps = represent(model, torch.rand(3, 1, 32, 32))
     assert reps["common"].shape[0] == 3 and reps["salient"].shape[0] == 3

@@ -10,9 +10,9 @@ import torch
 from skimage.transform import resize
 from sklearn.linear_model import LogisticRegression
 
-from medio import ConfigError, InputFileError
-from sepclr.data import load_contrastive, load_group_attributes
-from sepclr.textures import (
+from medcl.io import ConfigError, InputFileError
+from medcl.sepclr.data import load_contrastive, load_group_attributes
+from medcl.sepclr.textures import (
     ATTRIBUTE_COLUMNS,
     TEXTURES,
     make_digits_on_textures,

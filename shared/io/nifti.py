@@ -1,12 +1,12 @@
 """NIfTI volumes: reading, checking and writing 3-D images and label maps with nibabel.
 
-Every reader validates its file once, at the edge, and raises :class:`~medio.errors.InputFileError`
+Every reader validates its file once, at the edge, and raises :class:`~.errors.InputFileError`
 naming the file and the fix (missing file, wrong suffix, corrupt content, wrong number of
 dimensions, non-finite values, unknown label codes, geometry that differs from the image).
 Every writer keeps the geometry (shape, affine, header) of the volume it derives from and goes
-through :func:`medio.atomic.atomic_path`, so a crash never leaves half a file behind.
+through :func:`medcl.io.atomic.atomic_path`, so a crash never leaves half a file behind.
 
-This module imports nibabel at import time; ``import medio`` does not import it.
+This module imports nibabel at import time; ``import medcl.io`` does not import it.
 
 Examples
 --------

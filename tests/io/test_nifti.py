@@ -1,4 +1,4 @@
-"""Tests of medio.nifti: reading, checking and writing NIfTI volumes."""
+"""Tests of medcl.io.nifti: reading, checking and writing NIfTI volumes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medio import ConfigError, InputFileError
-from medio.nifti import Volume, axial_check, read_labels, read_volume, write_volume
+from medcl.io import ConfigError, InputFileError
+from medcl.io.nifti import Volume, axial_check, read_labels, read_volume, write_volume
 
 SPACING = (0.5, 0.6, 3.0)
 
@@ -177,7 +177,7 @@ def _oblique_lps_affine() -> np.ndarray:
 def test_canonical_round_trip_and_orientation():
     from nibabel.orientations import aff2axcodes
 
-    from medio.nifti import Canonical
+    from medcl.io.nifti import Canonical
 
     rng = np.random.default_rng(0)
     data = rng.normal(size=(5, 6, 7)).astype(np.float32)
@@ -197,7 +197,7 @@ def test_canonical_round_trip_and_orientation():
 
 
 def test_canonical_write_back_keeps_input_geometry(tmp_path):
-    from medio.nifti import Canonical
+    from medcl.io.nifti import Canonical
 
     aff = _oblique_lps_affine()
     src = _save(tmp_path / "in.nii.gz", np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7),

@@ -1,4 +1,4 @@
-"""Tests of medio.atomic: write to a temporary file, rename on success, clean up on failure."""
+"""Tests of medcl.io.atomic: write to a temporary file, rename on success, clean up on failure."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medio.atomic import (
+from medcl.io.atomic import (
     atomic_path,
     refuse_overwrite,
     save_figure,
@@ -21,7 +21,7 @@ from medio.atomic import (
     write_text,
     write_yaml,
 )
-from medio.errors import InputFileError
+from medcl.io.errors import InputFileError
 
 
 def _listing(folder: Path) -> list[str]:

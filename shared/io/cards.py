@@ -390,10 +390,10 @@ def _card_error(
         if first_message.endswith("is missing"):
             fix = f"add a '{first_field}:' entry"
         else:
-            fix = f"correct '{first_field}' (the schema is described in medio.cards)"
+            fix = f"correct '{first_field}' (the schema is described in medcl.io.cards)"
     else:
         problem = f"{len(problems)} problems: " + "; ".join(m for _, m in problems)
-        fix = "correct the fields listed (the schema is described in medio.cards)"
+        fix = "correct the fields listed (the schema is described in medcl.io.cards)"
     return DataCardError(problem, path=path, fix=fix, field=first_field or None)
 
 
@@ -451,11 +451,15 @@ def cards_dir() -> Path:
     Returns
     -------
     pathlib.Path
-        ``$MEDCL_CARDS_DIR`` when set, otherwise the repository's ``data_cards/`` folder.
+        ``$MEDCL_CARDS_DIR`` when set, otherwise the cards a wheel install ships inside
+        ``medcl.io``, otherwise (an editable install) the repository's ``data_cards/`` folder.
     """
     env = os.environ.get("MEDCL_CARDS_DIR")
     if env:
         return Path(env).expanduser()
+    shipped = Path(__file__).resolve().parent / "data_cards"
+    if shipped.is_dir():
+        return shipped
     return Path(__file__).resolve().parents[2] / "data_cards"
 
 

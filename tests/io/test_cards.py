@@ -1,4 +1,4 @@
-"""Tests of medio.cards and of the ``medcl cards`` sub-app."""
+"""Tests of medcl.io.cards and of the ``medcl cards`` sub-app."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from medcl.cards import app
-from medio.cards import (
+from medcl.io.cards import (
     DataCard,
     cards_dir,
     get_card,
@@ -19,7 +19,7 @@ from medio.cards import (
     load_card,
     validate_card_dict,
 )
-from medio.errors import DataCardError, MedclError
+from medcl.io.errors import DataCardError, MedclError
 
 REPO_CARDS = Path(__file__).resolve().parents[2] / "data_cards"
 SHIPPED = sorted(REPO_CARDS.glob("*.yaml"))

@@ -32,7 +32,7 @@ def app_group(name: str, help: str, *, paper: str, workflow: str) -> typer.Typer
     @app.command()
     def about() -> None:
         """The paper this app implements, its workflow and its data cards."""
-        from medio.cards import list_cards
+        from medcl.io.cards import list_cards
 
         typer.echo(f"paper: {paper}")
         typer.echo(f"workflow: {workflow}")

@@ -10,7 +10,7 @@ A run folder has a fixed layout::
         checkpoints/    training checkpoints (resume)
         <name>.csv      further tables, <name>.png figures
 
-Every file is written atomically through :mod:`medio.atomic`.
+Every file is written atomically through :mod:`medcl.io.atomic`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ file system. A crash or an exception half-way through therefore leaves either th
 new one, never a truncated mix, and no temporary file behind.
 
 Heavy libraries (pandas, torch, matplotlib) are imported inside the functions that need them so
-that ``import medio`` stays fast.
+that ``import medcl.io`` stays fast.
 """
 
 from __future__ import annotations

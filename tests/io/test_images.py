@@ -1,4 +1,4 @@
-"""Tests of medio.images: PNG/JPEG images in [0, 1] and integer label masks."""
+"""Tests of medcl.io.images: PNG/JPEG images in [0, 1] and integer label masks."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medio import InputFileError
-from medio.images import min_max, read_image, read_mask, to_unit_range
+from medcl.io import InputFileError
+from medcl.io.images import min_max, read_image, read_mask, to_unit_range
 
 
 def test_read_image_scales_by_bit_depth_and_drops_alpha(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of medio.runs: run folders record config, seed, versions, model, metrics, report."""
+"""Tests of medcl.io.runs: run folders record config, seed, versions, model, metrics, report."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
-from medio import runs
-from medio.errors import ConfigError, RunFolderError
-from medio.runs import RunFolder, library_versions, to_markdown_table
+from medcl.io import runs
+from medcl.io.errors import ConfigError, RunFolderError
+from medcl.io.runs import RunFolder, library_versions, to_markdown_table
 
 EXPECTED_KEYS = {
     "python",

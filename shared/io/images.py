@@ -2,7 +2,7 @@
 
 :func:`read_image` gives pixels in [0, 1] whatever the file's bit depth; :func:`read_mask`
 keeps the integer codes of a label image (indexed PNGs stay indices). Both raise
-:class:`~medio.errors.InputFileError` naming the file and the fix for a missing, corrupt or
+:class:`~medcl.io.errors.InputFileError` naming the file and the fix for a missing, corrupt or
 unsupported file.
 """
 

@@ -1,4 +1,4 @@
-"""Tests of medio.eeg: EEG files and MOABB datasets to trials.
+"""Tests of medcl.io.eeg: EEG files and MOABB datasets to trials.
 
 Every recording is written by the test itself (simulated motor imagery exported with MNE), so
 the tests run offline; MOABB is exercised through its ``FakeDataset``.
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from medio.eeg import (
+from medcl.io.eeg import (
     MOABB_DATASETS,
     EEGTrials,
     load_moabb,
@@ -25,8 +25,8 @@ from medio.eeg import (
     read_trials,
     trials_from_raw,
 )
-from medio.errors import ConfigError, InputFileError
-from mvcnet.simulate import MONTAGE_22, simulate_raw
+from medcl.io.errors import ConfigError, InputFileError
+from medcl.mvcnet.simulate import MONTAGE_22, simulate_raw
 
 N_PER_CLASS = 6
 
@@ -214,7 +214,7 @@ def test_channels_named_like_eog_ecg_emg_are_dropped(sim: mne.io.RawArray) -> No
 
 def test_bci_iv_2a_gdf_channel_names_become_10_20(sim: mne.io.RawArray) -> None:
     """BCI IV 2a GDF files label most channels EEG-0 ... EEG-16 and type EOG as EEG."""
-    from medio.eeg import _BCI_IV_2A_GDF_LABELS
+    from medcl.io.eeg import _BCI_IV_2A_GDF_LABELS
 
     raw = sim.copy().rename_channels(dict(zip(MONTAGE_22, _BCI_IV_2A_GDF_LABELS, strict=True)))
     eog = mne.io.RawArray(
@@ -423,6 +423,7 @@ def test_unknown_moabb_dataset() -> None:
         assert name in str(info.value)
 
 
-def test_importing_medio_does_not_import_mne() -> None:
-    code = "import sys, medio; assert 'mne' not in sys.modules and 'medio.eeg' not in sys.modules"
+def test_importing_medcl_io_does_not_import_mne() -> None:
+    code = ("import sys, medcl.io\n"
+            "assert 'mne' not in sys.modules and 'medcl.io.eeg' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

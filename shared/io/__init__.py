@@ -1,7 +1,7 @@
-"""medio: what the medcl apps share about the world outside.
+"""medcl.io: what the medcl apps share about the world outside.
 
-Errors that name the file and the fix (:mod:`medio.errors`), atomic file writing
-(:mod:`medio.atomic`), run folders (:mod:`medio.runs`) and data cards (:mod:`medio.cards`).
+Errors that name the file and the fix (:mod:`medcl.io.errors`), atomic file writing
+(:mod:`medcl.io.atomic`), run folders (:mod:`medcl.io.runs`) and data cards (:mod:`medcl.io.cards`).
 
 Importing this package is cheap: torch, pandas and matplotlib are imported only inside the
 functions that need them.

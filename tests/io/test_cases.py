@@ -1,12 +1,12 @@
-"""Tests of medio.cases: folder pairs and the resumable per-case table."""
+"""Tests of medcl.io.cases: folder pairs and the resumable per-case table."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from medio import InputFileError
-from medio.cases import IMAGE_2D_SUFFIXES, case_id, list_cases, run_cases
+from medcl.io import InputFileError
+from medcl.io.cases import IMAGE_2D_SUFFIXES, case_id, list_cases, run_cases
 
 COLUMNS = ["method", "case_id", "score", "status", "error"]
 
@@ -76,8 +76,8 @@ def test_run_cases_rejects_foreign_table(tmp_path):
 
 
 def test_run_cases_signature_refuses_other_inputs(tmp_path):
-    from medio import ConfigError
-    from medio.cases import check_signature, signature_path
+    from medcl.io import ConfigError
+    from medcl.io.cases import check_signature, signature_path
 
     csv = tmp_path / "cases.csv"
     sig = {"model": "/runs/a", "images": "/data/img", "label_map": "identity"}

@@ -1,4 +1,4 @@
-"""Tests of medio.errors: messages name the file and the fix."""
+"""Tests of medcl.io.errors: messages name the file and the fix."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medio.errors import (
+from medcl.io.errors import (
     ConfigError,
     DataCardError,
     InputFileError,

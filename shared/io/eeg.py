@@ -12,7 +12,7 @@ cue. Cues come from the recording's annotations (MNE turns GDF/EDF events and Br
 markers into annotations), matched against a class mapping such as ``"left=769,right=770"``.
 
 Importing this module imports NumPy and MNE; MOABB and SciPy are imported by the functions that
-need them. :mod:`medio` itself does not import this module.
+need them. :mod:`medcl.io` itself does not import this module.
 """
 
 from __future__ import annotations
