@@ -17,6 +17,8 @@ Random weights (speed does not depend on them), batch 1, one box prompt, inferen
 (d) GFLOP of ``embed`` counted by ``torch.utils.flop_counter`` on the meta device (no
     compute), a measure of the added work that the shared machine cannot disturb.
 (e) one training step (forward + backward) of ``tiny`` at 256, batch 2, DB-SAM.
+(f) the decoder kernels (``medcl.dbsam._kernels``, ``fast=True``) against segment-anything's
+    own ``MaskDecoder`` (``fast=False``): ``decode`` time on cached embeddings, batch 1 and 4.
 
 Run: ``.venv/bin/python benchmarks/bench_dbsam.py [--skip-vit-b] [--out FILE.md]``
 """
@@ -152,6 +154,30 @@ def train_step_seconds(kv_grid: int, ffn_ratio: float, repeats: int = 5) -> floa
     return statistics.median(times[1:])
 
 
+def kernel_speedup(size: int, batches: tuple[int, ...] = (1, 4),
+                   repeats: int = 20) -> list[str]:
+    """(f): median ``decode`` ms with ``fast=False`` (the baseline) and ``fast=True``."""
+    from medcl.dbsam.model import VanillaSAM, build_sam
+
+    torch.manual_seed(0)
+    model = VanillaSAM(build_sam("tiny", size)).eval()
+    lines = []
+    for batch in batches:
+        _, boxes = _inputs(size, batch)
+        emb = torch.randn(batch, 256, size // 16, size // 16)
+        ms = {}
+        with torch.no_grad():
+            for fast in (False, True):
+                model.fast = fast
+                model.decode(emb, boxes)
+                ms[fast] = statistics.median(
+                    _timed(lambda e=emb, b=boxes: model.decode(e, b))[0]
+                    for _ in range(repeats)) * 1e3
+        lines.append(f"(f) decode {size}², batch {batch}: MaskDecoder {ms[False]:.1f} ms, "
+                     f"kernels {ms[True]:.1f} ms, {ms[False] / ms[True]:.2f}x")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-vit-b", action="store_true", help="leave out ViT-B at 1024")
@@ -208,10 +234,12 @@ def main() -> None:
         del models
     table = "\n".join(lines)
     step = train_step_seconds(args.kv_grid, args.ffn_ratio)
+    kernels = "\n".join(line for size in (256, 1024) for line in kernel_speedup(size))
     notes = (f"\nGoals: DB-SAM / SAM <= 1.3; re-prompt <= 100 ms at 1024², <= 20 ms at 256².\n"
              f"(e) DB-SAM tiny 256², batch 2, forward + backward: {step * 1e3:.0f} ms "
-             f"(median of 5).\nPeak MB: peak resident set (VmHWM) of a fresh process building "
-             f"one model and running one slice; slice MB: its growth during the slice.")
+             f"(median of 5).\n{kernels}\nPeak MB: peak resident set (VmHWM) of a fresh "
+             f"process building one model and running one slice; slice MB: its growth during "
+             f"the slice.")
     print(notes)
     if args.out:
         header = (f"CPU, {threads} thread(s), torch {torch.__version__}; kv_grid {args.kv_grid}, "

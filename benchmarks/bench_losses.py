@@ -1,7 +1,9 @@
 """Forward+backward time and peak memory of NT-Xent: medcl vs lightly vs pytorch-metric-learning.
 
 Baselines: ``lightly.loss.NTXentLoss`` (the named baseline for the time ratio) and
-``pytorch_metric_learning.losses.NTXentLoss`` wrapped in ``SelfSupervisedLoss``. Inputs are two
+``pytorch_metric_learning.losses.NTXentLoss`` wrapped in ``SelfSupervisedLoss``; also medcl's own
+plain path (``info_nce(..., fast=False)``: dense masks, ``F.cross_entropy`` and autograd), so the
+table shows what the fast kernel buys over plain PyTorch. Inputs are two
 (B, 128) float32 views on the CPU. Every measurement runs in a fresh subprocess so that its peak
 memory (growth of the process's maximum resident set over the state just before the loss) is its
 own. Goals from the foundation issue: medcl time <= 0.6x lightly's at every B, and the chunked
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -32,11 +35,26 @@ def _current_rss_mb() -> float:
         return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def _plain_ntxent(out0, out1):
+    """medcl's NT-Xent through the plain path of the kernel (``fast=False``)."""
+    import torch
+    import torch.nn.functional as F
+
+    from medcl.contrastive.functional import LabelMasks, info_nce, pair_labels
+
+    z = F.normalize(torch.cat([out0, out1]), dim=1)
+    labels = pair_labels(out0.shape[0])
+    masks = LabelMasks(labels, labels, torch.arange(z.shape[0]))
+    return info_nce(z, z, masks, temperature=0.5, fast=False)
+
+
 def _make(impl: str, chunk: int | None):
     if impl == "medcl":
         from medcl.contrastive.losses import NTXentLoss
 
         return NTXentLoss(temperature=0.5, chunk_size=chunk)
+    if impl == "plain":
+        return _plain_ntxent
     if impl == "lightly":
         from lightly.loss import NTXentLoss
 
@@ -65,7 +83,7 @@ def measure(impl: str, batch: int, chunk: int | None, repeats: int) -> dict:
         if i:  # the first pass warms up allocator and kernels
             times.append(time.perf_counter() - start)
         a.grad = b.grad = None
-    return {"seconds": min(times), "peak_mb": _rss_mb() - base, "loss": float(loss)}
+    return {"seconds": min(times), "peak_mb": _rss_mb() - base, "loss": float(loss.detach())}
 
 
 def run_one(impl: str, batch: int, chunk: int | None, repeats: int) -> dict:
@@ -87,21 +105,28 @@ def main() -> None:
     for batch in sizes:
         reps = 20 if batch <= 1024 else 3
         ours = run_one("medcl", batch, None, reps)
+        plain = run_one("plain", batch, None, reps)
         ref = run_one("lightly", batch, None, reps)
         pml = run_one("pml", batch, None, 2) if batch <= 1024 else {"error": "not run"}
-        rows.append((batch, ours, ref, pml))
-        print(f"B={batch}: medcl {ours} | lightly {ref} | pml {pml}", file=sys.stderr)
+        rows.append((batch, ours, plain, ref, pml))
+        print(f"B={batch}: medcl {ours} | plain {plain} | lightly {ref} | pml {pml}",
+              file=sys.stderr)
 
     def fmt(r, key, f):
         return r["error"] if "error" in r else format(r[key], f)
 
     print("\nNT-Xent forward+backward, CPU float32, d = 128, two views of B items (2B rows)\n")
-    print("| B | medcl s | lightly s | medcl/lightly | pml s | medcl MB | lightly MB | pml MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for batch, ours, ref, pml in rows:
-        ratio = ours["seconds"] / ref["seconds"] if "error" not in ref else float("nan")
+    def ratio(a, b):
+        return a["seconds"] / b["seconds"] if "error" not in a and "error" not in b else math.nan
+
+    print("| B | medcl s | lightly s | medcl/lightly | plain s | medcl/plain | pml s "
+          "| medcl MB | plain MB | lightly MB | pml MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for batch, ours, plain, ref, pml in rows:
         print(f"| {batch} | {fmt(ours, 'seconds', '.4f')} | {fmt(ref, 'seconds', '.4f')} | "
-              f"{ratio:.2f}x | {fmt(pml, 'seconds', '.3f')} | {fmt(ours, 'peak_mb', '.0f')} | "
+              f"{ratio(ours, ref):.2f}x | {fmt(plain, 'seconds', '.4f')} | "
+              f"{ratio(ours, plain):.2f}x | {fmt(pml, 'seconds', '.3f')} | "
+              f"{fmt(ours, 'peak_mb', '.0f')} | {fmt(plain, 'peak_mb', '.0f')} | "
               f"{fmt(ref, 'peak_mb', '.0f')} | {fmt(pml, 'peak_mb', '.0f')} |")
     if args.quick:
         return

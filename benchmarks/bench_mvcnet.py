@@ -3,7 +3,9 @@ on simulated motor imagery, in one run.
 
 (a) single-trial predict latency, 22 channels x 1000 samples, batch 1 (goal: median <= 5 ms);
 (b) training time per epoch, MVCNet (three views, both branches) vs braindecode's EEGConformer
-    on the same 144 trials, batch 64 (goal: ratio <= 1.0);
+    on the same 144 trials, batch 64 (goal: ratio <= 1.0), and MVCNet's fast path
+    (``fast=True``, the default: ``medcl.mvcnet._kernels``) vs its plain ``torch.nn`` modules
+    (``fast=False``, same weights, same steps);
 (c) accuracy on simulated data, 3 subjects, CO protocol: MVCNet, its CNN branch alone (CE only,
     no views), CSP+LDA and EEGNet — reported as measured.
 
@@ -15,6 +17,7 @@ load of other processes disturbs less than wall-clock times.
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 import time
 from pathlib import Path
@@ -75,6 +78,8 @@ def main() -> None:
     torch.manual_seed(0)
     cfg = MVCNetConfig(trans_hidden=args.trans_hidden)
     model = build_model(cfg, 22, 1000, 2)
+    plain = copy.deepcopy(model)  # same weights, plain torch.nn path
+    plain.fast = False
     print(f"(a) predict latency, batch 1, 22 x 1000, CNN branch: {latency(model):.2f} ms median "
           "(goal <= 5 ms)")
 
@@ -85,16 +90,21 @@ def main() -> None:
     channel_maps = views.channel_maps(22)
     objective = MVCNetObjective()
     model.train()
+    plain.train()
 
     def mvc_step(x, yy):  # train_mvcnet's step: the raw batch and its 3 views, both branches
         return multiview_step(model, views, objective, x, yy, channel_maps=channel_maps)["loss"]
+
+    def plain_step(x, yy):  # the same step through the plain modules
+        return multiview_step(plain, views, objective, x, yy, channel_maps=channel_maps)["loss"]
 
     conformer = EEGConformer(n_chans=22, n_outputs=2, n_times=1000, sfreq=250.0)
 
     def conf_step(x, yy):
         return torch.nn.functional.cross_entropy(conformer(x), yy)
 
-    runs = {"MVCNet": (mvc_step, adam(model)), "EEGConformer": (conf_step, adam(conformer))}
+    runs = {"MVCNet": (mvc_step, adam(model)), "EEGConformer": (conf_step, adam(conformer)),
+            "MVCNet plain": (plain_step, adam(plain))}
     for step, opt in runs.values():  # warm-up
         epoch_seconds(step, opt, batches[:1])
     times = {name: [] for name in runs}
@@ -107,6 +117,10 @@ def main() -> None:
           f"{wall['MVCNet']:.2f} s, EEGConformer {wall['EEGConformer']:.2f} s, ratio "
           f"{wall['MVCNet'] / wall['EEGConformer']:.2f} (goal <= 1.0); process CPU time ratio "
           f"{cpu['MVCNet'] / cpu['EEGConformer']:.2f}")
+    fast, slow = "MVCNet", "MVCNet plain"
+    print(f"    MVCNet fast path vs its plain torch.nn modules (fast=False, same weights): plain "
+          f"{wall[slow]:.2f} s, ratio fast / plain {wall[fast] / wall[slow]:.2f}; process CPU "
+          f"time ratio {cpu[fast] / cpu[slow]:.2f}")
 
     if args.skip_accuracy:
         return

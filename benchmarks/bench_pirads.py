@@ -47,6 +47,7 @@ def main() -> None:
     from medcl.pirads.metrics import evaluate_cases, summary_table
     from medcl.pirads.phantom import make_phantom, write_phantoms
     from medcl.pirads.train import build_model, list_cases, load_cases, train_dual, train_single
+    from medcl.pirads.zones import ZONES
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +88,7 @@ def main() -> None:
         cases = list_cases(test_images, test_labels)
         tables = []
         for name, model, train_s in rows:
-            table = evaluate_cases(cases, lambda p, m=model: predict_zones(m, cfg, p),
+            table = evaluate_cases(cases, lambda v, m=model: predict_zones(m, cfg, v),
                                    tmp / "eval", method=name)
             tables.append(summary_table(table[table.method == name]).assign(train_s=train_s))
         summary = pd.concat(tables)
@@ -99,9 +100,9 @@ def main() -> None:
         for r in summary.itertuples():
             print(f"| {r.method} | {r.zone_name} | {r.dice} | {r.masd} | {r.train_s:.0f} |")
         wide = summary.pivot(index="method", columns="zone_name", values="dice_mean")
-        print("\nDice PZ / TZ / DPU / AFS:")
+        print(f"\nDice {' / '.join(ZONES.values())}:")
         for method, r in wide.iterrows():
-            print(f"  {method}: " + " / ".join(f"{r[z]:.2f}" for z in ("PZ", "TZ", "DPU", "AFS")))
+            print(f"  {method}: " + " / ".join(f"{r[z]:.2f}" for z in ZONES.values()))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ step's time and peak memory with a Dice + cross-entropy loss, in one short run.
     ``--batch``; peak memory is ``torch.cuda.max_memory_allocated`` over that step.
 (c) untrained DB-SAM's embedding equals SAM's on the device (fp32; difference <= 1e-5), as it
     does exactly on the CPU.
+(d) the decoder kernels (``fast=True``) give segment-anything's own ``MaskDecoder``'s masks
+    (``fast=False``) on the device, fp32, batch 2 with one box each (rtol 1e-4, atol 1e-4).
 
 Run: ``.venv/bin/python benchmarks/gpu_check_dbsam.py [--dtype bf16|fp16] [--batch 2]``
 (exits 1 when a check fails, 2 without CUDA).
@@ -74,6 +76,18 @@ def train_step(model, images, boxes, target, dtype) -> tuple[float, float, float
     return start.elapsed_time(end), torch.cuda.max_memory_allocated() / 2**20, loss.item()
 
 
+def kernels_match(model, images, boxes) -> tuple[bool, float]:
+    """(d): whether ``fast=True`` and ``fast=False`` decode to the same masks; max difference."""
+    with torch.no_grad():
+        emb = model.embed(images)
+        model.fast = False
+        plain = model.decode(emb, boxes)
+        model.fast = True
+        fast = model.decode(emb, boxes)
+    return (bool(torch.allclose(fast, plain, rtol=1e-4, atol=1e-4)),
+            float((fast - plain).abs().max()))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", choices=["bf16", "fp16"], default=None,
@@ -92,7 +106,8 @@ def main() -> int:
         args.dtype = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float16
     torch.manual_seed(0)
-    torch.backends.cuda.matmul.allow_tf32 = False  # (c) compares fp32 results exactly
+    torch.backends.cuda.matmul.allow_tf32 = False  # (c), (d) compare fp32 results
+    torch.backends.cudnn.allow_tf32 = False
     sam = build_sam("vit_b", args.size)
     models = {"SAM": VanillaSAM(copy.deepcopy(sam)).to(device).eval(),
               "DB-SAM": DBSAM(sam).to(device).eval()}
@@ -101,6 +116,7 @@ def main() -> int:
     with torch.no_grad():
         diff = float((models["SAM"].embed(images) - models["DB-SAM"].embed(images)).abs().max())
     same = diff <= 1e-5  # equal on the CPU; kernels chosen per call may differ in the last bit
+    kernels_ok, kernel_diff = kernels_match(models["DB-SAM"], *_inputs(2, args.size, device)[:2])
     times = {name: slice_ms(m, images, boxes, dtype, args.repeats) for name, m in models.items()}
     batch = _inputs(args.batch, args.size, device)
     steps = {name: train_step(m, *batch, dtype) for name, m in models.items()}
@@ -118,7 +134,9 @@ def main() -> int:
     finite = all(torch.isfinite(torch.tensor(s[2])) for s in steps.values())
     print(f"\nuntrained DB-SAM embedding vs SAM's on CUDA (fp32): max difference {diff:.1e}; "
           f"DB-SAM / SAM per slice {ratio:.2f} (goal <= 1.3); losses finite: {finite}")
-    ok = same and finite
+    print(f"decoder kernels vs segment-anything's MaskDecoder on CUDA (fp32): max difference "
+          f"{kernel_diff:.1e}, match: {kernels_ok}")
+    ok = same and finite and kernels_ok
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
 

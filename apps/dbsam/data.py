@@ -19,12 +19,13 @@ import torch
 from torch.utils.data import Dataset
 
 from medcl.io import InputFileError
-from medcl.io.cases import IMAGE_2D_SUFFIXES, NIFTI_SUFFIXES
-from medcl.io.nifti import Canonical, Volume
+from medcl.io.cases import IMAGE_2D_SUFFIXES
+from medcl.io.nifti import NIFTI_SUFFIXES, Canonical, Volume
 
 from .config import DBSAMConfig
 
 SUFFIXES = NIFTI_SUFFIXES + IMAGE_2D_SUFFIXES
+"""File endings of the images and labels DB-SAM reads: NIfTI volumes and 2-D PNG/JPG images."""
 
 
 def is_2d(path: Path) -> bool:

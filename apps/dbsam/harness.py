@@ -24,18 +24,9 @@ def _cases(images: Path, labels: Path | None):
     return list_cases(images, labels, suffixes=SUFFIXES, what="image (NIfTI volume or PNG/JPG)")
 
 
-def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
-              progress: bool = True, resume: bool = False) -> Path:
-    """``medcl dbsam train``: read and check every case first, then train and report.
-
-    ``resume``: continue from ``out/checkpoints/last.pt`` (same config; the engine restores
-    model, optimiser, schedule and random streams, so the result equals an uninterrupted run).
-    """
-    from medcl.io import ConfigError, RunFolder, save_torch
-
-    from .data import SliceDataset, load_case
-    from .model import DBSAM, build_sam, parameter_counts
-    from .train import train_model
+def _check_can_train(cfg: DBSAMConfig, out: Path, resume: bool) -> None:
+    """Refuse, before anything is read or written, a missing GPU or a trained ``out``."""
+    from medcl.io import ConfigError, RunFolder
 
     if cfg.accelerator == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA GPU is available here",
@@ -43,16 +34,65 @@ def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
     if not resume and RunFolder(out).model_path.exists():
         raise ConfigError("holds a trained model already", path=out,
                           fix="use --resume to continue it, or another --out")
+
+
+def _training_data(cfg: DBSAMConfig, images: Path, labels: Path):
+    """Read and check every case; ``(cases, case data, SliceDataset)``.
+
+    Raises
+    ------
+    medcl.io.InputFileError
+        A bad file, or no slice with a label of at least ``cfg.min_pixels`` pixels.
+    """
+    from medcl.io import InputFileError
+
+    from .data import SliceDataset, load_case
+
     cases = _cases(images, labels)
     data = [load_case(img, lab, cfg) for _, img, lab in cases]
     dataset = SliceDataset(data, cfg)
     if len(dataset) == 0:
-        from medcl.io import InputFileError
-
         raise InputFileError(
             f"no slice holds a label with at least {cfg.min_pixels} pixels"
             + (f" among labels {cfg.labels}" if cfg.labels else ""), path=labels,
             fix="check the label files" + (" or change --label-codes" if cfg.labels else ""))
+    return cases, data, dataset
+
+
+def _train_report(cfg: DBSAMConfig, out: Path, n_cases: int, n_samples: int, codes: list[int],
+                  counts: dict[str, int], history: list[dict], seconds: float) -> str:
+    """``report.md`` of a training run."""
+    first, last = history[0]["loss"], history[-1]["loss"]
+    weights = cfg.sam_checkpoint or f"random initialisation (saved as `{BASE_WEIGHTS}`)"
+    return (
+        f"# DB-SAM run\n\n{n_cases} cases, {n_samples} (slice, label) samples, labels "
+        f"{codes}; SAM {cfg.arch} at {cfg.image_size}² from {weights}; {cfg.modality.upper()} "
+        f"intensities; {cfg.epochs} epochs in {seconds:.0f} s.\n\n"
+        f"Parameters: {counts['trainable']:,} trainable (adapters, conv branch, cross-attention, "
+        f"fusion, neck, prompt encoder, mask decoder), {counts['frozen']:,} frozen (SAM's "
+        f"ViT).\n\nDiceCE loss: {first:.4f} (epoch 1) -> {last:.4f} (epoch {len(history)}); "
+        f"per epoch in `metrics.csv`.\n\nSegment with `medcl dbsam segment --model {out} "
+        f"--image IN.nii.gz --box X0,Y0,Z0,X1,Y1,Z1 --out OUT.nii.gz`.\n")
+
+
+def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
+              progress: bool = True, resume: bool = False) -> Path:
+    """``medcl dbsam train``: read and check every case first, then train and report.
+
+    Writes ``config.yaml``, ``metrics.csv`` (the per-epoch training log), ``model.pt``,
+    ``report.md`` and, without an official SAM checkpoint, the starting SAM weights
+    (``sam_base.pt``) into ``out``.
+
+    ``resume``: continue from ``out/checkpoints/last.pt`` (same config; the engine restores
+    model, optimiser, schedule and random streams, so the result equals an uninterrupted run).
+    """
+    from medcl.io import RunFolder, save_torch
+
+    from .model import DBSAM, build_sam, parameter_counts
+    from .train import train_model
+
+    _check_can_train(cfg, out, resume)
+    cases, data, dataset = _training_data(cfg, images, labels)
     torch.manual_seed(cfg.seed)
     sam = build_sam(cfg.arch, cfg.image_size, cfg.sam_checkpoint)
     folder = RunFolder.create(out)
@@ -71,17 +111,8 @@ def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
     seconds = time.perf_counter() - t0
     folder.save_model(model.state_dict())
     folder.write_metrics(pd.DataFrame(history))
-    first, last = history[0]["loss"], history[-1]["loss"]
-    weights = cfg.sam_checkpoint or f"random initialisation (saved as `{BASE_WEIGHTS}`)"
-    folder.write_report(
-        f"# DB-SAM run\n\n{len(cases)} cases, {len(dataset)} (slice, label) samples, labels "
-        f"{codes}; SAM {cfg.arch} at {cfg.image_size}² from {weights}; {cfg.modality.upper()} "
-        f"intensities; {cfg.epochs} epochs in {seconds:.0f} s.\n\n"
-        f"Parameters: {counts['trainable']:,} trainable (adapters, conv branch, cross-attention, "
-        f"fusion, neck, prompt encoder, mask decoder), {counts['frozen']:,} frozen (SAM's "
-        f"ViT).\n\nDiceCE loss: {first:.4f} (epoch 1) -> {last:.4f} (epoch {len(history)}); "
-        f"per epoch in `metrics.csv`.\n\nSegment with `medcl dbsam segment --model {out} "
-        f"--image IN.nii.gz --box X0,Y0,Z0,X1,Y1,Z1 --out OUT.nii.gz`.\n")
+    folder.write_report(_train_report(cfg, out, len(cases), len(dataset), codes, counts,
+                                      history, seconds))
     return folder.report_path
 
 
@@ -150,11 +181,13 @@ def _tidy(table: pd.DataFrame, methods: list[str], case_ids: list[str]) -> pd.Da
             .drop(columns=list(order)).reset_index(drop=True))
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    from medcl.io import write_text
+def _write_csv_if_changed(path: Path, table: pd.DataFrame) -> None:
+    """Write ``table`` to ``path`` atomically unless the file holds it already (a resumed
+    evaluation with nothing new leaves ``cases.csv`` as it was)."""
+    from medcl.io.atomic import write_csv
 
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        write_text(path, text)
+    if not path.exists() or path.read_text(encoding="utf-8") != table.to_csv(index=False):
+        write_csv(path, table)
 
 
 def _panels(table: pd.DataFrame, cases, cfg: DBSAMConfig, nets: dict, n: int = 3) -> list[dict]:
@@ -184,11 +217,130 @@ def _panels(table: pd.DataFrame, cases, cfg: DBSAMConfig, nets: dict, n: int = 3
     return panels
 
 
+def _evaluation_signature(run_dir: Path, images: Path, labels: Path, baseline: bool,
+                          cfg: DBSAMConfig) -> dict:
+    """What an evaluation folder's results depend on; a resumed run must match it."""
+    return {"model": str(Path(run_dir).resolve()), "images": str(Path(images).resolve()),
+            "labels": str(Path(labels).resolve()), "baseline": "sam" if baseline else None,
+            "channel": cfg.channel, "labels_scored": cfg.labels,
+            "eval_margin": cfg.eval_margin, "nsd_tolerance_mm": cfg.nsd_tolerance_mm}
+
+
+def _label_codes(vol: np.ndarray, cfg: DBSAMConfig, label: Path) -> list[int]:
+    """The non-zero codes of a ``(Z, H, W)`` label volume that the run scores."""
+    from medcl.io import InputFileError
+
+    codes = [int(c) for c in np.unique(vol)
+             if c != 0 and (cfg.labels is None or int(c) in cfg.labels)]
+    if not codes:
+        among = f" among the run's labels {cfg.labels}" if cfg.labels else ""
+        raise InputFileError(f"label has no structures{among}", path=label,
+                             fix="pass a label map with non-zero codes, or drop the case")
+    return codes
+
+
+def score_case(net: torch.nn.Module, cfg: DBSAMConfig, image: Path, label: Path) -> list[dict]:
+    """One case's rows of ``cases.csv``: per label, the slice-wise box-prompted prediction
+    (:func:`medcl.dbsam.infer.predict_label`) scored in 3-D by Dice and NSD.
+
+    Returns
+    -------
+    list of dict
+        One row per scored label code: ``label, dice, nsd, pred_voxels, truth_voxels, slices,
+        seconds``.
+
+    Raises
+    ------
+    medcl.io.InputFileError
+        An unreadable case, or a label map without a scored structure.
+    """
+    from .data import load_case
+    from .evaluate import dice_nsd
+    from .infer import SliceSegmenter, predict_label
+
+    case = load_case(image, label, cfg)
+    seg = SliceSegmenter(net, case)
+    vol = case.label_volume()
+    spacing = (case.spacing[2], case.spacing[0], case.spacing[1])
+    rows = []
+    for code in _label_codes(vol, cfg, label):
+        t0 = time.perf_counter()
+        pred = predict_label(seg, code, cfg.eval_margin)
+        truth = vol == code
+        dice, nsd = dice_nsd(pred, truth, spacing, cfg.nsd_tolerance_mm)
+        rows.append({"label": code, "dice": dice, "nsd": nsd, "pred_voxels": int(pred.sum()),
+                     "truth_voxels": int(truth.sum()),
+                     "slices": int(truth.any(axis=(1, 2)).sum()),
+                     "seconds": round(time.perf_counter() - t0, 3)})
+    return rows
+
+
+def _score_cases(cases, nets: dict, cfg: DBSAMConfig, csv_path: Path, signature: dict, *,
+                 progress: bool) -> pd.DataFrame:
+    """Score every (method, case) not yet in ``csv_path`` (failed ones again), one row per
+    label, written as each case finishes; return the whole table in a fixed order."""
+    from rich.progress import Progress
+
+    from medcl.io.cases import run_cases
+
+    from .evaluate import CASE_COLUMNS
+
+    table = pd.DataFrame(columns=CASE_COLUMNS)
+    with Progress(disable=not progress, transient=True) as bar:
+        for method, net in nets.items():
+            task = bar.add_task(f"{method}: cases", total=len(cases))
+            table = run_cases(((c, (i, lab)) for c, i, lab in cases),
+                              lambda cid, paths, net=net: score_case(net, cfg, *paths),
+                              csv_path, method=method, columns=CASE_COLUMNS,
+                              retry_failed=True, signature=signature,
+                              on_case=lambda c, s, t=task: bar.advance(t))
+    return _tidy(table, list(nets), [c for c, _, _ in cases])
+
+
+def _write_overlays(folder, table: pd.DataFrame, cases, cfg: DBSAMConfig,
+                    nets: dict) -> bool:
+    """``overlays.png`` of the first cases DB-SAM scored; whether there was any to draw."""
+    panels = _panels(table, cases, cfg, nets)
+    if not panels:
+        return False
+    import matplotlib.pyplot as plt
+
+    from .evaluate import overlay_figure
+
+    fig = overlay_figure(panels)
+    folder.save_figure("overlays", fig)
+    plt.close(fig)
+    return True
+
+
+def _evaluation_report(run_dir: Path, n_cases: int, cfg: DBSAMConfig, table: pd.DataFrame,
+                       summary_md: str, overlays: bool) -> str:
+    """``report.md`` of an evaluation: protocol, summary table, failed cases."""
+    bad = table[table.status == "failed"]
+    failed = sorted(bad.case_id.unique().tolist())
+    errors = bad[["method", "case_id", "error"]].drop_duplicates()
+    failed_md = "".join(f"\n- {r.method} {r.case_id}: {r.error}" for r in errors.itertuples())
+    return (
+        f"# DB-SAM evaluation of `{run_dir}`\n\n{n_cases} cases"
+        f"{f'; failed: {failed}' if failed else ''}. Prompt: each label's tight box grown by "
+        f"{cfg.eval_margin} px on every slice that holds it (MedSAM/DB-SAM protocol); 3-D Dice "
+        f"and normalised surface Dice (tolerance {cfg.nsd_tolerance_mm} mm), mean ± std over "
+        f"cases; `sam` is vanilla SAM with the weights DB-SAM started from.\n\n{summary_md}\n\n"
+        f"Per case and label: `cases.csv`."
+        + ("\n\n![overlays](overlays.png)\n" if overlays else "\n")
+        + (f"\nFailed cases:{failed_md}\n" if failed_md else ""))
+
+
 def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
                  baseline: bool = False, channel: int | None = None,
                  progress: bool = True) -> Path:
     """``medcl dbsam evaluate``: per case and label 3-D Dice and NSD (batch-safe, resumable),
     summary table, overlay PNG; vanilla SAM with the same weights as the baseline column.
+
+    Writes into ``out``: ``cases.csv`` (one row per method, case and label), ``summary.csv``
+    and ``summary.md`` (mean ± std per method and label), ``overlays.png``, ``report.md`` and
+    ``config.yaml`` (what the results depend on). No ``metrics.csv``: that name is kept for
+    the per-epoch training log.
 
     ``channel``: channel of 4-D inputs (default: the run's). Rerunning into the same ``out``
     scores only cases not yet scored and retries failed ones; the inputs (model, folders,
@@ -197,14 +349,10 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
     """
     from dataclasses import replace
 
-    from rich.progress import Progress
+    from medcl.io import RunFolder, write_text
+    from medcl.io.cases import check_signature
 
-    from medcl.io import InputFileError, RunFolder, write_text
-    from medcl.io.cases import check_signature, run_cases
-
-    from .data import load_case
-    from .evaluate import CASE_COLUMNS, dice_nsd, overlay_figure, summary_table
-    from .infer import SliceSegmenter, predict_label
+    from .evaluate import summary_table
 
     cases = _cases(images, labels)
     cfg, model = load_run(run_dir)
@@ -213,74 +361,16 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
     nets = {"dbsam": model}
     if baseline:
         nets["sam"] = load_baseline(run_dir, cfg)
-    signature = {"model": str(Path(run_dir).resolve()), "images": str(Path(images).resolve()),
-                 "labels": str(Path(labels).resolve()), "baseline": "sam" if baseline else None,
-                 "channel": cfg.channel, "labels_scored": cfg.labels,
-                 "eval_margin": cfg.eval_margin, "nsd_tolerance_mm": cfg.nsd_tolerance_mm}
+    signature = _evaluation_signature(run_dir, images, labels, baseline, cfg)
     csv_path = Path(out) / "cases.csv"
     check_signature(csv_path, signature)  # before anything is written into `out`
     folder = RunFolder.create(out)  # an existing folder is reused: cases.csv resumes
     folder.write_config(signature)
-    table = None
-    with Progress(disable=not progress, transient=True) as bar:
-        for method, net in nets.items():
-            task = bar.add_task(f"{method}: cases", total=len(cases))
-
-            def score(cid: str, paths, net=net) -> list[dict]:
-                image, label = paths
-                case = load_case(image, label, cfg)
-                seg = SliceSegmenter(net, case)
-                vol = case.label_volume()
-                codes = [int(c) for c in np.unique(vol) if c != 0
-                         and (cfg.labels is None or int(c) in cfg.labels)]
-                if not codes:
-                    among = f" among the run's labels {cfg.labels}" if cfg.labels else ""
-                    raise InputFileError(f"label has no structures{among}", path=label,
-                                         fix="pass a label map with non-zero codes, or drop "
-                                         "the case")
-                sp = (case.spacing[2], case.spacing[0], case.spacing[1])
-                rows = []
-                for code in codes:
-                    t0 = time.perf_counter()
-                    pred = predict_label(seg, code, cfg.eval_margin)
-                    truth = vol == code
-                    dice, nsd = dice_nsd(pred, truth, sp, cfg.nsd_tolerance_mm)
-                    rows.append({"label": code, "dice": dice, "nsd": nsd,
-                                 "pred_voxels": int(pred.sum()),
-                                 "truth_voxels": int(truth.sum()),
-                                 "slices": int(truth.any(axis=(1, 2)).sum()),
-                                 "seconds": round(time.perf_counter() - t0, 3)})
-                return rows
-
-            table = run_cases(((c, (i, lab)) for c, i, lab in cases), score, csv_path,
-                              method=method, columns=CASE_COLUMNS, retry_failed=True,
-                              signature=signature,
-                              on_case=lambda c, s, t=task: bar.advance(t))
-    assert table is not None
-    table = _tidy(table, list(nets), [c for c, _, _ in cases])
-    _write_if_changed(csv_path, table.to_csv(index=False))
-    summary = summary_table(table)
-    summary_md = folder.write_table("summary", summary)
+    table = _score_cases(cases, nets, cfg, csv_path, signature, progress=progress)
+    _write_csv_if_changed(csv_path, table)
+    summary_md = folder.write_table("summary", summary_table(table))
     write_text(folder.root / "summary.md", summary_md + "\n")
-    folder.write_metrics(table)
-    panels = _panels(table, cases, cfg, nets)
-    if panels:
-        import matplotlib.pyplot as plt
-
-        fig = overlay_figure(panels)
-        folder.save_figure("overlays", fig)
-        plt.close(fig)
-    bad = table[table.status == "failed"]
-    failed = sorted(bad.case_id.unique().tolist())
-    errors = bad[["method", "case_id", "error"]].drop_duplicates()
-    failed_md = "".join(f"\n- {r.method} {r.case_id}: {r.error}" for r in errors.itertuples())
-    folder.write_report(
-        f"# DB-SAM evaluation of `{run_dir}`\n\n{len(cases)} cases"
-        f"{f'; failed: {failed}' if failed else ''}. Prompt: each label's tight box grown by "
-        f"{cfg.eval_margin} px on every slice that holds it (MedSAM/DB-SAM protocol); 3-D Dice "
-        f"and normalised surface Dice (tolerance {cfg.nsd_tolerance_mm} mm), mean ± std over "
-        f"cases; `sam` is vanilla SAM with the weights DB-SAM started from.\n\n{summary_md}\n\n"
-        f"Per case and label: `cases.csv`."
-        + ("\n\n![overlays](overlays.png)\n" if panels else "\n")
-        + (f"\nFailed cases:{failed_md}\n" if failed_md else ""))
+    overlays = _write_overlays(folder, table, cases, cfg, nets)
+    folder.write_report(_evaluation_report(run_dir, len(cases), cfg, table, summary_md,
+                                           overlays))
     return folder.report_path

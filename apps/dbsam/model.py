@@ -14,6 +14,10 @@ DB-SAM keeps SAM's ViT image encoder frozen and adds, around it,
 and decodes with SAM's prompt encoder and mask decoder (box and mask prompts, one mask per
 prompt). :class:`VanillaSAM` is SAM as is, the baseline with the same interface.
 
+The models hold the architecture only. Decoding has two paths with the same result: ``fast=True``
+(the default) runs the batched CPU kernels of :mod:`medcl.dbsam._kernels`, ``fast=False`` calls
+segment-anything's own ``MaskDecoder`` unchanged, one (embedding, prompt) pair at a time.
+
 Every addition is initialised so that an untrained :class:`DBSAM` computes *exactly* SAM's image
 embedding: the channel-attention blocks' last projection, the ViT-side output projection and FFN
 of the cross-attention, and the fusion's residual scale all start at zero. Training therefore
@@ -29,13 +33,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from segment_anything.modeling import Sam
-from segment_anything.modeling.common import LayerNorm2d
 from torch import Tensor, nn
 
 from medcl.io.errors import ConfigError
 
+from ._kernels import decode_pairs
 from .blocks import BilateralCrossAttention, ChannelAttentionBlock, ConvBranch, ViTConvFusion
 from .sam import (
     ARCHS,
@@ -85,6 +88,10 @@ class PromptableSegmenter(nn.Module, ABC):
     ----------
     sam : segment_anything.modeling.Sam
         From :func:`build_sam`; its modules are shared, not copied.
+    fast : bool
+        Decode with the batched kernels of :mod:`medcl.dbsam._kernels` (default) rather than
+        with segment-anything's own ``MaskDecoder.forward``, called once per pair. Both give
+        the same masks and gradients; the switch is an attribute and may be changed at any time.
 
     Attributes
     ----------
@@ -92,13 +99,17 @@ class PromptableSegmenter(nn.Module, ABC):
         Side S of the square, pixel-normalised input.
     arch : str
         The encoder size (a key of :data:`ARCHS`, or ``"custom"``).
+    fast : bool
+        The decoding path (see ``fast`` above).
     """
 
     image_size: int
     arch: str
+    fast: bool
 
-    def __init__(self, sam: Sam) -> None:
+    def __init__(self, sam: Sam, *, fast: bool = True) -> None:
         super().__init__()
+        self.fast = bool(fast)
         self.image_encoder = sam.image_encoder
         self.prompt_encoder = sam.prompt_encoder
         self.mask_decoder = sam.mask_decoder
@@ -142,7 +153,9 @@ class PromptableSegmenter(nn.Module, ABC):
 
         SAM's ``MaskDecoder.forward`` repeats each image embedding once per prompt, which is
         meant for many prompts on one image; here each of the B embeddings is paired with the
-        prompt of the same index, in one batched pass through the decoder's modules.
+        prompt of the same index: in one batched pass through the decoder's modules
+        (``fast=True``, :func:`medcl.dbsam._kernels.decode_pairs`) or by calling SAM's
+        ``MaskDecoder`` with ``multimask_output=False`` once per pair (``fast=False``).
 
         Parameters
         ----------
@@ -157,6 +170,27 @@ class PromptableSegmenter(nn.Module, ABC):
         -------
         Tensor
             Low-resolution mask logits, (B, 1, S/4, S/4).
+        """
+        sparse, dense = self._prompt_embeddings(embeddings, boxes, mask_prompt)
+        pe = self.prompt_encoder.get_dense_pe()
+        if self.fast:
+            return decode_pairs(self.mask_decoder, embeddings, pe, sparse, dense)
+        masks = [self.mask_decoder(image_embeddings=embeddings[i:i + 1], image_pe=pe,
+                                   sparse_prompt_embeddings=sparse[i:i + 1],
+                                   dense_prompt_embeddings=dense[i:i + 1],
+                                   multimask_output=False)[0]
+                 for i in range(embeddings.shape[0])]
+        return torch.cat(masks)
+
+    def _prompt_embeddings(self, embeddings: Tensor, boxes: Tensor | None,
+                           mask_prompt: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Check the decoder's inputs and run SAM's prompt encoder on them.
+
+        Returns
+        -------
+        tuple of Tensor
+            Sparse (B, T, 256) and dense (B, 256, S/16, S/16) prompt embeddings, one per batch
+            element (also without any prompt, where SAM's encoder returns a batch of one).
         """
         b = embeddings.shape[0]
         g = self.grid
@@ -174,66 +208,12 @@ class PromptableSegmenter(nn.Module, ABC):
         if sparse.shape[0] != b:  # no prompt at all: the encoder returns batch 1
             sparse = sparse.expand(b, -1, -1)
             dense = dense.expand(b, -1, -1, -1)
-        decoder = self.mask_decoder
-        # The transformer attends over all output tokens, so the unused ones stay in.
-        tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-        tokens = torch.cat([tokens.unsqueeze(0).expand(b, -1, -1), sparse.to(tokens.dtype)],
-                           dim=1)
-        # Channels-last, so that the transformer's flatten-and-permute to tokens is a view and
-        # its per-token ops read contiguous memory (about 15 % of decode time on the CPU).
-        src = (embeddings + dense).contiguous(memory_format=torch.channels_last)
-        pos = self.prompt_encoder.get_dense_pe().expand(b, -1, -1, -1).contiguous(
-            memory_format=torch.channels_last)
-        hs, src = decoder.transformer(src, pos, tokens)
-        hyper = decoder.output_hypernetworks_mlps[0](hs[:, 1])
-        upscaled = _upscale_tokens(decoder.output_upscaling, src, g)  # (B, 4g * 4g, C/8)
-        masks = torch.bmm(upscaled, hyper.unsqueeze(2).to(upscaled.dtype))
-        return masks.view(b, 1, 4 * g, 4 * g)
+        return sparse, dense
 
     def forward(self, images: Tensor, boxes: Tensor | None = None,
                 mask_prompt: Tensor | None = None) -> Tensor:
         """``decode(embed(images), boxes, mask_prompt)``: (B, 1, S/4, S/4) mask logits."""
         return self.decode(self.embed(images), boxes, mask_prompt)
-
-
-def _deconv2x2(x: Tensor, conv: nn.ConvTranspose2d, h: int, w: int) -> Tensor:
-    """A kernel-2 stride-2 transposed convolution of channels-last tokens, as one matmul.
-
-    Each input pixel writes its own 2 x 2 output block, so the layer is a per-token linear map
-    C -> 4 C' and a reshuffle; on the CPU this is several times faster than ConvTranspose2d
-    on the token layout the decoder's transformer returns.
-
-    Parameters
-    ----------
-    x : Tensor
-        (B, h * w, C) tokens, row-major.
-    conv : torch.nn.ConvTranspose2d
-        Its weight (C, C', 2, 2) and bias (C',) are used.
-
-    Returns
-    -------
-    Tensor
-        (B, 2h * 2w, C') tokens, row-major.
-    """
-    b, c_out = x.shape[0], conv.out_channels
-    y = x @ conv.weight.reshape(x.shape[-1], c_out * 4).to(x.dtype)
-    y = y.view(b, h, w, c_out, 2, 2).permute(0, 1, 4, 2, 5, 3).reshape(b, 4 * h * w, c_out)
-    return y + conv.bias.to(y.dtype)
-
-
-def _upscale_tokens(upscaling: nn.Sequential, src: Tensor, g: int) -> Tensor:
-    """SAM's ``output_upscaling`` (deconv, LayerNorm2d, act, deconv, act) on channels-last
-    tokens: (B, g * g, C) -> (B, 4g * 4g, C/8), the same maps with SAM's parameters."""
-    deconv1, norm, act1, deconv2, act2 = upscaling
-    if not all(isinstance(m, nn.ConvTranspose2d) and tuple(m.kernel_size) == (2, 2)
-               and tuple(m.stride) == (2, 2) and tuple(m.padding) == (0, 0)
-               for m in (deconv1, deconv2)) or not isinstance(norm, LayerNorm2d):
-        b = src.shape[0]
-        out = upscaling(src.transpose(1, 2).reshape(b, -1, g, g))
-        return out.flatten(2).transpose(1, 2)
-    y = _deconv2x2(src, deconv1, g, g)
-    y = F.layer_norm(y, (y.shape[-1],), norm.weight.to(y.dtype), norm.bias.to(y.dtype), norm.eps)
-    return act2(_deconv2x2(act1(y), deconv2, 2 * g, 2 * g))
 
 
 class VanillaSAM(PromptableSegmenter):
@@ -247,10 +227,12 @@ class VanillaSAM(PromptableSegmenter):
     ----------
     sam : segment_anything.modeling.Sam
         From :func:`build_sam`.
+    fast : bool
+        The decoding path, see :class:`PromptableSegmenter`.
     """
 
-    def __init__(self, sam: Sam) -> None:
-        super().__init__(sam)
+    def __init__(self, sam: Sam, *, fast: bool = True) -> None:
+        super().__init__(sam, fast=fast)
         self.image_encoder.requires_grad_(False)
 
     def embed(self, images: Tensor) -> Tensor:
@@ -294,11 +276,13 @@ class DBSAM(PromptableSegmenter):
         Widths of the convolution branch's stem and three stages; by default C/24, C/12, C/6
         and C/3 rounded up to multiples of 8 (32, 64, 128, 256 for ViT-B; 8, 16, 32, 64 for
         ``tiny``).
+    fast : bool
+        The decoding path, see :class:`PromptableSegmenter`.
     """
 
     def __init__(self, sam: Sam, *, kv_grid: int = 16, ffn_ratio: float = 1.0,
-                 conv_widths: tuple[int, ...] | None = None) -> None:
-        super().__init__(sam)
+                 conv_widths: tuple[int, ...] | None = None, fast: bool = True) -> None:
+        super().__init__(sam, fast=fast)
         encoder = self.image_encoder
         dim = encoder.patch_embed.proj.out_channels
         if conv_widths is None:
@@ -345,7 +329,8 @@ MODEL_KINDS = {"dbsam": DBSAM, "sam": VanillaSAM}
 
 
 def build_model(kind: str, arch: str = "tiny", image_size: int = 1024,
-                checkpoint: str | Path | None = None) -> PromptableSegmenter:
+                checkpoint: str | Path | None = None, *,
+                fast: bool = True) -> PromptableSegmenter:
     """Build DB-SAM (Qin et al., MICCAI 2024, arXiv:2410.04172) or its vanilla SAM baseline.
 
     Parameters
@@ -359,6 +344,8 @@ def build_model(kind: str, arch: str = "tiny", image_size: int = 1024,
         Input side S, a multiple of 16.
     checkpoint : str or Path, optional
         A SAM state dict for the SAM part (see :func:`load_sam_checkpoint`).
+    fast : bool
+        The decoding path, see :class:`PromptableSegmenter`.
 
     Returns
     -------
@@ -372,7 +359,7 @@ def build_model(kind: str, arch: str = "tiny", image_size: int = 1024,
     if kind not in MODEL_KINDS:
         raise ConfigError(f"unknown model kind {kind!r}",
                           fix=f"use one of {', '.join(MODEL_KINDS)}")
-    return MODEL_KINDS[kind](build_sam(arch, image_size, checkpoint))
+    return MODEL_KINDS[kind](build_sam(arch, image_size, checkpoint), fast=fast)
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:

@@ -81,6 +81,57 @@ def list_command(cards_dir: CardsDirOption = None) -> None:
     _out().print(table)
 
 
+def _facts_table(card: medcl.io.DataCard) -> Table:
+    """Every scalar fact of a card (id, app, source, access, licence, ...), one per row."""
+    facts = Table(show_header=False, box=None, pad_edge=False)
+    facts.add_column("field", style="bold", no_wrap=True)
+    facts.add_column("value", overflow="fold")
+    skip = {"title", "labels", "protocol", "reference_results"}
+    for key, value in card.to_dict().items():
+        if key not in skip:
+            facts.add_row(key, _text(value))
+    return facts
+
+
+def _labels_table(card: medcl.io.DataCard) -> Table:
+    labels = Table(title="labels")
+    labels.add_column("code", justify="right")
+    labels.add_column("name")
+    for code, name in card.labels.items():
+        labels.add_row(escape(str(code)), escape(name))
+    return labels
+
+
+def _protocol_table(card: medcl.io.DataCard) -> Table:
+    """The evaluation protocol: one row per split (or one ``splits`` row), then the notes."""
+    protocol = Table(title=f"protocol: {escape(str(card.protocol['name']))}", show_header=False)
+    protocol.add_column("part", style="bold", no_wrap=True)
+    protocol.add_column("description", overflow="fold")
+    splits = card.protocol["splits"]
+    if isinstance(splits, dict):
+        for name, text in splits.items():
+            protocol.add_row(escape(str(name)), _text(text))
+    else:
+        protocol.add_row("splits", _text(splits))
+    if card.protocol.get("notes"):
+        protocol.add_row("notes", _text(card.protocol["notes"]))
+    return protocol
+
+
+def _results_table(card: medcl.io.DataCard) -> Table:
+    """The published numbers to compare with: ``value ± std`` per method, metric and split."""
+    results = Table(title="reference results")
+    for column in ("method", "metric", "value", "split", "source"):
+        justify = "right" if column == "value" else "left"
+        results.add_column(column, overflow="fold", justify=justify)
+    for r in card.reference_results:
+        value = f"{r['value']:g}" + (f" ± {r['std']:g}" if r.get("std") is not None else "")
+        results.add_row(
+            _text(r["method"]), _text(r["metric"]), value, _text(r["split"]), _text(r["source"])
+        )
+    return results
+
+
 @app.command("show")
 def show_command(
     card_id: Annotated[str, typer.Argument(metavar="ID", help="Card id, e.g. bnci2014_001.")],
@@ -94,48 +145,11 @@ def show_command(
     out = _out()
     out.print(f"[bold]{escape(card.title)}[/]")
     out.print(f"[dim]{escape(str(card.path))}[/]")
-
-    facts = Table(show_header=False, box=None, pad_edge=False)
-    facts.add_column("field", style="bold", no_wrap=True)
-    facts.add_column("value", overflow="fold")
-    skip = {"title", "labels", "protocol", "reference_results"}
-    for key, value in card.to_dict().items():
-        if key not in skip:
-            facts.add_row(key, _text(value))
-    out.print(facts)
-
-    labels = Table(title="labels")
-    labels.add_column("code", justify="right")
-    labels.add_column("name")
-    for code, name in card.labels.items():
-        labels.add_row(escape(str(code)), escape(name))
-    out.print(labels)
-
-    protocol = Table(title=f"protocol: {escape(str(card.protocol['name']))}", show_header=False)
-    protocol.add_column("part", style="bold", no_wrap=True)
-    protocol.add_column("description", overflow="fold")
-    splits = card.protocol["splits"]
-    if isinstance(splits, dict):
-        for name, text in splits.items():
-            protocol.add_row(escape(str(name)), _text(text))
-    else:
-        protocol.add_row("splits", _text(splits))
-    if card.protocol.get("notes"):
-        protocol.add_row("notes", _text(card.protocol["notes"]))
-    out.print(protocol)
-
+    out.print(_facts_table(card))
+    out.print(_labels_table(card))
+    out.print(_protocol_table(card))
     if card.reference_results:
-        results = Table(title="reference results")
-        for column in ("method", "metric", "value", "split", "source"):
-            results.add_column(
-                column, overflow="fold", justify="right" if column == "value" else "left"
-            )
-        for r in card.reference_results:
-            value = f"{r['value']:g}" + (f" ± {r['std']:g}" if r.get("std") is not None else "")
-            results.add_row(
-                _text(r["method"]), _text(r["metric"]), value, _text(r["split"]), _text(r["source"])
-            )
-        out.print(results)
+        out.print(_results_table(card))
     else:
         out.print("[dim]reference results: none recorded[/]")
 

@@ -103,24 +103,23 @@ def probe_features(z_tr, y_tr, z_te, y_te, cfg: CoreDemoConfig, seed: int) -> di
     return row
 
 
-def run_core_demo(run_dir: Path, *, epochs: int | None = None, seed: int = 0,
-                  config: CoreDemoConfig | None = None, progress: bool = True) -> str:
-    """Train and evaluate into ``run_dir``; return the report's Markdown section."""
-    import pandas as pd
+def pretrain(x_tr: torch.Tensor, cfg: CoreDemoConfig, folder, *, seed: int,
+             progress: bool = True) -> tuple[DigitsEncoder, DigitsEncoder, list[dict], float]:
+    """NT-Xent pretraining (Chen et al. 2020) of a :class:`DigitsEncoder` on two views of
+    ``x_tr`` (N, 1, 8, 8) through the engine, logging into ``folder`` (a ``RunFolder``).
 
-    from medcl.contrastive.engine import Engine, EngineConfig, seed_everything
+    Returns
+    -------
+    encoder, initial : DigitsEncoder
+        The trained encoder and a copy of it at its random initialisation.
+    history : list of dict
+        The engine's per-epoch rows (also in ``metrics.csv``).
+    seconds : float
+        Training wall time.
+    """
+    from medcl.contrastive.engine import Engine, EngineConfig
     from medcl.contrastive.heads import SimCLRHead
     from medcl.contrastive.losses import NTXentLoss
-    from medcl.contrastive.probe import embed
-    from medcl.io import RunFolder
-
-    cfg = copy.deepcopy(config) if config is not None else CoreDemoConfig()
-    if epochs is not None:
-        cfg.epochs = epochs
-    folder = RunFolder.create(run_dir)
-    folder.write_config(asdict(cfg), seed=seed, extra={"dataset": "sklearn_digits"})
-    seed_everything(seed)
-    x_tr, y_tr, x_te, y_te = load_digits_split(cfg.test_size, seed)
 
     encoder = DigitsEncoder(cfg.width)
     initial = copy.deepcopy(encoder)
@@ -138,8 +137,34 @@ def run_core_demo(run_dir: Path, *, epochs: int | None = None, seed: int = 0,
                                  progress=progress, checkpoint_every=0), folder.root)
     start = time.perf_counter()
     engine.fit(model, opt, loader, step)
-    train_s = time.perf_counter() - start
+    seconds = time.perf_counter() - start
     folder.save_model(model.state_dict())
+    return encoder, initial, engine.history, seconds
+
+
+def run_core_demo(run_dir: Path, *, epochs: int | None = None, seed: int = 0,
+                  config: CoreDemoConfig | None = None, progress: bool = True) -> str:
+    """Train and evaluate into ``run_dir``; return the report's Markdown section.
+
+    ``run_dir`` gets ``config.yaml``, ``metrics.csv`` (the per-epoch training log),
+    ``model.pt``, ``probes.csv`` (accuracy of each probe on each set of features),
+    ``loss.png`` and ``report.md``.
+    """
+    import pandas as pd
+
+    from medcl.contrastive.engine import seed_everything
+    from medcl.contrastive.probe import embed
+    from medcl.io import RunFolder
+
+    cfg = copy.deepcopy(config) if config is not None else CoreDemoConfig()
+    if epochs is not None:
+        cfg.epochs = epochs
+    folder = RunFolder.create(run_dir)
+    folder.write_config(asdict(cfg), seed=seed, extra={"dataset": "sklearn_digits"})
+    seed_everything(seed)
+    x_tr, y_tr, x_te, y_te = load_digits_split(cfg.test_size, seed)
+    encoder, initial, history, train_s = pretrain(x_tr, cfg, folder, seed=seed,
+                                                  progress=progress)
 
     features = {
         "raw pixels (64)": (x_tr.flatten(1).numpy(), x_te.flatten(1).numpy()),
@@ -149,7 +174,7 @@ def run_core_demo(run_dir: Path, *, epochs: int | None = None, seed: int = 0,
     rows = [{"features": name, **probe_features(z_tr, y_tr, z_te, y_te, cfg, seed)}
             for name, (z_tr, z_te) in features.items()]
     table = folder.write_table("probes", pd.DataFrame(rows))
-    _plot_loss(folder, engine.history)
+    _plot_loss(folder, history)
     n_params = sum(p.numel() for p in encoder.parameters())
     section = (
         "## core: SimCLR on digits\n\n"

@@ -42,8 +42,13 @@ def available_steps() -> dict[str, DemoStep]:
 
 
 def run_tour(out: Path, steps: list[DemoStep], *, epochs: int | None, seed: int) -> Path:
-    """Run ``steps`` into ``out/<step>/`` and write ``out/report.md``; returns its path."""
-    from medcl.io import RunFolder, to_markdown_table
+    """Run ``steps`` into ``out/<step>/`` and write ``out/report.md``; returns its path.
+
+    The tour's own folder holds ``config.yaml``, ``timing.csv`` (seconds per step) and
+    ``report.md``; each step's training log is ``out/<step>/metrics.csv`` (or in the step's
+    method folders).
+    """
+    from medcl.io import RunFolder
 
     folder = RunFolder.create(out)
     folder.write_config({"steps": [s.name for s in steps], "epochs": epochs}, seed=seed)
@@ -56,11 +61,10 @@ def run_tour(out: Path, steps: list[DemoStep], *, epochs: int | None, seed: int)
         timing.append({"step": step.name, "seconds": round(time.perf_counter() - start, 1)})
     import pandas as pd
 
-    table = pd.DataFrame(timing)
-    folder.write_metrics(table)
+    timing_md = folder.write_table("timing", pd.DataFrame(timing), floatfmt=".1f")
     report = "\n\n".join(
         ["# medcl demo", f"Seed {seed}. Each step's run folder is `{out}/<step>/`.",
-         "## Timing\n\n" + to_markdown_table(table, floatfmt=".1f"), *sections]
+         "## Timing\n\n" + timing_md, *sections]
     )
     folder.write_report(report + "\n")
     return folder.report_path

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from medcl.io.cli import app_group, int_list
+
+from .config import PROTOCOLS
 
 PAPER = (
     'Wang, Li, Chen, Wu, "MVCNet: Multi-View Contrastive Network for Motor Imagery '
@@ -43,35 +46,71 @@ def simulate(
         typer.echo(str(p))
 
 
-def _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, models, infer,
-                l_freq, h_freq, resample, tmin, tmax, alignment, batch_size, lr, trans_hidden,
-                out, notch=None, ems=False, channels=None):
-    from .config import MVCNetConfig
-    from .harness import load_data, train_run
+@dataclass
+class DataOptions:
+    """What ``train`` / ``benchmark`` read: recordings or a MOABB dataset, as typed."""
 
-    try:
-        cfg = MVCNetConfig(epochs=epochs, seeds=int_list(seeds, "--seeds"), protocol=protocol,
-                           infer=infer, l_freq=l_freq, h_freq=h_freq, resample=resample,
-                           tmin=tmin, tmax=tmax, alignment=alignment, batch_size=batch_size,
-                           lr=lr, trans_hidden=trans_hidden, notch=notch, ems=ems)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from err
-    chosen = [m.strip() for m in models.split(",") if m.strip()]
+    data: list[Path] | None = None
+    moabb: str | None = None
+    subjects: str | None = None
+    sessions: str | None = None
+    events: str | None = None
+    labels: list[Path] | None = None
+    channels: str | None = None
+
+    def sources(self) -> dict:
+        """The inputs as the run's ``config.yaml`` records them."""
+        return {"data": [str(p) for p in self.data] if self.data else None, "moabb": self.moabb,
+                "sessions": _names(self.sessions, "--sessions", all_word=True),
+                "events": self.events or (None if self.moabb else "left=769,right=770")}
+
+
+def _names(text: str | None, flag: str, *, all_word: bool = False) -> list[str] | None:
+    """Comma-separated names (``None`` for no text, or for ``all`` when ``all_word``); an empty
+    name is refused."""
+    if not text or (all_word and text.strip().lower() == "all"):
+        return None
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise typer.BadParameter(f"empty name in {text!r}", param_hint=flag)
+    return names
+
+
+def _models(text: str) -> list[str]:
+    """The ``--models`` names, each one of :data:`ALL_MODELS`."""
+    chosen = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in ALL_MODELS.split(",")]
     if unknown or not chosen:
         raise typer.BadParameter(f"unknown model(s) {unknown}; choose from {ALL_MODELS}",
                                  param_hint="--models")
-    if protocol not in ("co", "cv", "loso", "t2e"):
-        raise typer.BadParameter("choose co, cv, loso or t2e", param_hint="--protocol")
-    picks = [c.strip() for c in channels.split(",")] if channels else None
-    if picks is not None and not all(picks):
-        raise typer.BadParameter(f"empty channel name in {channels!r}", param_hint="--channels")
-    pooled = load_data(cfg, files=data or None, moabb=moabb,
-                       subjects=int_list(subjects, "--subjects") if subjects else None,
-                       events=events, labels=labels or None, channels=picks)
-    sources = {"data": [str(p) for p in data] if data else None, "moabb": moabb,
-               "events": events or (None if moabb else "left=769,right=770")}
-    typer.echo(f"report: {train_run(cfg, pooled, chosen, out, sources=sources)}")
+    return chosen
+
+
+def _config(**options):
+    """The run's :class:`~medcl.mvcnet.config.MVCNetConfig`: the paper's defaults, overridden by
+    the CLI options (``seeds`` as typed, e.g. ``"1,2,3"``)."""
+    from .config import MVCNetConfig
+
+    if options["protocol"] not in PROTOCOLS:
+        raise typer.BadParameter(f"choose {', '.join(PROTOCOLS)}, not {options['protocol']!r}",
+                                 param_hint="--protocol")
+    try:
+        return MVCNetConfig(**{**options, "seeds": int_list(options["seeds"], "--seeds")})
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+
+
+def _train_like(inputs: DataOptions, cfg, models: str, out: Path) -> None:
+    """``train`` and ``benchmark``: check the models, read the data, run the harness."""
+    from .harness import load_data, train_run
+
+    chosen = _models(models)
+    pooled = load_data(cfg, files=inputs.data or None, moabb=inputs.moabb,
+                       subjects=int_list(inputs.subjects, "--subjects") if inputs.subjects
+                       else None, sessions=_names(inputs.sessions, "--sessions", all_word=True),
+                       events=inputs.events, labels=inputs.labels or None,
+                       channels=_names(inputs.channels, "--channels"))
+    typer.echo(f"report: {train_run(cfg, pooled, chosen, out, sources=inputs.sources())}")
 
 
 def _training_command(name: str, default_models: str, doc: str) -> None:
@@ -86,6 +125,8 @@ def _training_command(name: str, default_models: str, doc: str) -> None:
             help="MOABB dataset id, e.g. BNCI2014_001 (from the MNE data folder or "
             "downloaded); FakeDataset (random noise, offline) to try the MOABB path.")] = None,
         subjects: Annotated[str | None, typer.Option(help="MOABB subjects, e.g. 1,2.")] = None,
+        sessions: Annotated[str | None, typer.Option(
+            help="MOABB sessions to keep, e.g. 0train (default: all).")] = None,
         events: Annotated[str | None, typer.Option(
             help="Class=code mapping, e.g. left=769,right=770 or left=T1,right=T2.")] = None,
         labels: Annotated[list[Path] | None, typer.Option(
@@ -93,7 +134,8 @@ def _training_command(name: str, default_models: str, doc: str) -> None:
             "--data by name (A01E.mat -> A01E.gdf).")] = None,
         channels: Annotated[str | None, typer.Option(
             help="EEG channels to keep, in this order, e.g. C3,Cz,C4 (default: all).")] = None,
-        protocol: Annotated[str, typer.Option(help="co, cv, loso or t2e.")] = "co",
+        protocol: Annotated[str, typer.Option(
+            help=f"{', '.join(PROTOCOLS[:-1])} or {PROTOCOLS[-1]}.")] = "co",
         epochs: Annotated[int, typer.Option(help="Training epochs (paper: 100).")] = 100,
         seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
         models: Annotated[str, typer.Option(help=f"Comma-separated, from {ALL_MODELS}.")]
@@ -116,9 +158,13 @@ def _training_command(name: str, default_models: str, doc: str) -> None:
         lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-3).")] = 1e-3,
         trans_hidden: Annotated[int, typer.Option(help="Transformer projector width.")] = 2048,
     ) -> None:
-        _train_like(data, moabb, subjects, events, labels, protocol, epochs, seeds, models,
-                    infer, l_freq, h_freq, resample, tmin, tmax, alignment, batch_size, lr,
-                    trans_hidden, out, notch=notch, ems=ems, channels=channels)
+        inputs = DataOptions(data=data, moabb=moabb, subjects=subjects, sessions=sessions,
+                             events=events, labels=labels, channels=channels)
+        cfg = _config(protocol=protocol, epochs=epochs, seeds=seeds, infer=infer,
+                      l_freq=l_freq, h_freq=h_freq, resample=resample, notch=notch, ems=ems,
+                      tmin=tmin, tmax=tmax, alignment=alignment, batch_size=batch_size, lr=lr,
+                      trans_hidden=trans_hidden)
+        _train_like(inputs, cfg, models, out)
 
     command.__doc__ = doc
     app.command(name)(command)

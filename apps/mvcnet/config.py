@@ -9,6 +9,19 @@ from dataclasses import dataclass, field
 INFER_MODES = ("cnn", "fused")
 ALIGNMENTS = ("ea", "none")
 
+PROTOCOL_TITLES: dict[str, str] = {
+    "co": "CO (within subject, chronological: first 80% of each class to train)",
+    "cv": "CV (within subject, 5-fold, no shuffling)",
+    "loso": "LOSO (leave one subject out)",
+    "t2e": "T->E (train on the first session, test on the second)",
+}
+"""The evaluation protocols and the title every results table of one carries: the one home of
+their names (:mod:`.protocols` makes the splits, the CLI and the harness read them here; this
+module imports nothing heavy, so ``--help`` stays fast)."""
+
+PROTOCOLS: tuple[str, ...] = tuple(PROTOCOL_TITLES)
+"""The protocol names, in the order of :data:`PROTOCOL_TITLES`."""
+
 
 @dataclass
 class MVCNetConfig:
@@ -43,6 +56,8 @@ class MVCNetConfig:
     def __post_init__(self) -> None:
         if self.infer not in INFER_MODES:
             raise ValueError(f"infer must be one of {INFER_MODES}, got {self.infer!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.alignment not in ALIGNMENTS:
             raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
         if self.epochs < 1 or self.batch_size < 2 or not self.seeds:

@@ -12,14 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import MVCNetConfig
+from .config import PROTOCOL_TITLES, MVCNetConfig
 
-PROTOCOL_TITLES = {
-    "co": "CO (within subject, chronological: first 80% of each class to train)",
-    "cv": "CV (within subject, 5-fold, no shuffling)",
-    "loso": "LOSO (leave one subject out)",
-    "t2e": "T->E (train on the first session, test on the second)",
-}
+SPLITS_NAME = "splits.csv"
+"""The evaluation table of a run: one row per protocol split, model and seed (``metrics.csv``
+is kept for per-epoch training logs: the final model's is ``final/metrics.csv``)."""
 
 
 @dataclass
@@ -238,10 +235,11 @@ def match_labels(files: list[Path], labels: list[Path] | None) -> list[Path | No
 
 
 def load_data(cfg: MVCNetConfig, *, files: list[Path] | None = None, moabb: str | None = None,
-              subjects: list[int] | None = None, events: str | None = None,
-              labels: list[Path] | None = None, channels: list[str] | None = None) -> Pooled:
-    """Read recordings (any MNE format) or a MOABB dataset into one pool of trials, keeping
-    ``channels`` (in that order) when given."""
+              subjects: list[int] | None = None, sessions: list[str] | None = None,
+              events: str | None = None, labels: list[Path] | None = None,
+              channels: list[str] | None = None) -> Pooled:
+    """Read recordings (any MNE format) or a MOABB dataset (its ``subjects`` and ``sessions``,
+    default all) into one pool of trials, keeping ``channels`` (in that order) when given."""
     from medcl.io import ConfigError
     from medcl.io.eeg import load_moabb, read_trials
 
@@ -252,8 +250,13 @@ def load_data(cfg: MVCNetConfig, *, files: list[Path] | None = None, moabb: str 
         if files or labels:
             raise ConfigError(f"--moabb {moabb} is given together with --data/--labels files",
                               fix="train either on --data recordings or on a --moabb dataset")
-        trials = load_moabb(moabb, subjects=subjects, events=events, **window, **filt)
+        trials = load_moabb(moabb, subjects=subjects, sessions=sessions, events=events,
+                            **window, **filt)
     else:
+        if sessions is not None:
+            raise ConfigError("--sessions selects sessions of a --moabb dataset",
+                              fix="leave out --sessions with --data (pass the files of the "
+                              "sessions you want)")
         if not files:
             raise ConfigError("no data given", fix="pass --data FILE... or --moabb DATASET_ID")
         trials = []
@@ -303,8 +306,9 @@ def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
     folder.write_config(cfg, seed=cfg.seeds[0], extra={
         **sources, "models": models, "ch_names": data.ch_names, "sfreq": data.sfreq,
         "classes": data.classes, "n_times": int(data.X.shape[2]), "n_trials": int(len(data.y)),
-        "subjects": sorted(set(data.subjects.tolist()))})
-    folder.write_metrics(table)
+        "subjects": sorted(set(data.subjects.tolist())),
+        "sessions_used": sorted(set(data.sessions.tolist()))})
+    atomic.write_csv(folder.root / SPLITS_NAME, table)
     summary = summarise(table)
     summary_md = folder.write_table("results", summary, floatfmt=".2f")
     atomic.write_text(folder.root / "results.md", f"Protocol: {PROTOCOL_TITLES[cfg.protocol]}"
@@ -326,7 +330,8 @@ def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
         f"# MVCNet run\n\nProtocol: **{PROTOCOL_TITLES[cfg.protocol]}**. "
         f"{len(data.y)} trials, {len(data.ch_names)} channels at {data.sfreq:g} Hz, "
         f"{data.X.shape[2]} samples per trial, classes {', '.join(data.classes)}, subjects "
-        f"{', '.join(sorted(set(data.subjects.tolist())))}. Band-pass {cfg.l_freq}-{cfg.h_freq}"
+        f"{', '.join(sorted(set(data.subjects.tolist())))}, sessions "
+        f"{', '.join(sorted(set(data.sessions.tolist())))}. Band-pass {cfg.l_freq}-{cfg.h_freq}"
         f" Hz, alignment {cfg.alignment}{', exponential moving standardisation' if cfg.ems else ''}"
         f"; {cfg.epochs} epochs, last-epoch accuracy (%), mean "
         f"and standard deviation over seeds {cfg.seeds} (each seed: mean over splits).\n\n"
@@ -334,7 +339,7 @@ def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
         "test-time choice); `mvcnet (fused)` the mean of both branches' features.\n\n"
         + ("![confusion matrix](confusion.png)\n\n![learning curves](learning_curves.png)\n\n"
            if extras["y_true"] else "") +
-        f"Results: `results.csv` / `results.md`. Per split and seed: `metrics.csv`. Deployable "
+        f"Results: `results.csv` / `results.md`. Per split and seed: `{SPLITS_NAME}`. Deployable "
         f"model (all labelled trials, seed {cfg.seeds[0]}): `model.pt`, its training log "
         f"`final/metrics.csv`.\n\nInput notes:\n{notes}")
     folder.write_report(report)

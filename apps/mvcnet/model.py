@@ -7,6 +7,9 @@ dependencies, their features fused and aligned by the cross-view / cross-model c
 losses). The CNN branch is IFNet (Wang, Yao, Wang, IEEE TNSRE 31:1900-1911, 2023) with a single
 frequency band, as in the authors' code (github.com/wzwvv/MVCNet, ``radix=1``).
 
+This file holds the architecture as plain ``torch.nn`` modules; the speed kernels that evaluate
+the same modules faster (``fast=True``, the default) live in :mod:`medcl.mvcnet._kernels`.
+
 Example
 -------
 >>> import torch
@@ -19,11 +22,10 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from . import _kernels
 
 __all__ = ["MVCNet"]
 
@@ -75,6 +77,10 @@ class MVCNet(nn.Module):
         Encoder layers of the Transformer branch.
     trans_hidden : int, default 2048
         Hidden width of the Transformer projection head (the authors use 2048).
+    fast : bool, default True
+        Evaluate the modules along the speed kernels of :mod:`medcl.mvcnet._kernels` (same
+        parameters, same results up to rounding); ``False`` calls the plain ``torch.nn``
+        modules. An attribute: it can be switched on a built or loaded network.
 
     Attributes
     ----------
@@ -84,6 +90,8 @@ class MVCNet(nn.Module):
         ``F``, the size of both the CNN features and the Transformer projection.
     d_model : int
         Token width of the Transformer branch.
+    fast : bool
+        Which path :meth:`forward` takes.
 
     Notes
     -----
@@ -94,12 +102,13 @@ class MVCNet(nn.Module):
     defaults, as in the authors' code.
 
     The modules (``cnn``, ``encoder``, ``projector``, ``classifier``) hold the parameters and
-    define the function; :meth:`forward` evaluates them along faster paths with the same
-    parameters and results (up to rounding): on the CPU the CNN branch runs time-major
-    (:meth:`_cnn_time_major`); the encoder layer runs batch-first without
-    ``nn.MultiheadAttention``'s layout copies (:func:`_post_norm_layer`); and, given
-    ``channel_maps``, the raw trials and their sign-flipped / reflected views share one input
-    projection.
+    define the function, whichever the path: both paths have the same ``state_dict``, so a
+    checkpoint of one loads into the other. With ``fast=True`` :meth:`forward` evaluates them
+    along faster routes: on the CPU the CNN branch runs time-major
+    (:func:`~medcl.mvcnet._kernels.cnn_branch`); the encoder layer runs batch-first without
+    ``nn.MultiheadAttention``'s layout copies (:func:`~medcl.mvcnet._kernels.encode`); and,
+    given ``channel_maps``, the raw trials and their sign-flipped / reflected views share one
+    input projection. Dropout draws differ between the paths; everything else agrees.
     """
 
     def __init__(
@@ -115,76 +124,37 @@ class MVCNet(nn.Module):
         trans_heads: int = 2,
         trans_layers: int = 1,
         trans_hidden: int = 2048,
+        fast: bool = True,
     ) -> None:
         super().__init__()
-        for name, value in {
-            "n_chans": n_chans,
-            "n_times": n_times,
-            "n_classes": n_classes,
-            "n_filters": n_filters,
-            "kernel_size": kernel_size,
-            "pool": pool,
-            "trans_heads": trans_heads,
-            "trans_layers": trans_layers,
-            "trans_hidden": trans_hidden,
-        }.items():
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if n_times < pool:
-            raise ValueError(
-                f"n_times={n_times} is shorter than pool={pool}: the CNN branch would have no "
-                "features; lower `pool` or use longer trials"
-            )
-        if n_times < trans_heads:
-            raise ValueError(f"n_times={n_times} must be >= trans_heads={trans_heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-
+        _check_arguments(
+            {
+                "n_chans": n_chans,
+                "n_times": n_times,
+                "n_classes": n_classes,
+                "n_filters": n_filters,
+                "kernel_size": kernel_size,
+                "pool": pool,
+                "trans_heads": trans_heads,
+                "trans_layers": trans_layers,
+                "trans_hidden": trans_hidden,
+            },
+            dropout,
+        )
         self.n_chans = int(n_chans)
         self.n_times = int(n_times)
-        self._pool = int(pool)
         self.n_outputs = int(n_classes)
         self.feature_dim = int(n_filters) * (self.n_times // int(pool))
         self.d_model = self.n_times - self.n_times % int(trans_heads)
+        self.fast = bool(fast)
 
-        # CNN branch: IFNet stem with a single band.
-        self.cnn = nn.Sequential(
-            nn.Conv1d(n_chans, n_filters, kernel_size=1, bias=False),
-            nn.BatchNorm1d(n_filters),
-            nn.Conv1d(
-                n_filters,
-                n_filters,
-                kernel_size=kernel_size,
-                groups=n_filters,
-                padding="same",
-                bias=False,
-            ),
-            nn.BatchNorm1d(n_filters),
-            nn.GELU(),
-            nn.AvgPool1d(pool, pool),
-            nn.Dropout(dropout),
-            nn.Flatten(1),
+        # The order of construction fixes which random numbers each module's default
+        # initialisation draws under a given seed: keep it.
+        self.cnn = _cnn_branch(self.n_chans, n_filters, kernel_size, pool, dropout)
+        self.encoder = _transformer_encoder(self.d_model, trans_heads, trans_layers)
+        self.projector = _projection_head(
+            self.n_chans * self.d_model, trans_hidden, self.feature_dim
         )
-
-        # Transformer branch: channels as tokens, the trial as the token's features.
-        layer = nn.TransformerEncoderLayer(
-            d_model=self.d_model,
-            nhead=trans_heads,
-            dim_feedforward=max(2 * self.d_model, 128),
-            dropout=0.1,
-            batch_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(
-            layer, num_layers=trans_layers, enable_nested_tensor=False
-        )
-        self.projector = nn.Sequential(
-            nn.Linear(self.n_chans * self.d_model, trans_hidden),
-            nn.LayerNorm(trans_hidden),
-            nn.ReLU(),
-            nn.Linear(trans_hidden, self.feature_dim),
-            nn.Tanh(),
-        )
-
         self.classifier = nn.Linear(self.feature_dim, self.n_outputs)
 
         self.cnn.apply(_ifnet_init)
@@ -198,59 +168,31 @@ class MVCNet(nn.Module):
             )
 
     def cnn_features(self, x: Tensor) -> Tensor:
-        """CNN-branch features ``(B, F)`` of trials ``x: (B, C, T)``.
+        """CNN-branch features ``(B, F)`` of trials ``x: (B, C, T)``: ``self.cnn(x)``.
 
-        On the CPU (odd kernel length) the branch runs time-major (see
-        :meth:`_cnn_time_major`): the same function and parameters as ``self.cnn``, several
-        times faster to train; elsewhere ``self.cnn`` runs as is.
+        With ``fast`` on the CPU (odd kernel length) the branch runs time-major
+        (:func:`~medcl.mvcnet._kernels.cnn_branch`): the same function and parameters,
+        several times faster to train.
         """
         self._check(x)
-        if x.device.type == "cpu" and self.cnn[2].kernel_size[0] % 2 == 1:
-            return self._cnn_time_major(x)
+        if self.fast:
+            return _kernels.cnn_branch(self.cnn, x)
         return self.cnn(x)
-
-    def _cnn_time_major(self, x: Tensor) -> Tensor:
-        """``self.cnn(x)`` computed on ``(B, T, F)`` (time-major) activations.
-
-        The pointwise convolution becomes one matmul, both BatchNorms see ``(B * T, F)`` rows
-        (the same per-filter statistics over batch and time), the depthwise convolution runs
-        channels-last (:class:`_DepthwiseTimeConv`; PyTorch's own channel-first depthwise
-        ``Conv1d`` with a 63-tap kernel is about 10x slower to train on the CPU), and the
-        pooling is a reshape-and-sum. The output is in ``nn.Flatten``'s (filter, window) order.
-        """
-        pointwise, bn1, depthwise, bn2, act, _, drop = list(self.cnn)[:7]
-        n_batch, n_times = x.shape[0], x.shape[2]
-        h = torch.matmul(x.transpose(1, 2), pointwise.weight[:, :, 0].t())  # (B, T, F)
-        if pointwise.bias is not None:
-            h = h + pointwise.bias
-        n_filters = h.shape[-1]
-        h = bn1(h.reshape(-1, n_filters)).view(n_batch, n_times, n_filters)
-        h = _DepthwiseTimeConv.apply(h, depthwise.weight)
-        if depthwise.bias is not None:
-            h = h + depthwise.bias
-        n_win = n_times // self._pool
-        h = bn2(h.reshape(-1, n_filters)).view(n_batch, n_times, n_filters)
-        # The activation is elementwise: apply it to the pooled samples only, shaped
-        # (B, window, sample, F), so that the pooling's gradient reaches it without a copy.
-        h = act(h[:, : n_win * self._pool].view(n_batch, n_win, self._pool, n_filters))
-        h = h.sum(2) / self._pool  # (B, n_win, F)
-        return drop(h.transpose(1, 2).reshape(n_batch, n_filters * n_win))
 
     def transformer_projection(
         self, x: Tensor, channel_maps: Sequence[ChannelMap | None] | None = None
     ) -> Tensor:
-        """Transformer-branch projection ``(B, F)`` (in ``[-1, 1]``) of ``x: (B, C, T)``.
+        """Transformer-branch projection ``(B, F)`` (in ``[-1, 1]``) of ``x: (B, C, T)``:
+        ``self.projector(self.encoder(x[..., :d_model]).flatten(1))``.
 
-        ``channel_maps``: see :meth:`forward`.
+        ``channel_maps``: see :meth:`forward` (used by the fast path only).
         """
         self._check(x)
-        h = x[..., : self.d_model]  # (B, C, d_model)
-        maps = _checked_maps(x, channel_maps)
-        for layer in self.encoder.layers:
-            h = _post_norm_layer(layer, h, maps)
-            maps = None  # only the first layer's input is a linear function of the trials
-        if self.encoder.norm is not None:
-            h = self.encoder.norm(h)
+        h = x[..., : self.d_model]  # (B, C, d_model): channels are the tokens
+        if self.fast:
+            h = _kernels.encode(self.encoder, h, _kernels.checked_maps(x, channel_maps))
+        else:
+            h = self.encoder(h)
         return self.projector(h.flatten(1))
 
     # ------------------------------------------------------------------ API
@@ -269,9 +211,10 @@ class MVCNet(nn.Module):
             ``channel_maps[k - 1] = (perm, sign)`` states that chunk ``k`` is the raw chunk with
             channel ``i`` replaced by ``sign[i]`` times channel ``perm[i]`` (sign flip, channel
             reflection: :meth:`medcl.mvcnet.views.ViewPipeline.channel_maps`); ``None`` for other
-            views. The Transformer's input projection, linear in the channel tokens, is then
-            derived from the raw chunk's rather than recomputed: the outputs and gradients are
-            those of ``forward(x)`` (up to rounding), the statement is checked on ``x``.
+            views. With ``fast``, the Transformer's input projection, linear in the channel
+            tokens, is then derived from the raw chunk's rather than recomputed: the outputs and
+            gradients are those of ``forward(x)`` (up to rounding), the statement is checked on
+            ``x``. The plain path (``fast=False``) computes every chunk and ignores the maps.
 
         Returns
         -------
@@ -308,243 +251,73 @@ class MVCNet(nn.Module):
         raise ValueError(f"infer must be one of {_INFER_MODES}, got {infer!r}")
 
 
-class _Map(NamedTuple):
-    perm: Tensor  # (C,) long
-    sign: Tensor  # (C,) float
-    kind: str  # "perm" (all signs +1), "flip" (identity, all -1) or "signed"
-
-
-def _checked_maps(
-    x: Tensor, channel_maps: Sequence[ChannelMap | None] | None
-) -> list[_Map | None] | None:
-    """``channel_maps`` as :class:`_Map` after checking them against the chunks of ``x``;
-    ``None`` when there is nothing to share."""
-    if not channel_maps or all(m is None for m in channel_maps) or x.requires_grad:
-        return None
-    n_chunks = 1 + len(channel_maps)
-    if x.shape[0] % n_chunks:
-        raise ValueError(f"{x.shape[0]} trials do not split into {n_chunks} equal chunks")
-    chunks = x.unflatten(0, (n_chunks, -1))
-    out: list[tuple[Tensor, Tensor] | None] = []
-    for k, m in enumerate(channel_maps, 1):
-        if m is None:
-            out.append(None)
-            continue
-        perm = torch.as_tensor(m[0], dtype=torch.long, device=x.device)
-        sign = torch.as_tensor(m[1], dtype=x.dtype, device=x.device)
-        if perm.shape != (x.shape[1],) or sign.shape != (x.shape[1],):
-            raise ValueError(f"channel map {k}: perm and sign need {x.shape[1]} entries")
-        if not torch.equal(chunks[k], chunks[0].index_select(1, perm) * sign[:, None]):
-            raise ValueError(f"chunk {k} of the batch is not its channel map of chunk 0")
-        if bool((sign == 1).all()):
-            kind = "perm"
-        elif bool((sign == -1).all()) and torch.equal(perm, torch.arange(len(perm)).to(perm)):
-            kind = "flip"
-        else:
-            kind = "signed"
-        out.append(_Map(perm, sign, kind))
-    return out
-
-
-class _SharedInProjection(torch.autograd.Function):
-    """``F.linear(x, weight, bias)`` of stacked chunks ``x = cat([raw, view_1, ...])`` where
-    some views are signed channel (token) permutations of ``raw`` (``maps``, see
-    :func:`_checked_maps`): their rows are gathered from the raw chunk's output, and their
-    gradient folded into the raw chunk's before the single weight-gradient product. ``x``
-    gets no gradient (it is data)."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, maps):  # type: ignore[override]
-        n_chunks = 1 + len(maps)
-        chunks = x.unflatten(0, (n_chunks, -1))  # (n, B, L, E)
-        out = x.new_empty(chunks.shape[:-1] + (weight.shape[0],))
-        rows = chunks.shape[1] * chunks.shape[2]
-        computed = [0] + [k for k, m in enumerate(maps, 1) if m is None]
-        for k in computed:
-            torch.addmm(
-                bias, chunks[k].reshape(rows, -1), weight.t(), out=out[k].view(rows, -1)
-            )
-        for k, m in enumerate(maps, 1):
-            if m is None:
-                continue
-            if m.kind == "flip":
-                torch.sub(2 * bias, out[0], out=out[k])  # -(raw - bias) + bias
-            else:
-                torch.index_select(out[0], 1, m.perm, out=out[k])
-                if m.kind == "signed":  # sign * (raw - bias) + bias
-                    out[k].sub_(bias).mul_(m.sign[:, None]).add_(bias)
-        ctx.maps, ctx.computed = maps, computed
-        ctx.save_for_backward(x)
-        return out.flatten(0, 1)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        n_chunks = 1 + len(ctx.maps)
-        chunks = x.unflatten(0, (n_chunks, -1))
-        g = grad.unflatten(0, (n_chunks, -1))
-        rows = chunks.shape[1] * chunks.shape[2]
-        grad_raw = g[0].clone(memory_format=torch.contiguous_format)
-        for k, m in enumerate(ctx.maps, 1):
-            if m is None:
-                continue
-            if m.kind == "flip":
-                grad_raw.sub_(g[k])
-            else:
-                grad_raw.index_add_(1, m.perm, g[k] if m.kind == "perm" else g[k] * m.sign[:, None])
-        grad_w = grad_raw.view(rows, -1).t() @ chunks[0].reshape(rows, -1)
-        for k in ctx.computed[1:]:
-            grad_w.addmm_(g[k].reshape(rows, -1).t(), chunks[k].reshape(rows, -1))
-        grad_b = g.sum((0, 1, 2)) if ctx.needs_input_grad[2] else None
-        return None, grad_w, grad_b, None
-
-
-def _post_norm_layer(
-    layer: nn.TransformerEncoderLayer,
-    x: Tensor,
-    maps: list[_Map | None] | None = None,
-) -> Tensor:
-    """``layer(x)`` for our post-norm, ReLU, batch-first encoder layer, computed batch-first.
-
-    The same function and parameters as ``nn.TransformerEncoderLayer.forward`` (no masks):
-    ``x = norm1(x + drop1(attn(x)))``, ``x = norm2(x + drop2(linear2(drop(relu(linear1(x))))))``.
-    ``nn.MultiheadAttention`` transposes its batch-first input to sequence-first and back
-    (copies of every activation); here the packed input projection goes to
-    :class:`_PackedAttention` (CPU) or ``scaled_dot_product_attention`` as it is, and with
-    ``maps`` (first layer of a stacked multi-view batch) it is :class:`_SharedInProjection`.
-    The layer must be post-norm with ReLU, as :class:`MVCNet` builds it.
-    """
-    attn = layer.self_attn
-    heads = attn.num_heads
-    p_drop = attn.dropout if layer.training else 0.0
-    if maps is None or attn.in_proj_bias is None:
-        qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)  # (B, L, 3 * width)
-    else:
-        qkv = _SharedInProjection.apply(x, attn.in_proj_weight, attn.in_proj_bias, maps)
-    if x.device.type == "cpu":
-        a = _PackedAttention.apply(qkv, heads, p_drop)
-    else:
-        a = _sdpa_attention(qkv, heads, p_drop)
-    a = attn.out_proj(a)
-    x = layer.norm1(x + layer.dropout1(a))
-    ff = layer.linear2(layer.dropout(F.relu(layer.linear1(x))))
-    return layer.norm2(x + layer.dropout2(ff))
-
-
-def _sdpa_attention(qkv: Tensor, heads: int, p: float) -> Tensor:
-    """:class:`_PackedAttention` by ``scaled_dot_product_attention`` (fused kernels on GPUs)."""
-    n_batch, n_tok, width3 = qkv.shape
-    q, k, v = qkv.view(n_batch, n_tok, 3, heads, width3 // (3 * heads)).permute(2, 0, 3, 1, 4)
-    a = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-    return a.transpose(1, 2).reshape(n_batch, n_tok, width3 // 3)
-
-
-class _PackedAttention(torch.autograd.Function):
-    """Scaled dot-product attention of packed ``qkv: (B, L, 3 * E)`` (queries, keys, values,
-    each ``heads`` blocks of ``E / heads`` features, as ``nn.MultiheadAttention``'s input
-    projection lays them out), dropout ``p`` on the attention weights; returns ``(B, L, E)``.
-
-    What ``scaled_dot_product_attention`` computes, with every product a ``bmm`` on strided
-    views of ``qkv`` and the gradient written into one ``(B, L, 3 * E)`` buffer: no per-head
-    copies of the wide activations, forward or backward (those copies cost more than the
-    attention itself with a few dozen channel tokens).
-    """
-
-    @staticmethod
-    def forward(ctx, qkv: Tensor, heads: int, p: float) -> Tensor:  # type: ignore[override]
-        width = qkv.shape[-1] // 3
-        dh = width // heads
-        scale = dh**-0.5
-        out = qkv.new_empty(qkv.shape[:-1] + (width,))
-        saved = []
-        for h in range(heads):
-            q, k, v = (qkv[..., i * width + h * dh : i * width + (h + 1) * dh] for i in range(3))
-            w = torch.softmax(torch.bmm(q, k.transpose(1, 2)).mul_(scale), dim=-1)
-            keep = None
-            if p > 0.0:
-                keep = torch.empty_like(w).bernoulli_(1.0 - p).div_(1.0 - p)
-            out[..., h * dh : (h + 1) * dh] = torch.bmm(w if keep is None else w * keep, v)
-            saved += [w] if keep is None else [w, keep]
-        ctx.heads, ctx.p, ctx.scale = heads, p, scale
-        ctx.save_for_backward(qkv, *saved)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
-        qkv, *saved = ctx.saved_tensors
-        width = qkv.shape[-1] // 3
-        dh = width // ctx.heads
-        grad_qkv = torch.empty_like(qkv)
-        per_head = 2 if ctx.p > 0.0 else 1
-        for h in range(ctx.heads):
-            w, *keep = saved[h * per_head : (h + 1) * per_head]
-            sl = [slice(i * width + h * dh, i * width + (h + 1) * dh) for i in range(3)]
-            q, k, v = (qkv[..., s] for s in sl)
-            g = grad[..., h * dh : (h + 1) * dh]
-            w_used = w * keep[0] if keep else w
-            grad_qkv[..., sl[2]] = torch.bmm(w_used.transpose(1, 2), g)
-            grad_w = torch.bmm(g, v.transpose(1, 2))
-            if keep:
-                grad_w = grad_w * keep[0]
-            grad_s = w * (grad_w - (grad_w * w).sum(-1, keepdim=True))
-            grad_s = grad_s.mul_(ctx.scale)
-            grad_qkv[..., sl[0]] = torch.bmm(grad_s, k)
-            grad_qkv[..., sl[1]] = torch.bmm(grad_s.transpose(1, 2), q)
-        return grad_qkv, None, None
-
-
-def _channels_last(h: Tensor, along_height: bool) -> Tensor:
-    """``(B, T, F)`` contiguous as a channels-last ``(B, F, T, 1)`` (``along_height``) or
-    ``(B, F, 1, T)`` image, without a copy and with the canonical channels-last strides (oneDNN
-    mis-handles some equivalent strides of the size-1 axis)."""
-    b, t, f = h.shape
-    if along_height:
-        return h.as_strided((b, f, t, 1), (t * f, 1, f, f))
-    return h.as_strided((b, f, 1, t), (t * f, 1, t * f, f))
-
-
-class _DepthwiseTimeConv(torch.autograd.Function):
-    """Depthwise ``padding='same'`` convolution along time of time-major ``h: (B, T, F)`` with
-    ``weight: (F, 1, K)``, ``K`` odd, returning ``(B, T, F)``.
-
-    Mathematically ``conv1d(h.transpose(1, 2), weight, padding='same', groups=F)``. oneDNN is
-    fast on this channels-last layout for the forward pass and the input gradient when time is
-    the image width, and for the weight gradient when time is the image height, so each
-    product uses the view that suits it (views of the same memory, no copies).
-    """
-
-    @staticmethod
-    def forward(ctx, h: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
-        h = h.contiguous()
-        n_batch, n_times, n_filters = h.shape
-        pad = weight.shape[-1] // 2
-        out = F.conv2d(
-            _channels_last(h, False), weight.unsqueeze(2), padding=(0, pad), groups=n_filters
+# ---------------------------------------------------------------------------- construction
+def _check_arguments(sizes: dict[str, int], dropout: float) -> None:
+    """Raise ``ValueError`` unless every size is a positive integer, the trials are at least
+    one pooling window and one sample per head long, and ``0 <= dropout < 1``."""
+    for name, value in sizes.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    n_times, pool, heads = sizes["n_times"], sizes["pool"], sizes["trans_heads"]
+    if n_times < pool:
+        raise ValueError(
+            f"n_times={n_times} is shorter than pool={pool}: the CNN branch would have no "
+            "features; lower `pool` or use longer trials"
         )
-        ctx.save_for_backward(h, weight)
-        return out.permute(0, 2, 3, 1).reshape(n_batch, n_times, n_filters)
+    if n_times < heads:
+        raise ValueError(f"n_times={n_times} must be >= trans_heads={heads}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
 
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # type: ignore[override]
-        h, weight = ctx.saved_tensors
-        grad = grad.contiguous()
-        n_batch, n_times, n_filters = h.shape
-        pad = weight.shape[-1] // 2
-        conv_backward = torch.ops.aten.convolution_backward
-        grad_h = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_h = conv_backward(
-                _channels_last(grad, False), _channels_last(h, False), weight.unsqueeze(2),
-                None, (1, 1), (0, pad), (1, 1), False, (0, 0), n_filters, (True, False, False),
-            )[0]
-            grad_h = grad_h.permute(0, 2, 3, 1).reshape(n_batch, n_times, n_filters)
-        if ctx.needs_input_grad[1]:
-            grad_w = conv_backward(
-                _channels_last(grad, True), _channels_last(h, True), weight.unsqueeze(3),
-                None, (1, 1), (pad, 0), (1, 1), False, (0, 0), n_filters, (False, True, False),
-            )[1]
-            grad_w = grad_w.reshape(weight.shape)
-        return grad_h, grad_w
+
+def _cnn_branch(
+    n_chans: int, n_filters: int, kernel_size: int, pool: int, dropout: float
+) -> nn.Sequential:
+    """IFNet's stem with a single band (Wang et al., TNSRE 2023): ``(B, C, T) -> (B, F)``,
+    ``F = n_filters * (T // pool)`` (PyTorch's default initialisation; see :func:`_ifnet_init`).
+    """
+    return nn.Sequential(
+        nn.Conv1d(n_chans, n_filters, kernel_size=1, bias=False),
+        nn.BatchNorm1d(n_filters),
+        nn.Conv1d(
+            n_filters,
+            n_filters,
+            kernel_size=kernel_size,
+            groups=n_filters,
+            padding="same",
+            bias=False,
+        ),
+        nn.BatchNorm1d(n_filters),
+        nn.GELU(),
+        nn.AvgPool1d(pool, pool),
+        nn.Dropout(dropout),
+        nn.Flatten(1),
+    )
+
+
+def _transformer_encoder(d_model: int, heads: int, layers: int) -> nn.TransformerEncoder:
+    """Post-norm, batch-first encoder over channel tokens of width ``d_model`` (the samples of
+    the trial): feed-forward width ``max(2 * d_model, 128)``, ReLU, dropout 0.1."""
+    layer = nn.TransformerEncoderLayer(
+        d_model=d_model,
+        nhead=heads,
+        dim_feedforward=max(2 * d_model, 128),
+        dropout=0.1,
+        batch_first=True,
+    )
+    return nn.TransformerEncoder(layer, num_layers=layers, enable_nested_tensor=False)
+
+
+def _projection_head(in_features: int, hidden: int, feature_dim: int) -> nn.Sequential:
+    """Linear - LayerNorm - ReLU - Linear - Tanh: the flattened encoder output into the CNN
+    branch's feature space (for the cross-model contrastive loss)."""
+    return nn.Sequential(
+        nn.Linear(in_features, hidden),
+        nn.LayerNorm(hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, feature_dim),
+        nn.Tanh(),
+    )
 
 
 def _ifnet_init(m: nn.Module) -> None:

@@ -1,9 +1,8 @@
-"""Preprocessing of epoched motor-imagery trials: filtering, alignment, standardisation.
+"""Preprocessing of epoched motor-imagery trials: alignment and standardisation.
 
-Every function works on trial arrays ``X: (n_trials, n_chans, n_times)`` (float, µV) sampled at
-``sfreq`` Hz. Filtering of continuous recordings happens upstream (MNE, in :mod:`medcl.io`); the
-functions here serve data that arrive already epoched (MOABB arrays, ``.npy`` files) and the
-alignment steps of MVCNet's protocols.
+Every function works on trial arrays ``X: (n_trials, n_chans, n_times)`` (float, µV). Filtering
+and resampling happen upstream, on the continuous recording (MNE, or MOABB's paradigm, in
+:mod:`medcl.io.eeg`); the functions here are the alignment steps of MVCNet's protocols.
 
 References
 ----------
@@ -24,12 +23,10 @@ from scipy import linalg
 
 __all__ = [
     "OnlineEA",
-    "bandpass",
     "euclidean_alignment",
     "exponential_moving_standardize",
     "inv_sqrtm",
     "mean_covariance",
-    "resample",
     "trial_covariances",
 ]
 
@@ -172,81 +169,6 @@ def inv_sqrtm(R: np.ndarray, *, shrinkage: float = 0.0, eig_floor: float = EIG_F
         w = np.maximum(w, floor)
     W = (V / np.sqrt(w)) @ V.T
     return 0.5 * (W + W.T)
-
-
-# --------------------------------------------------------------------------- filtering
-
-
-def bandpass(
-    X: np.ndarray, sfreq: float, l_freq: float | None = 8.0, h_freq: float | None = 32.0
-) -> np.ndarray:
-    """Zero-phase FIR band-pass filter of each trial (``mne.filter.filter_data``).
-
-    The default 8-32 Hz band is that of MOABB's ``MotorImagery`` paradigm, used by MVCNet
-    [Wang2025]_. Filtering short epochs suffers from edge effects; prefer filtering the
-    continuous recording (done upstream) and use this for data that arrive epoched.
-
-    Parameters
-    ----------
-    X : np.ndarray, shape (n_trials, n_chans, n_times)
-        Trials.
-    sfreq : float
-        Sampling rate (Hz).
-    l_freq, h_freq : float or None
-        Pass-band edges (Hz); ``None`` makes the filter a low-pass / high-pass.
-
-    Returns
-    -------
-    np.ndarray, shape (n_trials, n_chans, n_times)
-        Filtered trials, same dtype as ``X``.
-    """
-    import mne
-
-    X = _as_trials(X)
-    if not sfreq > 0:
-        raise ValueError(f"sfreq must be > 0, got {sfreq}")
-    nyquist = sfreq / 2.0
-    if h_freq is not None and h_freq >= nyquist:
-        raise ValueError(
-            f"h_freq={h_freq} Hz must be below the Nyquist frequency {nyquist} Hz "
-            f"(sfreq={sfreq} Hz); lower h_freq or pass h_freq=None"
-        )
-    if l_freq is not None and h_freq is not None and not l_freq < h_freq:
-        raise ValueError(f"l_freq ({l_freq}) must be below h_freq ({h_freq})")
-    out = mne.filter.filter_data(
-        X.astype(np.float64), sfreq, l_freq, h_freq, verbose="error", copy=True
-    )
-    return out.astype(_out_dtype(X), copy=False)
-
-
-def resample(X: np.ndarray, sfreq: float, new_sfreq: float) -> np.ndarray:
-    """Resample trials along time with ``mne.filter.resample`` (FFT method, anti-aliased).
-
-    Parameters
-    ----------
-    X : np.ndarray, shape (n_trials, n_chans, n_times)
-        Trials.
-    sfreq : float
-        Current sampling rate (Hz).
-    new_sfreq : float
-        Target sampling rate (Hz).
-
-    Returns
-    -------
-    np.ndarray, shape (n_trials, n_chans, round(n_times * new_sfreq / sfreq))
-        Same dtype as ``X``.
-    """
-    import mne
-
-    X = _as_trials(X)
-    if not sfreq > 0 or not new_sfreq > 0:
-        raise ValueError(f"sampling rates must be > 0, got sfreq={sfreq}, new_sfreq={new_sfreq}")
-    if new_sfreq == sfreq:
-        return X.copy()
-    out = mne.filter.resample(
-        X.astype(np.float64), up=float(new_sfreq), down=float(sfreq), axis=-1, verbose="error"
-    )
-    return out.astype(_out_dtype(X), copy=False)
 
 
 # --------------------------------------------------------------------------- alignment

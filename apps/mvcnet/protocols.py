@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import KFold
 
+from .config import PROTOCOLS
+
 __all__ = [
     "PROTOCOLS",
     "Split",
@@ -43,8 +45,6 @@ __all__ = [
     "make_splits",
     "t2e_split",
 ]
-
-PROTOCOLS = ("co", "cv", "loso", "t2e")
 
 #: Session names accepted as the training (first) and test (second) session of ``t2e``:
 #: BCI Competition IV file suffixes and MOABB session names.

@@ -311,8 +311,9 @@ class _View(ABC):
         """``(perm, sign)`` when the view is a fixed signed channel permutation,
         ``x_view[:, i] = sign[i] * x[:, perm[i]]`` for every batch, else ``None``.
 
-        :class:`~mvcnet.model.MVCNet` uses it to derive the Transformer's input projection of
-        such a view from that of the raw trials instead of recomputing it.
+        :class:`~medcl.mvcnet.model.MVCNet`'s fast path uses it to derive the Transformer's
+        input projection of such a view from that of the raw trials instead of recomputing it;
+        the plain path ignores it.
         """
         return None
 

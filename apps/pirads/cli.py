@@ -10,6 +10,8 @@ import typer
 
 from medcl.io.cli import app_group, int_list
 
+from .zones import ZONE_LEGEND, ZONES
+
 PAPER = (
     'Das, Ghosh, Stober, "PI-RADS v2 Compliant Automated Segmentation of Prostate Zones Using '
     'co-training Motivated Multi-task Dual-Path CNN", 2023, arXiv:2309.12970'
@@ -17,13 +19,14 @@ PAPER = (
 
 app = app_group(
     "pirads",
-    "PI-RADS v2 prostate zones (PZ, TZ, DPU, AFS) with a co-trained dual-path 3D CNN.",
+    f"PI-RADS v2 prostate zones ({', '.join(ZONES.values())}) with a co-trained dual-path 3D "
+    "CNN.",
     paper=PAPER,
     workflow="phantom, train, segment, evaluate on T2-weighted NIfTI volumes",
 )
 
 
-LABEL_MAP_HELP = ("The label files' codes -> ours (0 BG, 1 PZ, 2 TZ, 3 DPU, 4 AFS) as "
+LABEL_MAP_HELP = (f"The label files' codes -> ours ({ZONE_LEGEND}) as "
                   "source:target pairs, e.g. '1:2,2:1'; every non-zero code must be listed.")
 CHANNEL_HELP = "Channel (0-based) to use of 4-D (X, Y, Z, C) input files."
 CARD_HELP = ("Read the label mapping from this PI-RADS data card (its labels' '-> medcl N'), "

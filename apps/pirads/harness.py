@@ -9,8 +9,7 @@ import pandas as pd
 
 from .config import PiradsConfig
 from .labels import IDENTITY, LabelMap
-
-ZONES = ("PZ", "TZ", "DPU", "AFS")
+from .zones import ZONES
 
 
 def train_run(cfg: PiradsConfig, images: Path, labels: Path, out: Path, *,
@@ -42,7 +41,7 @@ def train_run(cfg: PiradsConfig, images: Path, labels: Path, out: Path, *,
         "label_codes": {int(k): int(v) for k, v in label_map.mapping.items()}})
     model, histories = train_dual(cfg, X, Y, XU, folder.root, progress=progress)
     folder.save_model(model.state_dict())
-    missing = [name for code, name in enumerate(ZONES, 1) if code not in label_map.zones]
+    missing = [name for code, name in ZONES.items() if code not in label_map.zones]
     labels_note = f"Labels: {label_map.origin}" + (
         f" (not labelled: {', '.join(missing)}; the network learns them as absent)"
         if missing else "")
@@ -98,8 +97,10 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
                  baseline: bool = False, label_map: LabelMap = IDENTITY,
                  channel: int | None = None, progress: bool = False) -> Path:
     """``medcl pirads evaluate``: per-case, per-zone Dice / MASD / HD95 (batch-safe, resumable)
-    and a summary next to the Meyer et al. 2019 anchors (their data, not ours). Zones that
-    ``label_map`` does not label are reported as "not labelled" (NaN), not as Dice 0.
+    in ``cases.csv`` and a summary (``summary.csv``, and in ``report.md`` next to the Meyer et
+    al. 2019 anchors: their data, not ours); ``metrics.csv`` stays the name of a training run's
+    per-epoch log and is not written here. Zones that ``label_map`` does not label are reported
+    as "not labelled" (NaN), not as Dice 0.
 
     A rerun into ``out`` skips the cases already scored and retries the failed ones; an ``out``
     holding an evaluation of another model, data or options is refused before anything is
@@ -126,18 +127,17 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
     for kind, method in kinds:
         cfg, model = models[kind]
         table = evaluate_cases([(c, i, lab) for c, i, lab in cases],
-                               lambda p, m=model, c=cfg: predict_zones(m, c, p, channel=channel,
+                               lambda v, m=model, c=cfg: predict_zones(m, c, v,
                                                                        progress=progress),
                                folder.root, method=method, label_map=label_map,
                                channel=channel, signature=signature)
     summary = summary_table(table)
-    summary_md = folder.write_table("summary", summary)
-    folder.write_metrics(table)
+    summary_md = folder.write_table("summary", summary)  # per case: cases.csv (evaluate_cases)
     anchors = get_card("prostatex_zones_meyer2019").reference_results
     anchor_md = "\n".join(f"- {r['method']}: {r['metric']} {r['value']} ({r.get('split', '')})"
                           for r in anchors) or "- none recorded"
     failed = sorted(table.loc[table.status == "failed", "case_id"].unique().tolist())
-    missing = [name for code, name in enumerate(ZONES, 1) if code not in label_map.zones]
+    missing = [name for code, name in ZONES.items() if code not in label_map.zones]
     labels_note = f"Labels: {label_map.origin}" + (
         f"; not labelled: {', '.join(missing)} (NaN, shown as 'not labelled'; predictions of "
         "them are scored as TZ)" if missing else "")

@@ -1,6 +1,7 @@
-"""Segment a T2 scan: preprocess, sliding-window inference (MONAI) over the whole field of view,
-keep the largest connected gland, invert onto the input grid, write zones (and sectors) in the
-input's geometry, and a JSON report with volumes."""
+"""Segment a T2 scan: read it once (:mod:`medcl.io.nifti`), preprocess, sliding-window inference
+(MONAI) over the whole field of view, keep the largest connected gland, invert onto the input
+grid, write zones (and sectors) in the input's geometry with :func:`medcl.io.nifti.write_volume`,
+and a JSON report with volumes."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import PiradsConfig
+from medcl.io.nifti import NIFTI_SUFFIXES, Volume
 
-NIFTI = (".nii.gz", ".nii")
+from .config import PiradsConfig
+from .zones import ZONES
 
 
 def keep_gland(zones: np.ndarray) -> np.ndarray:
@@ -50,24 +52,30 @@ def _inside(gland: torch.Tensor, window: tuple[slice, ...], shape: tuple[int, ..
 
 
 @torch.no_grad()
-def predict_zones(model: nn.Module, cfg: PiradsConfig, t2: Path, *,
+def predict_zones(model: nn.Module, cfg: PiradsConfig, t2: Path | Volume, *,
                   channel: int | None = None, progress: bool = False) -> np.ndarray:
     """Zone labels (0-4) of ``t2`` on its own voxel grid.
+
+    ``t2`` is a T2 volume already read by :func:`medcl.io.nifti.read_volume` (not read again),
+    or its file (read here, ``channel`` picking the channel of a 4-D file).
 
     The network first sees the central training-crop window of the resampled scan, where the
     gland of a prostate scan usually is; if the gland found there is whole (it touches no
     window face inside the scan), that is the answer. Otherwise the whole scan is segmented
     with a sliding window of the crop size, so a gland anywhere in any field of view is seen.
-    The largest connected gland is kept (:func:`keep_gland`). ``channel`` picks the channel of
-    a 4-D file; ``progress`` shows MONAI's sliding-window progress bar (tqdm, on stderr)."""
+    The largest connected gland is kept (:func:`keep_gland`). ``progress`` shows MONAI's
+    sliding-window progress bar (tqdm, on stderr)."""
     from monai.inferers import sliding_window_inference
+
+    from medcl.io.nifti import read_volume
 
     from .transforms import invert_to_input, preprocess, preprocess_transforms
 
-    tf = preprocess_transforms(spacing=cfg.spacing, crop=None, with_label=False, channel=channel)
+    vol = t2 if isinstance(t2, Volume) else read_volume(t2, channel=channel)
+    tf = preprocess_transforms(spacing=cfg.spacing, crop=None, with_label=False)
     with warnings.catch_warnings():  # a constant image: segment_file warns about it itself
         warnings.filterwarnings("ignore", message="Divide by zero")
-        data = preprocess(t2, None, transforms=tf, channel=channel)
+        data = preprocess(vol, None, transforms=tf)
     x = torch.as_tensor(data["image"]).float()[None]
     model.eval()
 
@@ -98,7 +106,8 @@ def check_outputs(t2: Path, out: Path, sectors: Path | None = None,
 
     seen: dict[str, str] = {}
     targets = [(Path(p), flag, suffixes) for p, flag, suffixes in (
-        (out, "--out", NIFTI), (sectors, "--sectors", NIFTI), (report, "--report", (".json",)))
+        (out, "--out", NIFTI_SUFFIXES), (sectors, "--sectors", NIFTI_SUFFIXES),
+        (report, "--report", (".json",)))
         if p is not None]
     for path, flag, suffixes in targets:
         if not path.name.lower().endswith(suffixes):
@@ -128,16 +137,18 @@ def segment_file(model: nn.Module, cfg: PiradsConfig, t2: Path, out: Path, *,
                  warn: Callable[[str], None] | None = None) -> dict:
     """Write ``out`` (zones, input geometry), optionally ``sectors`` and a JSON ``report``.
 
-    Every output path is checked before inference (:func:`check_outputs`) and all outputs are
-    written to temporaries first and renamed together, so a failure leaves none of them.
+    ``t2`` is read once (:func:`medcl.io.nifti.read_volume`); the zone and sector maps are
+    written by :func:`medcl.io.nifti.write_volume` with its geometry (shape, affine, qform and
+    sform with their codes, header; ``uint8``, no intensity scaling). Every output path is
+    checked before inference (:func:`check_outputs`) and all outputs are written to temporaries
+    first and renamed together, so a failure leaves none of them.
     ``channel`` picks the channel of a 4-D file; ``progress`` shows the sliding-window progress
     bar; ``warn`` receives warnings (a non-axial scan, a constant image) as they arise
     (default :func:`warnings.warn`); they are also listed in the report."""
     from medcl.io import atomic_path, write_text
-    from medcl.io.nifti import Canonical, axial_check, read_volume
+    from medcl.io.nifti import Canonical, axial_check, read_volume, write_volume
 
     from .sectors import sector_map, zone_volumes
-    from .transforms import save_like
 
     check_outputs(t2, out, sectors, report)
     vol = read_volume(t2, channel=channel)
@@ -149,18 +160,19 @@ def segment_file(model: nn.Module, cfg: PiradsConfig, t2: Path, out: Path, *,
     found = [w for w in found if w]
     for w in found:
         (warn or (lambda m: warnings.warn(m, stacklevel=3)))(w)
-    zones = predict_zones(model, cfg, t2, channel=channel, progress=progress)
+    zones = predict_zones(model, cfg, vol, progress=progress)
     can = Canonical.of(vol)
     canon, back, ras_spacing = can.forward(zones), can.backward, list(can.zooms)
     volumes = zone_volumes(canon, ras_spacing)
     info: dict = {"input": str(t2), "zones": str(out), "volumes_ml": volumes,
-                  "labels": {"1": "PZ", "2": "TZ", "3": "DPU", "4": "AFS"}, "warnings": found}
+                  "labels": {str(code): name for code, name in ZONES.items()},
+                  "warnings": found}
     with ExitStack() as stack:  # temporaries renamed into place only when all are written
-        save_like(zones, t2, stack.enter_context(atomic_path(out)), channel=channel)
+        write_volume(stack.enter_context(atomic_path(out)), zones, vol, dtype=np.uint8)
         if sectors is not None:
             smap, table = sector_map(canon, ras_spacing)
-            save_like(back(smap).astype(np.uint8), t2, stack.enter_context(atomic_path(sectors)),
-                      channel=channel)
+            write_volume(stack.enter_context(atomic_path(sectors)), back(smap), vol,
+                         dtype=np.uint8)
             info["sectors"] = str(sectors)
             info["sector_table"] = table[table.voxels > 0].to_dict(orient="records")
         if report is not None:

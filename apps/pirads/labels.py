@@ -23,11 +23,10 @@ import numpy as np
 
 from medcl.io import ConfigError, InputFileError
 
+from .zones import ZONE_CODES, ZONE_LEGEND
+
 __all__ = ["IDENTITY", "ZONE_CODES", "LabelMap", "card_label_map", "parse_label_map",
            "read_case", "resolve_label_map"]
-
-ZONE_CODES: dict[int, str] = {0: "background", 1: "PZ", 2: "TZ", 3: "DPU", 4: "AFS"}
-"""Our label codes (targets of every map)."""
 
 _CARD_TARGET = re.compile(r"->\s*medcl\s+(\d+)\s*$")
 
@@ -56,7 +55,7 @@ class LabelMap:
                                   fix="give non-negative label codes")
             if dst not in ZONE_CODES:
                 raise ConfigError(f"label map {self.origin}: target {dst} of code {src} is not a "
-                                  "zone code (0 background, 1 PZ, 2 TZ, 3 DPU, 4 AFS)",
+                                  f"zone code ({ZONE_LEGEND})",
                                   fix="map every source code onto 0-4")
         if full[0] != 0:
             raise ConfigError(f"label map {self.origin}: code 0 must stay background",
@@ -80,7 +79,7 @@ class LabelMap:
                 f"has unknown label code(s) {unknown}; known: {sorted(self.mapping)} "
                 f"({self.origin})",
                 path=path,
-                fix="remap the labels to 0 BG, 1 PZ, 2 TZ, 3 DPU, 4 AFS, or pass --label-map "
+                fix=f"remap the labels to {ZONE_LEGEND}, or pass --label-map "
                 "SRC:DST,... / --card ID with the dataset's codes",
             )
 

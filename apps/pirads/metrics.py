@@ -34,13 +34,12 @@ from monai.metrics import (
 )
 
 from medcl.io.cases import run_cases
+from medcl.io.nifti import Volume
 
 from .labels import IDENTITY, LabelMap, read_case
+from .zones import ZONES
 
 __all__ = ["CASE_COLUMNS", "ZONES", "evaluate_cases", "summary_table", "zone_metrics"]
-
-ZONES: dict[int, str] = {1: "PZ", 2: "TZ", 3: "DPU", 4: "AFS"}
-"""Label value -> zone name (0 is background)."""
 
 CASE_COLUMNS: list[str] = [
     "method",
@@ -137,7 +136,7 @@ def zone_metrics(
 
 def evaluate_cases(
     pairs: list[tuple[str, Path, Path]],
-    predict: Callable[[Path], np.ndarray],
+    predict: Callable[[Volume], np.ndarray],
     out_dir: Path,
     *,
     method: str,
@@ -151,7 +150,8 @@ def evaluate_cases(
     For each ``(case_id, image, label)``: if ``out_dir/cases.csv`` already has ``ok`` rows for
     ``(method, case_id)`` the case is skipped; otherwise the case is read and checked with
     :func:`medcl.pirads.labels.read_case` (as training does: NaN, non-integer labels, geometry,
-    unknown codes), ``predict(image)`` gives a label map on the label file's voxel grid and
+    unknown codes), ``predict(volume)`` gives a label map of the image read there (each file is
+    read once) on the label file's voxel grid and
     :func:`zone_metrics` scores it with the label file's voxel spacing. Any exception
     (unreadable file, wrong shape, a failing model) turns the case into rows with
     ``status="failed"`` and the error text, and the loop goes on. The whole table is rewritten
@@ -163,7 +163,8 @@ def evaluate_cases(
     pairs : list of (str, pathlib.Path, pathlib.Path)
         ``(case_id, image_path, label_path)``.
     predict : callable
-        ``predict(image_path) -> numpy.ndarray (X, Y, Z)`` integer zone labels.
+        ``predict(volume) -> numpy.ndarray (X, Y, Z)`` integer zone labels, given the image as
+        a :class:`medcl.io.nifti.Volume` (its ``path`` is the image file).
     out_dir : pathlib.Path
         Folder of ``cases.csv`` (created if missing).
     method : str
@@ -186,9 +187,9 @@ def evaluate_cases(
     """
     def score(cid: str, paths: tuple[Path, Path]) -> list[dict]:
         image_path, label_path = paths
-        _, lab = read_case(image_path, label_path, channel=channel, label_map=label_map)
+        vol, lab = read_case(image_path, label_path, channel=channel, label_map=label_map)
         truth, spacing = label_map.apply(lab.data), lab.spacing
-        pred = np.asarray(predict(Path(image_path)))
+        pred = np.asarray(predict(vol))
         if pred.shape != truth.shape:
             raise ValueError(
                 f"prediction shape {pred.shape} differs from label shape {truth.shape} "

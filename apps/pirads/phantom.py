@@ -32,12 +32,11 @@ import numpy as np
 
 from medcl.io.nifti import Volume, write_volume
 
+from .zones import ZONE_CODE, ZONES
+
 __all__ = ["ZONES", "make_phantom", "write_phantoms"]
 
-ZONES: dict[int, str] = {1: "PZ", 2: "TZ", 3: "DPU", 4: "AFS"}
-"""Label codes of the PI-RADS zones (0 is background)."""
-
-_PZ, _TZ, _DPU, _AFS = 1, 2, 3, 4
+_PZ, _TZ, _DPU, _AFS = ZONE_CODE["PZ"], ZONE_CODE["TZ"], ZONE_CODE["DPU"], ZONE_CODE["AFS"]
 # Mean T2-like intensities (arbitrary units, before bias field and noise).
 _MEAN = {0: 0.35, _PZ: 0.85, _TZ: 0.50, _DPU: 0.40, _AFS: 0.15}
 _LUMEN = 0.75  # the DPU's central lumen (inner 40 % of its radius)

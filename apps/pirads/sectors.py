@@ -42,17 +42,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .zones import N_CLASSES, ZONE_CODES, ZONES
+
 __all__ = [
     "MEDIAL_ANGLE_DEG",
     "SECTOR_CODES",
     "SECTORS",
-    "ZONE_NAMES",
     "sector_map",
     "zone_volumes",
 ]
-
-#: Label code -> zone abbreviation (Das et al.).
-ZONE_NAMES: dict[int, str] = {1: "PZ", 2: "TZ", 3: "DPU", 4: "AFS"}
 
 _LEVELS = ("base", "mid", "apex")
 _SIDES = ("right", "left")
@@ -102,7 +100,7 @@ def _check(zones: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
         raise ValueError(f"zones must be (X, Y, Z), got shape {zones.shape}")
     if len(spacing) != 3:
         raise ValueError(f"spacing must have three entries, got {spacing}")
-    bad = np.setdiff1d(np.unique(zones), [0, *ZONE_NAMES])
+    bad = np.setdiff1d(np.unique(zones), list(ZONE_CODES))
     if bad.size:
         raise ValueError(f"unknown zone labels {bad.tolist()}; expected 0-4")
     return zones.astype(np.int64, copy=False)
@@ -125,8 +123,8 @@ def zone_volumes(zones: np.ndarray, spacing: Sequence[float]) -> dict[str, float
     """
     zones = _check(zones, spacing)
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    counts = np.bincount(zones.ravel(), minlength=5)
-    return {name: float(counts[code]) * voxel_ml for code, name in ZONE_NAMES.items()}
+    counts = np.bincount(zones.ravel(), minlength=N_CLASSES)
+    return {name: float(counts[code]) * voxel_ml for code, name in ZONES.items()}
 
 
 def sector_map(zones: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, pd.DataFrame]:
@@ -167,7 +165,7 @@ def sector_map(zones: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray,
         dy = (y - cy) * float(spacing[1])
         anterior = dy > 0
         phi = np.degrees(np.arctan2(np.abs(dx), -dy))
-        zone = np.vectorize(ZONE_NAMES.__getitem__, otypes=[object])(zones[x, y, z])
+        zone = np.vectorize(ZONES.__getitem__, otypes=[object])(zones[x, y, z])
         part = np.where(anterior, "anterior", "posterior").astype(object)
         pz_post = (zone == "PZ") & ~anterior
         part[pz_post] = np.where(phi[pz_post] < MEDIAL_ANGLE_DEG, "posteromedial",

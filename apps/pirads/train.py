@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .config import PiradsConfig
 from .labels import IDENTITY, LabelMap
+from .zones import N_CLASSES
 
 
 def list_cases(images: Path, labels: Path | None = None) -> list[tuple[str, Path, Path | None]]:
@@ -29,22 +30,21 @@ def load_cases(cfg: PiradsConfig, cases, *, with_labels: bool,
                label_map: LabelMap = IDENTITY) -> tuple[Tensor, Tensor | None]:
     """Preprocessed images (N, 1, X, Y, Z) and zone labels (N, 1, X, Y, Z) of the cases.
 
-    Every file is checked before any is preprocessed, so a bad case stops the run before
-    training starts. Labels are remapped with ``label_map`` (the dataset's codes -> ours); a code
-    the map does not know is an error naming the file.
+    Each file is read once, by :func:`medcl.pirads.labels.read_case`, which checks it (corrupt,
+    4-D without a channel, NaN, label geometry, codes ``label_map`` does not know: an error
+    naming the file), and the volumes are preprocessed as read; a bad case stops the run before
+    training starts. Labels are remapped with ``label_map`` (the dataset's codes -> ours).
     """
     from .labels import read_case
     from .transforms import preprocess, preprocess_transforms
 
-    for _, image, label in cases:  # clear errors: corrupt, 4-D, NaN, geometry, label codes
-        read_case(image, label if with_labels else None, channel=cfg.channel,
-                  label_map=label_map)
     transforms = preprocess_transforms(spacing=cfg.spacing, crop=cfg.crop,
-                                       with_label=with_labels, channel=cfg.channel)
+                                       with_label=with_labels)
     images, labels = [], []
     for _, image, label in cases:
-        data = preprocess(image, label if with_labels else None, transforms=transforms,
-                          channel=cfg.channel)
+        vol, lab = read_case(image, label if with_labels else None, channel=cfg.channel,
+                             label_map=label_map)
+        data = preprocess(vol, lab, transforms=transforms)
         images.append(torch.as_tensor(data["image"]).float())
         if with_labels:
             # nearest-neighbour resampling and zero padding keep the source codes, so the map
@@ -58,8 +58,8 @@ def build_model(cfg: PiradsConfig, kind: str = "dual") -> nn.Module:
     from .model import DualPathNet, SinglePathNet
 
     if kind == "dual":
-        return DualPathNet(1, 5, filters=cfg.filters, groups=tuple(map(tuple, cfg.groups)))
-    return SinglePathNet(1, 5, filters=cfg.filters)
+        return DualPathNet(1, N_CLASSES, filters=cfg.filters, groups=tuple(map(tuple, cfg.groups)))
+    return SinglePathNet(1, N_CLASSES, filters=cfg.filters)
 
 
 def _fit(cfg, model, dataset, step, epochs, run_dir, progress, seed):
@@ -80,15 +80,15 @@ def ce_weights(cfg: PiradsConfig, labels: Tensor) -> Tensor | None:
     ``cfg.balance_ce``); see :func:`medcl.pirads.losses.balance_weights`."""
     from .losses import balance_weights
 
-    return balance_weights(labels, 5) if cfg.balance_ce else None
+    return balance_weights(labels, N_CLASSES) if cfg.balance_ce else None
 
 
 def supervised_loss(cfg: PiradsConfig, labels: Tensor | None = None):
     """The stage-1 :class:`~.losses.DualPathLoss` of ``cfg`` (CE balanced on ``labels``)."""
     from .losses import DualPathLoss
 
-    return DualPathLoss(5, groups=tuple(map(tuple, cfg.groups)), other_weight=cfg.other_weight,
-                        spacing=cfg.spacing,
+    return DualPathLoss(N_CLASSES, groups=tuple(map(tuple, cfg.groups)),
+                        other_weight=cfg.other_weight, spacing=cfg.spacing,
                         ce_weight=None if labels is None else ce_weights(cfg, labels))
 
 
@@ -161,7 +161,7 @@ def train_single(cfg: PiradsConfig, images: Tensor, labels: Tensor, run_dir: Pat
     pooled over the batch; CE balanced alike), both stages' epochs, the same optimiser."""
     from .losses import ZoneDiceCE
 
-    loss = ZoneDiceCE(5, ce_weight=ce_weights(cfg, labels))
+    loss = ZoneDiceCE(N_CLASSES, ce_weight=ce_weights(cfg, labels))
 
     def step(net, batch):
         x, y = batch

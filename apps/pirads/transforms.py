@@ -1,47 +1,45 @@
-"""Preprocessing of axial T2 prostate MRI with an exact geometric inverse (MONAI).
+"""Preprocessing of axial T2 prostate MRI with an exact geometric inverse.
 
 The recipe follows the same lab's UATS pipeline used by the PI-RADS dual-path paper (Das,
 Ghosh, Stober, arXiv:2309.12970): resample to 0.5 x 0.5 x 3.0 mm, clip intensities to the
 1st-99th percentile and scale them to [0, 1], and centre crop / pad to 168 x 168 x 32 voxels.
 
-Every geometric step (orientation, spacing, crop/pad) is a MONAI invertible transform, so a
-prediction made in the preprocessed space can be mapped back onto the voxel grid of the input
-scan with :func:`invert_to_input` and written with the input's affine and header by
-:func:`save_like`.
+Each case is read once, by :mod:`medcl.io.nifti` (its checks and error messages: missing or
+corrupt file, 4-D without a channel, NaN, label geometry), and turned into RAS+ voxel order by
+:class:`medcl.io.nifti.Canonical` (axis permutations and flips only, exact). MONAI gets that
+array as a :class:`monai.data.MetaTensor` carrying the RAS affine and does what is MONAI's job:
+resampling (``Spacingd``), intensity scaling and the crop / pad, each recorded so that
+:func:`invert_to_input` can undo the geometric ones with ``Invertd`` and then put the voxels
+back into the input file's order. Outputs are written with the input's geometry by
+:func:`medcl.io.nifti.write_volume`.
 
 Examples
 --------
->>> data = preprocess("case.nii.gz")  # doctest: +SKIP
->>> tf = preprocess_transforms(with_label=False)  # doctest: +SKIP
->>> labels = invert_to_input(scores, data, tf)  # doctest: +SKIP
->>> save_like(labels, "case.nii.gz", "case_zones.nii.gz")  # doctest: +SKIP
+>>> vol = read_volume("case.nii.gz")  # doctest: +SKIP
+>>> data = preprocess(vol)  # doctest: +SKIP
+>>> labels = invert_to_input(scores, data)  # doctest: +SKIP
+>>> write_volume("case_zones.nii.gz", labels, like=vol, dtype="uint8")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import (
     Compose,
-    EnsureChannelFirstd,
     EnsureTyped,
     Invertd,
-    Lambdad,
-    LoadImaged,
-    Orientationd,
     ResizeWithPadOrCropd,
     ScaleIntensityRangePercentilesd,
     Spacingd,
 )
 
-from medcl.io import InputFileError, atomic_path
+from medcl.io.nifti import Canonical, Volume, read_labels, read_volume
 
 __all__ = [
     "CROP",
@@ -49,7 +47,7 @@ __all__ = [
     "invert_to_input",
     "preprocess",
     "preprocess_transforms",
-    "save_like",
+    "to_meta_tensor",
 ]
 
 TARGET_SPACING: tuple[float, float, float] = (0.5, 0.5, 3.0)
@@ -66,16 +64,15 @@ def preprocess_transforms(
     spacing: Sequence[float] = TARGET_SPACING,
     crop: Sequence[int] | None = CROP,
     with_label: bool,
-    channel: int | None = None,
 ) -> Compose:
-    """Build the dictionary transforms that preprocess one case.
+    """Build the MONAI dictionary transforms that preprocess one case already in RAS order.
 
-    Keys are ``"image"`` and, when ``with_label``, ``"label"`` (file paths in, channel-first
-    :class:`monai.data.MetaTensor` out). Steps: load (channel first, metadata kept), reorient
-    to RAS, resample to ``spacing`` (bilinear for the image, nearest for the label), clip the
-    image to its 1st-99th intensity percentiles and scale to [0, 1], centre crop / pad to
-    ``crop``, and make torch tensors that keep their metadata and transform history.
-    ``channel`` picks one channel of a 4-D image (``(X, Y, Z, C)`` files) right after loading.
+    Keys are ``"image"`` and, when ``with_label``, ``"label"`` (channel-first
+    :class:`monai.data.MetaTensor` in RAS order with their affine, as :func:`to_meta_tensor`
+    makes them; :func:`preprocess` does). Steps: resample to ``spacing`` (bilinear for the
+    image, nearest for the label), clip the image to its 1st-99th intensity percentiles and
+    scale to [0, 1], centre crop / pad to ``crop``, and make torch tensors that keep their
+    metadata and transform history.
 
     Parameters
     ----------
@@ -86,8 +83,6 @@ def preprocess_transforms(
         sliding-window inference).
     with_label : bool
         Whether a ``"label"`` key is transformed alongside ``"image"``.
-    channel : int, optional
-        The channel of a 4-D image to keep (check it with :func:`medcl.io.nifti.read_volume`).
 
     Returns
     -------
@@ -99,13 +94,6 @@ def preprocess_transforms(
     keys = ["image", "label"] if with_label else ["image"]
     modes = ["bilinear", "nearest"] if with_label else ["bilinear"]
     steps = [
-        LoadImaged(keys=keys, image_only=False, reader="NibabelReader"),
-        EnsureChannelFirstd(keys=keys),
-    ]
-    if channel is not None:  # geometry-neutral, so its (no-op) inverse is right
-        steps.append(Lambdad(keys="image", func=lambda x: x[channel : channel + 1]))
-    steps += [
-        Orientationd(keys=keys, axcodes="RAS", labels=None),
         Spacingd(keys=keys, pixdim=tuple(float(s) for s in spacing), mode=modes),
         ScaleIntensityRangePercentilesd(
             keys="image", lower=1, upper=99, b_min=0.0, b_max=1.0, clip=True
@@ -117,27 +105,36 @@ def preprocess_transforms(
     return Compose(steps)
 
 
-def _check_nifti(path: PathLike, role: str, channel: int | None = None) -> tuple[int, ...]:
-    """Return the spatial shape of a readable 3D NIfTI (or 4-D with ``channel`` chosen) or raise
-    :class:`InputFileError`."""
-    from medcl.io.nifti import load_nifti
+def to_meta_tensor(vol: Volume, canonical: Canonical | None = None) -> MetaTensor:
+    """A volume read by :mod:`medcl.io.nifti`, as MONAI wants it: channel first, RAS order.
 
-    p, img, _ = load_nifti(path)
-    shape = tuple(int(s) for s in img.shape)
-    if len(shape) == 4 and (shape[3] == 1 or channel is not None):
-        shape = shape[:3]
-    if len(shape) != 3:
-        raise InputFileError(
-            f"{role} must be a 3D volume, got shape {shape}",
-            path=p,
-            fix="give one axial T2 volume per file, or pass --channel N for a 4-D file",
-        )
-    return shape
+    Parameters
+    ----------
+    vol : medcl.io.nifti.Volume
+        The volume in its file's voxel order.
+    canonical : medcl.io.nifti.Canonical, optional
+        Its map to RAS (default ``Canonical.of(vol)``); pass the image's for its label map.
+
+    Returns
+    -------
+    monai.data.MetaTensor, shape (1, *canonical.ras_shape), float32
+        The voxels in RAS order, with the RAS voxel-to-world ``affine``, and the file name and
+        the stored affine in its metadata.
+    """
+    can = Canonical.of(vol) if canonical is None else canonical
+    if tuple(vol.shape) != tuple(can.shape):
+        raise ValueError(f"volume shape {vol.shape} differs from the map's {can.shape}")
+    ras = np.ascontiguousarray(can.forward(vol.data), dtype=np.float32)[None]
+    affine = torch.as_tensor(can.forward_affine(vol.affine), dtype=torch.float64)
+    meta = {"filename_or_obj": "" if vol.path is None else os.fspath(vol.path),
+            "original_affine": np.asarray(vol.affine, dtype=np.float64),
+            "spatial_shape": np.asarray(can.ras_shape)}
+    return MetaTensor(torch.from_numpy(ras), affine=affine, meta=meta)
 
 
 def preprocess(
-    image_path: PathLike,
-    label_path: PathLike | None = None,
+    image: PathLike | Volume,
+    label: PathLike | Volume | None = None,
     *,
     transforms: Compose | None = None,
     channel: int | None = None,
@@ -147,15 +144,17 @@ def preprocess(
 
     Parameters
     ----------
-    image_path : str or os.PathLike
-        Axial T2 NIfTI.
-    label_path : str or os.PathLike, optional
-        Zone label NIfTI on the same voxel grid (0 BG, 1 PZ, 2 TZ, 3 DPU, 4 AFS).
+    image : str, os.PathLike or medcl.io.nifti.Volume
+        Axial T2 NIfTI, or the volume already read from it (then it is not read again).
+    label : str, os.PathLike or medcl.io.nifti.Volume, optional
+        Zone label map on the image's voxel grid (0 BG, 1 PZ, 2 TZ, 3 DPU, 4 AFS, or a
+        dataset's own codes: nearest-neighbour resampling and zero padding keep them); a file
+        is read with :func:`medcl.io.nifti.read_labels` and checked against the image.
     transforms : monai.transforms.Compose, optional
-        Transforms to use (built with ``with_label=label_path is not None``); by default they
-        are built from ``**kw``. Reuse one object across cases to save set-up time.
+        Transforms to use (built with ``with_label=label is not None``); by default they are
+        built from ``**kw``. Reuse one object across cases to save set-up time.
     channel : int, optional
-        The channel of a 4-D image (the transforms must have been built with it).
+        The channel of a 4-D image file (only when ``image`` is a path).
     **kw
         ``spacing`` and ``crop`` passed to :func:`preprocess_transforms`.
 
@@ -163,33 +162,40 @@ def preprocess(
     -------
     dict
         ``"image"``: MetaTensor ``(1, *crop)`` in [0, 1]; ``"label"`` (if given): MetaTensor
-        ``(1, *crop)``; MONAI's ``*_meta_dict`` entries; and ``"transforms"``, the Compose
-        that was applied. MONAI inverts a transform only with the very object that recorded
-        it, which is why it travels with the data; :func:`invert_to_input` uses it.
+        ``(1, *crop)``; ``"transforms"``, the Compose that was applied (MONAI inverts a
+        transform only with the very object that recorded it, which is why it travels with the
+        data); ``"canonical"``, the image's :class:`~medcl.io.nifti.Canonical`.
+        :func:`invert_to_input` uses the last two.
 
     Raises
     ------
     medcl.io.InputFileError
-        A file is missing, unreadable, not 3D, or the label's grid differs from the image's.
+        A file is missing, unreadable, not 3-D, holds NaN, or the label's geometry differs
+        from the image's.
     """
-    shape = _check_nifti(image_path, "image", channel)
-    case: dict[str, Any] = {"image": os.fspath(image_path)}
-    if label_path is not None:
-        lshape = _check_nifti(label_path, "label")
-        if lshape != shape:
-            raise InputFileError(
-                f"label shape {lshape} differs from image shape {shape} ({image_path})",
-                path=label_path,
-                fix="give the label map drawn on this image's voxel grid",
-            )
-        case["label"] = os.fspath(label_path)
+    if isinstance(image, Volume):
+        if channel is not None:
+            raise TypeError("channel applies to an image file; this volume is already read")
+        vol = image
+    else:
+        vol = read_volume(image, channel=channel)
+    if label is None or isinstance(label, Volume):
+        lab = label
+    else:
+        lab = read_labels(label, like=vol)
+    if lab is not None and tuple(lab.shape) != tuple(vol.shape):
+        raise ValueError(f"label shape {lab.shape} differs from image shape {vol.shape}")
     if transforms is None:
-        transforms = preprocess_transforms(with_label=label_path is not None, channel=channel,
-                                           **kw)
+        transforms = preprocess_transforms(with_label=lab is not None, **kw)
     elif kw:
         raise TypeError(f"give either transforms or {sorted(kw)}, not both")
+    can = Canonical.of(vol)
+    case = {"image": to_meta_tensor(vol, can)}
+    if lab is not None:
+        case["label"] = to_meta_tensor(lab, can)
     out = dict(transforms(case))
     out["transforms"] = transforms
+    out["canonical"] = can
     return out
 
 
@@ -200,9 +206,10 @@ def invert_to_input(
 ) -> np.ndarray:
     """Map a prediction from the preprocessed space back onto the input scan's voxel grid.
 
-    The geometric steps recorded on ``data["image"]`` (orientation, spacing, crop/pad) are
-    undone with :class:`monai.transforms.Invertd`; intensity scaling is not geometric and is
-    not undone.
+    The geometric steps MONAI recorded on ``data["image"]`` (spacing, crop/pad) are undone
+    with :class:`monai.transforms.Invertd`, which gives the RAS-ordered input grid; the
+    reorientation is then undone by ``data["canonical"]`` (exact: axis permutations and flips).
+    Intensity scaling is not geometric and is not undone.
 
     Parameters
     ----------
@@ -213,7 +220,7 @@ def invert_to_input(
         ``K == 1``: a label map; it is resampled with nearest-neighbour interpolation so no
         new label values appear.
     data : dict
-        The output of :func:`preprocess` for this case.
+        The output of :func:`preprocess` for this case (with its ``"canonical"``).
     transforms : monai.transforms.Compose, optional
         The very Compose object that produced ``data`` (MONAI checks its identity); by
         default ``data["transforms"]``, as stored by :func:`preprocess`.
@@ -225,6 +232,9 @@ def invert_to_input(
     """
     if "image" not in data or not isinstance(data["image"], MetaTensor):
         raise ValueError("data must be the dict returned by preprocess() (MetaTensor 'image')")
+    canonical = data.get("canonical")
+    if not isinstance(canonical, Canonical):
+        raise ValueError("data has no 'canonical'; pass the dict returned by preprocess()")
     if transforms is None:
         if "transforms" not in data:
             raise ValueError("data has no 'transforms'; pass the Compose used by preprocess()")
@@ -246,70 +256,12 @@ def invert_to_input(
         nearest_interp=is_label,
         to_tensor=True,
     )
-    item = {k: v for k, v in data.items() if k not in ("pred", "transforms")}
+    item = {k: v for k, v in data.items() if k not in ("pred", "transforms", "canonical")}
     item["pred"] = pred_m
     out = inverter(item)["pred"]
     arr = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
-    if is_label:
-        return np.rint(arr[0]).astype(np.int64)
-    return np.argmax(arr, axis=0).astype(np.int64)
-
-
-def _storage_dtype(array: np.ndarray) -> np.dtype:
-    """Smallest sensible on-disk dtype: labels as uint8/int16/int32, floats as float32."""
-    if array.dtype == bool:
-        return np.dtype(np.uint8)
-    if np.issubdtype(array.dtype, np.integer):
-        lo, hi = (int(array.min()), int(array.max())) if array.size else (0, 0)
-        for dt in (np.uint8, np.int16, np.int32):
-            info = np.iinfo(dt)
-            if info.min <= lo and hi <= info.max:
-                return np.dtype(dt)
-        return np.dtype(np.int64)
-    return np.dtype(np.float32)
-
-
-def save_like(array: np.ndarray, reference_path: PathLike, out_path: PathLike, *,
-              channel: int | None = None) -> Path:
-    """Write ``array`` as NIfTI with the affine and header of a reference file, atomically.
-
-    Parameters
-    ----------
-    array : numpy.ndarray, shape = the reference's spatial shape
-        Volume in the reference's voxel order (e.g. from :func:`invert_to_input`). Integer /
-        boolean arrays are stored as the smallest integer type that holds them, floats as
-        ``float32``; intensity scaling (``scl_slope``/``scl_inter``) is reset.
-    reference_path : str or os.PathLike
-        The input scan whose geometry the output keeps.
-    out_path : str or os.PathLike
-        Output ``.nii`` / ``.nii.gz`` file (written through :func:`medcl.io.atomic_path`).
-    channel : int, optional
-        Set when the reference is a 4-D file whose channel ``channel`` was segmented; the
-        output is 3-D on its spatial grid.
-
-    Returns
-    -------
-    pathlib.Path
-        ``out_path``.
-    """
-    shape = _check_nifti(reference_path, "reference", channel)
-    ref = nib.load(reference_path)
-    arr = np.asarray(array)
-    if tuple(arr.shape[:3]) != shape:
-        raise InputFileError(
-            f"array shape {tuple(arr.shape)} does not match the reference shape {shape}",
-            path=reference_path,
-            fix="invert the prediction to the input grid first (invert_to_input)",
-        )
-    dtype = _storage_dtype(arr)
-    header = ref.header.copy()
-    header.set_data_dtype(dtype)
-    img = nib.Nifti1Image(arr.astype(dtype, copy=False), ref.affine, header=header)
-    qform, qcode = ref.header.get_qform(coded=True)
-    sform, scode = ref.header.get_sform(coded=True)
-    img.set_qform(qform if qform is not None else ref.affine, code=int(qcode or 0))
-    img.set_sform(sform if sform is not None else ref.affine, code=int(scode or 0))
-    img.header.set_slope_inter(None, None)
-    with atomic_path(out_path) as tmp:
-        nib.save(img, tmp)
-    return Path(out_path)
+    labels = np.rint(arr[0]) if is_label else np.argmax(arr, axis=0)
+    if tuple(labels.shape) != tuple(canonical.ras_shape):
+        raise ValueError(f"inverted prediction has shape {labels.shape}, expected the input's "
+                         f"RAS shape {canonical.ras_shape}")
+    return np.ascontiguousarray(canonical.backward(labels)).astype(np.int64)

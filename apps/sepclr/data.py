@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from medcl.io import ConfigError, InputFileError
+from medcl.io.cases import IMAGE_2D_SUFFIXES
 from medcl.io.images import min_max, read_image
+from medcl.io.nifti import NIFTI_SUFFIXES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -48,7 +50,7 @@ __all__ = [
     "load_image_folder",
 ]
 
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".nii", ".nii.gz")
+IMAGE_SUFFIXES: tuple[str, ...] = (*IMAGE_2D_SUFFIXES, *NIFTI_SUFFIXES)
 """File suffixes read as images (case-insensitive); other files in a folder are ignored."""
 
 MIN_SIZE = 8
@@ -115,7 +117,7 @@ def _image_suffix(name: str) -> str | None:
 
 
 def _is_nifti(name: str) -> bool:
-    return _image_suffix(name) in (".nii", ".nii.gz")
+    return _image_suffix(name) in NIFTI_SUFFIXES
 
 
 def _check_folder(folder: Path, what: str = "image folder") -> None:
@@ -217,43 +219,42 @@ def _read_nifti(path: Path, nifti_slice: int | None) -> tuple[np.ndarray, list[s
     return min_max(np.asarray(data))[:, :, None], flags
 
 
-def _read_folder(folder: PathLike, nifti_slice: int | None) -> tuple[list[_Raw], list[str]]:
-    folder = Path(folder)
-    files, ignored = list_image_files(folder)
-    if not files:
-        raise _no_images_error(folder)
-    raws: list[_Raw] = []
-    counts: Counter[str] = Counter()
-    slices: Counter[str] = Counter()
-    for path in files:
-        if _is_nifti(path.name):
-            pixels, flags = _read_nifti(path, nifti_slice)
-        else:
-            pixels, flags = read_image(path)
-        height, width = pixels.shape[:2]
-        if height < MIN_SIZE or width < MIN_SIZE:
-            raise InputFileError(
-                f"the image is {height}x{width} pixels; images must be at least "
-                f"{MIN_SIZE}x{MIN_SIZE}",
-                path=path,
-                fix="remove the file or replace it by a larger image",
-            )
-        raw = _Raw(path, pixels)
-        if (
-            pixels.shape[2] == 3
-            and np.array_equal(pixels[..., 0], pixels[..., 1])
-            and (np.array_equal(pixels[..., 0], pixels[..., 2]))
-        ):
-            raw.pixels = pixels[..., :1]
-            raw.rgb_as_gray = True
-            counts["rgb_as_gray"] += 1
-        for flag in flags:
-            if flag.startswith("slice:"):
-                slices[flag.removeprefix("slice:")] += 1
-            else:
-                counts[flag] += 1
-        raws.append(raw)
+def _read_one(path: Path, nifti_slice: int | None) -> tuple[_Raw, list[str]]:
+    """Decode one file and check its size; RGB with three equal channels becomes grayscale.
 
+    Returns the image and its flags (``alpha``, ``minmax``, ``slice:<i>/<depth>``,
+    ``rgb_as_gray``).
+    """
+    if _is_nifti(path.name):
+        pixels, flags = _read_nifti(path, nifti_slice)
+    else:
+        pixels, flags = read_image(path)
+    height, width = pixels.shape[:2]
+    if height < MIN_SIZE or width < MIN_SIZE:
+        raise InputFileError(
+            f"the image is {height}x{width} pixels; images must be at least "
+            f"{MIN_SIZE}x{MIN_SIZE}",
+            path=path,
+            fix="remove the file or replace it by a larger image",
+        )
+    raw = _Raw(path, pixels)
+    if (
+        pixels.shape[2] == 3
+        and np.array_equal(pixels[..., 0], pixels[..., 1])
+        and (np.array_equal(pixels[..., 0], pixels[..., 2]))
+    ):
+        raw.pixels = pixels[..., :1]
+        raw.rgb_as_gray = True
+        flags = [*flags, "rgb_as_gray"]
+    return raw, flags
+
+
+def _reading_notes(
+    raws: Sequence[_Raw], flags: Sequence[str], ignored: int, nifti_slice: int | None
+) -> list[str]:
+    """Sentences on what reading a folder changed, from the flags of all its files."""
+    counts = Counter(f for f in flags if not f.startswith("slice:"))
+    slices = Counter(f.removeprefix("slice:") for f in flags if f.startswith("slice:"))
     notes: list[str] = []
     if ignored:
         notes.append(
@@ -279,7 +280,22 @@ def _read_folder(folder: PathLike, nifti_slice: int | None) -> tuple[list[_Raw],
         notes.append(
             f"{counts['rgb_as_gray']} RGB image(s) with three identical channels read as grayscale"
         )
-    return raws, notes
+    return notes
+
+
+def _read_folder(folder: PathLike, nifti_slice: int | None) -> tuple[list[_Raw], list[str]]:
+    """Every image of a folder, in name order, and the notes on what reading changed."""
+    folder = Path(folder)
+    files, ignored = list_image_files(folder)
+    if not files:
+        raise _no_images_error(folder)
+    raws: list[_Raw] = []
+    flags: list[str] = []
+    for path in files:
+        raw, more = _read_one(path, nifti_slice)
+        raws.append(raw)
+        flags.extend(more)
+    return raws, _reading_notes(raws, flags, ignored, nifti_slice)
 
 
 # -- assembling ---------------------------------------------------------------------------------
@@ -587,6 +603,34 @@ def load_attributes(csv_path: PathLike, names: Sequence[str] | None = None) -> p
     return df
 
 
+def _group_keys(df: pd.DataFrame, path: Path) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Each row's ``"<group>/<file>"`` key, group and bare file name, from a ``group`` column or
+    from group-prefixed ``file`` values."""
+    prefixes = tuple(f"{g}/" for g in GROUPS)
+    if "group" not in df.columns:
+        if not df["file"].str.startswith(prefixes).all():
+            raise InputFileError(
+                "the CSV has no 'group' column and its 'file' values are not prefixed with "
+                "'background/' or 'target/'",
+                path=path,
+                fix="add a 'group' column (background or target), or write the files as "
+                "'background/<file>' and 'target/<file>'",
+            )
+        parts = df["file"].str.partition("/")
+        return df["file"], parts[0], parts[2]
+    groups = df["group"].astype(str).str.strip().str.lower()
+    bad = sorted(set(groups) - set(GROUPS))
+    if bad:
+        raise InputFileError(
+            f"unknown value(s) in column 'group': {_listing(bad)}",
+            path=path,
+            fix="use 'background' or 'target' in the 'group' column",
+        )
+    files = df["file"]
+    bare = files.where(~files.str.startswith(prefixes), files.str.partition("/")[2])
+    return groups + "/" + bare, groups, bare
+
+
 def load_group_attributes(csv_path: PathLike, data: ContrastiveData) -> pd.DataFrame:
     """Read one CSV of attributes covering both groups, aligned row for row with ``data``.
 
@@ -616,32 +660,7 @@ def load_group_attributes(csv_path: PathLike, data: ContrastiveData) -> pd.DataF
     """
     path = Path(csv_path)
     df = _read_csv(path)
-    prefixes = tuple(f"{g}/" for g in GROUPS)
-    if "group" in df.columns:
-        groups = df["group"].astype(str).str.strip().str.lower()
-        bad = sorted(set(groups) - set(GROUPS))
-        if bad:
-            raise InputFileError(
-                f"unknown value(s) in column 'group': {_listing(bad)}",
-                path=path,
-                fix="use 'background' or 'target' in the 'group' column",
-            )
-        files = df["file"]
-        already = files.str.startswith(prefixes)
-        bare = files.where(~already, files.str.partition("/")[2])
-        keys = groups + "/" + bare
-    else:
-        if not df["file"].str.startswith(prefixes).all():
-            raise InputFileError(
-                "the CSV has no 'group' column and its 'file' values are not prefixed with "
-                "'background/' or 'target/'",
-                path=path,
-                fix="add a 'group' column (background or target), or write the files as "
-                "'background/<file>' and 'target/<file>'",
-            )
-        keys = df["file"]
-        parts = keys.str.partition("/")
-        groups, bare = parts[0], parts[2]
+    keys, groups, bare = _group_keys(df, path)
     df = df.drop(columns=[c for c in ("file", "group") if c in df.columns])
     df.insert(0, "group", groups.to_numpy())
     df.insert(0, "file", bare.to_numpy())

@@ -69,13 +69,13 @@ def comparison_table(results: list[MethodResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int = 20,
-              methods: tuple[str, ...] = ("sepclr", "simclr", "cvae"), seed: int = 0,
-              base: SepCLRConfig | None = None, progress: bool = True) -> str:
-    """Digits on textures: every method at the same budget; returns the Markdown report."""
-    from medcl.io import RunFolder
+BENCHMARK_HOLDOUT = 0.3
+"""Share of the benchmark's images kept out of training and used to score the probes."""
 
-    from .evaluate import tsne_figure
+
+def _digits_on_textures_split(n_per_group: int, size: int, seed: int):
+    """Generated digits-on-textures images, their group and attributes, and a stratified 70/30
+    train / held-out split."""
     from .textures import make_digits_on_textures
 
     data = make_digits_on_textures(n_background=n_per_group, n_target=n_per_group, size=size,
@@ -84,14 +84,32 @@ def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int
     is_target = torch.cat([torch.zeros(len(data.background), dtype=torch.bool),
                            torch.ones(len(data.target), dtype=torch.bool)])
     attributes = data.attributes.reset_index(drop=True)
-    train_idx, test_idx = holdout_split(is_target.numpy(), 0.3, seed)
+    train_idx, test_idx = holdout_split(is_target.numpy(), BENCHMARK_HOLDOUT, seed)
+    return images, is_target, attributes, train_idx, test_idx
+
+
+def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int = 20,
+              methods: tuple[str, ...] = ("sepclr", "simclr", "cvae"), seed: int = 0,
+              base: SepCLRConfig | None = None, progress: bool = True) -> str:
+    """Digits on textures: every method at the same budget; returns the Markdown report.
+
+    Writes into ``out``: ``comparison.csv`` (one row per method, as in the report),
+    ``probes_<method>.csv`` (every probe of every method), ``tsne_<first method>.png``,
+    ``report.md`` and one run folder per method (``<method>/metrics.csv`` is its per-epoch
+    training log, ``<method>/model.pt`` its weights).
+    """
+    from medcl.io import RunFolder
+
+    images, is_target, attributes, train_idx, test_idx = _digits_on_textures_split(
+        n_per_group, size, seed)
     folder = RunFolder.create(out)
     base = base or SepCLRConfig(widths=[8, 16, 32, 64], common_dim=16, salient_dim=16,
                                 batch_size=256)
     base = replace(base, epochs=epochs, seed=seed, image_size=size, channels=1)
     folder.write_config(base, seed=seed, extra={"dataset": "digits_on_textures",
                                                 "n_per_group": n_per_group,
-                                                "methods": list(methods), "holdout": 0.3})
+                                                "methods": list(methods),
+                                                "holdout": BENCHMARK_HOLDOUT})
     results = []
     for method in methods:
         cfg = replace(base, method=method)
@@ -100,15 +118,9 @@ def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int
         RunFolder.create(folder.root / method).save_model(results[-1].model.state_dict())
         folder.write_table(f"probes_{method}",
                            results[-1].probes.assign(method=method))
-    table = comparison_table(results)
-    md = folder.write_table("comparison", table)
-    folder.write_metrics(table)
+    md = folder.write_table("comparison", comparison_table(results))
     first = results[0]
-    fig = tsne_figure(first.reps, attributes, is_target.numpy(), seed=seed)
-    folder.save_figure(f"tsne_{first.method}", fig)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    _save_tsne(folder, f"tsne_{first.method}", first.reps, attributes, is_target.numpy(), seed)
     report = (
         "## sepclr: digits on textures\n\n"
         f"{n_per_group} background texture patches and {n_per_group} target patches with a "
@@ -123,6 +135,18 @@ def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int
     return report
 
 
+def _save_tsne(folder, name: str, reps: dict[str, np.ndarray], attributes: pd.DataFrame,
+               is_target: np.ndarray, seed: int) -> None:
+    """Draw the t-SNE maps of both spaces into ``<name>.png``."""
+    import matplotlib.pyplot as plt
+
+    from .evaluate import tsne_figure
+
+    fig = tsne_figure(reps, attributes, is_target, seed=seed)
+    folder.save_figure(name, fig)
+    plt.close(fig)
+
+
 def _chance(leakage: pd.DataFrame, attr: str) -> str:
     rows = leakage[leakage.attribute == attr]
     return f"{rows.chance.iloc[0]:.2f}" if len(rows) else "n/a"
@@ -130,19 +154,13 @@ def _chance(leakage: pd.DataFrame, attr: str) -> str:
 
 def _report_probes(folder, results_reps, attributes, is_target, train_idx, test_idx,
                    seed: int) -> str:
-    """Write probe / leakage tables and the t-SNE picture; return their Markdown."""
-    import matplotlib.pyplot as plt
-
-    from .evaluate import tsne_figure
-
+    """Write ``probes.csv``, ``leakage.csv`` and ``tsne.png``; return their Markdown."""
     table = probe_table(results_reps, attributes, is_target, train_idx, test_idx)
     if table.empty:
         return ("No attribute has two classes in a group's training rows: nothing to probe.\n")
     probes_md = folder.write_table("probes", table)
     leakage_md = folder.write_table("leakage", leakage_summary(table))
-    fig = tsne_figure(results_reps, attributes, is_target, seed=seed)
-    folder.save_figure("tsne", fig)
-    plt.close(fig)
+    _save_tsne(folder, "tsne", results_reps, attributes, is_target, seed)
     return ("### Linear probes (logistic regression; fit on training rows, scored on held-out "
             f"rows of each group)\n\n{probes_md}\n\n### Leakage on target images (wanted: "
             f"higher is better; leaked: lower is better)\n\n{leakage_md}\n\n"
@@ -155,7 +173,9 @@ def fit_run(cfg: SepCLRConfig, background: Path, target: Path, out: Path, *,
 
     Inputs are validated before the run folder is created, so bad input leaves nothing behind.
     With ``attributes`` a stratified ``cfg.holdout`` share of the images is kept out of
-    training and used to score the probes.
+    training and used to score the probes. Writes ``config.yaml``, ``metrics.csv`` (the
+    per-epoch training log), ``model.pt``, ``report.md`` and, with attributes, ``probes.csv``,
+    ``leakage.csv`` and ``tsne.png``.
     """
     from medcl.io import RunFolder
 
@@ -198,7 +218,12 @@ def fit_run(cfg: SepCLRConfig, background: Path, target: Path, out: Path, *,
 
 def evaluate_run(model_dir: Path, background: Path, target: Path, attributes: Path,
                  out: Path, *, test_fraction: float = 0.3) -> Path:
-    """``medcl sepclr evaluate``: probe a trained run's spaces on new labelled images."""
+    """``medcl sepclr evaluate``: probe a trained run's spaces on new labelled images.
+
+    Writes into ``out``: ``probes.csv`` (every attribute from every space and group),
+    ``leakage.csv``, ``tsne.png`` and ``report.md``; no ``metrics.csv``, which in a run folder
+    is always a per-epoch training log.
+    """
     from medcl.io import RunFolder
 
     from .data import load_contrastive, load_group_attributes
@@ -216,7 +241,5 @@ def evaluate_run(model_dir: Path, background: Path, target: Path, attributes: Pa
                          "test_fraction": test_fraction, "method": cfg.method}, seed=cfg.seed)
     reps = represent(model, data.images)
     body = _report_probes(folder, reps, attrs, is_target, train_idx, test_idx, cfg.seed)
-    if (folder.root / "probes.csv").exists():
-        folder.write_metrics(pd.read_csv(folder.root / "probes.csv"))
     folder.write_report(f"# SepCLR evaluation of `{model_dir}` ({cfg.method})\n\n{body}")
     return folder.report_path

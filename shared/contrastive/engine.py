@@ -4,7 +4,12 @@ The :class:`Engine` runs a plain PyTorch optimisation loop whose per-batch maths
 the caller as a ``step(model, batch)`` function. Fabric takes care of devices, distributed data
 parallel training (DDP, also under ``torchrun`` or SLURM) and automatic mixed precision (CUDA
 only); the engine adds what a research run needs on top: epoch-averaged metrics, a
-``metrics.csv`` table, atomic checkpoints and bit-exact resume.
+``metrics.csv`` table (the per-epoch training log), atomic checkpoints and bit-exact resume.
+Where Fabric has a utility the engine uses it: :func:`lightning.fabric.seed_everything` for
+seeding, :meth:`Fabric.save <lightning.fabric.Fabric.save>` and
+:meth:`Fabric.load <lightning.fabric.Fabric.load>` (``weights_only=True``) for checkpoints, which
+are written to the temporary file of :func:`medcl.util.atomic.atomic_path` and renamed into
+place. The engine reads no Lightning environment variable.
 
 Resume is exact because randomness never depends on history: at the start of every epoch all
 random number generators (Python, NumPy, PyTorch CPU and CUDA) are reseeded from
@@ -35,21 +40,20 @@ import contextlib
 import csv
 import logging
 import math
-import os
 import random
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import lightning
 import numpy as np
 import torch
 from lightning.fabric import Fabric
+from lightning.fabric import seed_everything as _fabric_seed_everything
 from lightning.fabric.strategies import DataParallelStrategy, SingleDeviceStrategy
 from rich.console import Console
 from rich.progress import (
@@ -62,6 +66,8 @@ from rich.progress import (
 )
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
+
+from medcl.util.atomic import atomic_path
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -83,6 +89,7 @@ STEP_METRICS_NAME = "metrics_steps.csv"
 
 _MIXED_PRECISIONS = {"16-mixed", "bf16-mixed", "16", "bf16"}
 _CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "global_step")
+MAX_SEED = 2**32 - 1  # NumPy's (and so Lightning's) upper bound of a seed
 
 StepOutput = torch.Tensor | Mapping[str, Any]
 StepFn = Callable[[nn.Module, Any], StepOutput]
@@ -113,7 +120,7 @@ class EngineConfig:
     grad_clip_norm : float or None
         Clip the global gradient norm to this value (``None``: no clipping).
     seed : int
-        Seed of every random stream of the run (must be >= 0).
+        Seed of every random stream of the run (``0 <= seed <= 2**32 - 1``).
     resume : bool
         Resume from ``<run_dir>/checkpoints/last.pt`` when it exists (start fresh otherwise).
     checkpoint_every : int
@@ -146,8 +153,8 @@ class EngineConfig:
             raise ValueError(f"num_nodes must be >= 1, got {self.num_nodes}")
         if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
             raise ValueError(f"grad_clip_norm must be > 0 or None, got {self.grad_clip_norm}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.log_every_n_steps < 0:
@@ -160,23 +167,30 @@ class EngineConfig:
 def seed_everything(seed: int) -> int:
     """Seed Python's ``random``, NumPy's global generator and PyTorch (CPU and all CUDA devices).
 
+    A thin check around :func:`lightning.fabric.seed_everything` (quiet, ``workers=False``),
+    which seeds the three generators with ``seed``. Lightning also records the seed in its own
+    environment variables; the engine never reads them (its data order is seeded explicitly,
+    see :meth:`Engine._reseed_epoch`).
+
     Parameters
     ----------
     seed : int
-        Non-negative seed.
+        Seed, ``0 <= seed <= 2**32 - 1``.
 
     Returns
     -------
     int
         The seed used.
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is outside ``[0, 2**32 - 1]``.
     """
     seed = int(seed)
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA device (lazily when CUDA is not initialised)
-    return seed
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be in [0, 2**32 - 1], got {seed}")
+    return int(_fabric_seed_everything(seed, workers=False, verbose=False))
 
 
 def _derive_seed(*entropy: int) -> int:
@@ -283,25 +297,6 @@ def resolve_precision(precision: str | None, accelerator: str) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, write: Callable[[IO[Any]], None], *, binary: bool) -> None:
-    """Write ``path`` through a temporary file in the same folder, then ``os.replace`` it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        mode = "wb" if binary else "w"
-        kwargs: dict[str, Any] = {} if binary else {"newline": "", "encoding": "utf-8"}
-        with os.fdopen(fd, mode, **kwargs) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _csv_columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     """``epoch``, ``step``, the other keys in order of first appearance, then ``seconds``."""
     head, tail = ["epoch", "step"], ["seconds"]
@@ -314,16 +309,15 @@ def _csv_columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as CSV atomically (flushed to disk before the rename)."""
     columns = _csv_columns(rows)
     if rows and all("seconds" not in row for row in rows):
         columns.remove("seconds")
-
-    def write(fh: IO[Any]) -> None:
-        writer = csv.DictWriter(fh, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-
-    _atomic_write(path, write, binary=False)
+    with atomic_path(path, fsync=True) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 # --------------------------------------------------------------------------- step outputs
@@ -372,9 +366,9 @@ class Engine:
     config : EngineConfig or None
         Run settings (defaults when ``None``).
     run_dir : str, Path or None
-        Folder receiving ``metrics.csv`` (one row per epoch), ``metrics_steps.csv`` (when
-        ``log_every_n_steps > 0``) and ``checkpoints/last.pt``. ``None`` writes nothing (and
-        cannot resume).
+        Folder receiving ``metrics.csv`` (the training log: one row per epoch),
+        ``metrics_steps.csv`` (when ``log_every_n_steps > 0``) and ``checkpoints/last.pt``.
+        ``None`` writes nothing (and cannot resume).
 
     Attributes
     ----------
@@ -680,34 +674,42 @@ class Engine:
         extra_state: dict[str, Any] | None,
         epoch: int,
     ) -> None:
+        """Write ``last.pt`` with :meth:`Fabric.save` into an atomic temporary file.
+
+        Every rank calls :meth:`Fabric.save` (it is collective); under the supported strategies
+        (single device, DDP) only rank 0 writes, into the temporary file of
+        :func:`~medcl.util.atomic.atomic_path`, which is flushed to disk and renamed onto
+        ``last.pt`` before any rank goes on.
+        """
         path = self.checkpoint_path
         if path is None:
             return
-        distributed = self.fabric.world_size > 1
-        if distributed:
-            self.fabric.barrier()
-        if self.fabric.is_global_zero:
-            extra: dict[str, Any] = {}
-            for key, value in (extra_state or {}).items():
-                extra[key] = value.state_dict() if hasattr(value, "state_dict") else value
-            state = {
-                "format": 1,
-                "model": module.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "extra": extra,
-                "epoch": int(epoch),
-                "global_step": int(self.global_step),
-                "config": asdict(self.config),
-                "precision": self.precision,
-                "history": self.history,
-                "step_history": self.step_history,
-                "rng": _get_rng_state(),
-                "versions": {"torch": str(torch.__version__), "lightning": lightning.__version__},
-            }
-            _atomic_write(path, lambda fh: torch.save(state, fh), binary=True)
-        if distributed:
-            self.fabric.barrier()
+        fabric = self.fabric
+        extra: dict[str, Any] = {}
+        for key, value in (extra_state or {}).items():
+            extra[key] = value.state_dict() if hasattr(value, "state_dict") else value
+        # the module and the optimiser are turned into their state dicts by Fabric
+        state = {
+            "format": 1,
+            "model": module,
+            "optimizer": optimizer,
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "extra": extra,
+            "epoch": int(epoch),
+            "global_step": int(self.global_step),
+            "config": asdict(self.config),
+            "precision": self.precision,
+            "history": self.history,
+            "step_history": self.step_history,
+            "rng": _get_rng_state(),
+            "versions": {"torch": str(torch.__version__), "lightning": lightning.__version__},
+        }
+        if fabric.is_global_zero:
+            with atomic_path(path, fsync=True) as tmp:
+                fabric.save(tmp, state)
+        else:
+            fabric.save(path, state)  # joins the collective save; rank 0 alone writes
+        fabric.barrier()  # last.pt is in place on every rank's return
 
     def _resume(
         self,
@@ -724,7 +726,9 @@ class Engine:
                 log.info("resume=True but %s does not exist: starting a fresh run", path)
             return 0
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            # Fabric.load goes through torch.load with a map_location that keeps every tensor
+            # on the CPU; weights_only=True refuses anything but tensors and primitives
+            ckpt = self.fabric.load(path, weights_only=True)
         except Exception as err:
             raise RuntimeError(
                 f"Could not load checkpoint {path}: {err}. Delete the file (or the run folder) "
@@ -774,8 +778,14 @@ class Engine:
     # ---------------------------------------------------------------- launching
 
     def _launch(self) -> None:
-        if int(os.environ.get("LT_CLI_USED", "0")):
-            return  # launched by `fabric run`: processes and environment exist already
+        """Create the processes and the process group (:meth:`Fabric.launch`) when needed.
+
+        Under ``torchrun`` or SLURM the processes exist and ``launch`` only joins the process
+        group; with ``strategy="ddp"`` and ``devices > 1`` outside them Fabric starts one process
+        per extra device. Under Lightning's own launcher (``fabric run``) Fabric has set up the
+        process group when it was built and ``launch`` refuses to run (its documented
+        ``RuntimeError``): the engine then goes on with that process group.
+        """
         if isinstance(self.fabric.strategy, SingleDeviceStrategy | DataParallelStrategy):
             return
         try:
@@ -785,6 +795,11 @@ class Engine:
                 f"strategy={self.config.strategy!r} spawns processes from a function, which the "
                 "Engine does not support; use strategy='ddp' (optionally under torchrun)."
             ) from err
+        except RuntimeError:
+            dist = torch.distributed
+            if dist.is_available() and dist.is_initialized():
+                return  # `fabric run`: processes and process group exist already
+            raise
 
 
 def _samplers(loader: Any) -> list[Any]:

@@ -27,6 +27,16 @@ backward, recomputes each chunk's similarity block instead of keeping it, using 
 gradient ``dl_i/ds_ij = -P_ij W_ij / sum_j P_ij + D_ij softmax_D(s_i)_j``. Masks may be given as
 label vectors (:class:`LabelMasks`) so that no ``(N, N)`` tensor is ever materialised: peak
 memory is ``O(chunk_size x N)`` in forward and backward.
+
+The plain path
+--------------
+``info_nce(..., fast=False)`` computes the same equation in plain PyTorch: the dense masks, the
+whole ``(Na, Ns)`` similarity matrix and autograd. For the InfoNCE / NT-Xent / SupCon family
+(positives in the denominator, no positive weights) it is :func:`torch.nn.functional.cross_entropy`
+with the normalised positive mask ``P / sum_j P`` as soft target over the denominator logits
+``s_ij + log(c [P_ij > 0] + N_ij V_ij)``; for the other variants (DCL, DCLW, positives that are
+also weighted negatives) it is ``logsumexp`` of those logits minus the positive term. It is the
+reference the fast kernel is tested against (values and gradients) and the path to read.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
@@ -305,6 +316,43 @@ class _InfoNCE(torch.autograd.Function):
                 None if grad_b is None else grad_b.to(sample.dtype), None, None, None, None)
 
 
+def _info_nce_plain(anchor, sample, pos, neg, inv_tau, pos_weight, neg_weight, pos_in_den,
+                    reduction, ct):
+    """The module-docstring equation in plain PyTorch (dense masks, autograd).
+
+    ``pos``: (Na, Ns) bool or float; ``neg``: (Na, Ns) bool or None (everything not positive);
+    weights: None, (Na,) or (Na, Ns), constants. Returns what :func:`info_nce` returns.
+    """
+    s = torch.mm(anchor.to(ct), sample.to(ct).T) * inv_tau  # (Na, Ns)
+    p = pos.to(ct)
+    member = p > 0
+    d = (~member if neg is None else neg).to(ct)
+    if neg_weight is not None:
+        nw = neg_weight.to(ct)
+        d = d * (nw[:, None] if nw.ndim == 1 else nw)
+    if pos_in_den:
+        d = d + member.to(ct)
+    # denominator logits; a column outside the denominator (weight 0) gets the most negative
+    # finite value rather than -inf, so that a zero target times its log-probability stays 0
+    logits = torch.where(d > 0, s + d.log(), torch.finfo(ct).min)
+    count = p.sum(1)
+    valid = count > 0
+    target = p / count.clamp_min(1e-12)[:, None]
+    if pos_weight is not None:
+        pw = pos_weight.to(ct)
+        target = target * (pw[:, None] if pw.ndim == 1 else pw)
+    plain_ce = pos_in_den and pos_weight is None and bool((d[member] == 1).all())
+    if plain_ce:  # InfoNCE / NT-Xent / SupCon: cross entropy against the normalised positives
+        per_anchor = F.cross_entropy(logits[valid], target[valid], reduction="none")
+    else:  # DCL, DCLW, weighted positives: log-denominator minus the weighted positive term
+        per_anchor = torch.logsumexp(logits[valid], dim=1) - (target[valid] * s[valid]).sum(1)
+    if reduction == "none":
+        return torch.zeros_like(count).masked_scatter(valid, per_anchor)
+    total = per_anchor.sum()
+    n_valid = max(int(valid.sum()), 1)
+    return (total / n_valid if reduction == "mean" else total).to(anchor.dtype)
+
+
 def info_nce(
     anchor: Tensor,
     sample: Tensor,
@@ -317,6 +365,7 @@ def info_nce(
     *,
     positives_in_denominator: bool = True,
     reduction: str = "mean",
+    fast: bool = True,
 ) -> Tensor:
     """Mask-based InfoNCE (see the module docstring for the equation).
 
@@ -340,13 +389,18 @@ def info_nce(
     neg_weight : Tensor, shape (Na,) or (Na, Ns), optional
         Weight of each negative in the denominator. Weights are constants (no gradient).
     chunk_size : int, optional
-        Anchors per block; ``None`` computes one block. Values and gradients do not depend on
-        it; peak memory is ``O(chunk_size x Ns)``.
+        Anchors per block of the fast kernel; ``None`` computes one block. Values and gradients
+        do not depend on it; peak memory is ``O(chunk_size x Ns)``. Ignored when ``fast=False``.
     positives_in_denominator : bool
         ``True`` for InfoNCE/NT-Xent/SupCon, ``False`` for decoupled contrastive learning.
     reduction : {"mean", "sum", "none"}
         Mean over anchors that have at least one positive, their sum, or per-anchor losses
         (anchors without positives give 0).
+    fast : bool, default True
+        ``True``: the chunked kernel with recomputation in backward and, for ``LabelMasks``,
+        no ``(Na, Ns)`` mask (see the module docstring). ``False``: the plain PyTorch path
+        (dense masks, ``F.cross_entropy`` / ``logsumexp`` and autograd), the same values and
+        gradients with ``O(Na x Ns)`` memory; the reference the fast kernel is tested against.
 
     Returns
     -------
@@ -359,6 +413,9 @@ def info_nce(
     >>> labels = pair_labels(4)
     >>> masks = LabelMasks(labels, labels, torch.arange(8))
     >>> loss = info_nce(z, z, masks, temperature=0.5)
+    >>> plain = info_nce(z, z, masks, temperature=0.5, fast=False)
+    >>> torch.allclose(loss, plain)
+    True
     """
     if anchor.ndim != 2 or sample.ndim != 2 or anchor.shape[1] != sample.shape[1]:
         raise ValueError(
@@ -376,9 +433,22 @@ def info_nce(
     ct = torch.promote_types(anchor.dtype, torch.float32)  # half inputs reduce in fp32
     pos_weight = None if pos_weight is None else pos_weight.detach()
     neg_weight = None if neg_weight is None else neg_weight.detach()
+    chunk = shape[0] if chunk_size is None else int(chunk_size)
+    if chunk < 1:
+        raise ValueError(f"info_nce: chunk_size must be >= 1, got {chunk_size}")
+    if isinstance(pos_mask, LabelMasks) and pos_mask.shape != shape:
+        raise ValueError(f"info_nce: LabelMasks cover {pos_mask.shape}, embeddings {shape}")
+    if not isinstance(pos_mask, LabelMasks):
+        _check_dense("pos_mask", pos_mask, shape, per_anchor=False)
+    if not fast:
+        if isinstance(pos_mask, LabelMasks):
+            pos_d, neg_d = pos_mask.rows(0, shape[0])
+            neg_d = neg_d if neg_mask is None else neg_mask
+        else:
+            pos_d, neg_d = pos_mask.detach(), neg_mask
+        return _info_nce_plain(anchor, sample, pos_d, neg_d, 1.0 / float(temperature),
+                               pos_weight, neg_weight, positives_in_denominator, reduction, ct)
     if isinstance(pos_mask, LabelMasks):
-        if pos_mask.shape != shape:
-            raise ValueError(f"info_nce: LabelMasks cover {pos_mask.shape}, embeddings {shape}")
         structured = neg_mask is None and neg_weight is None and (
             pos_weight is None or pos_weight.ndim == 1)
         if structured:
@@ -388,12 +458,8 @@ def info_nce(
             plan = _DensePlan(pos_d, neg_d if neg_mask is None else neg_mask, pos_weight,
                               neg_weight, positives_in_denominator, ct)
     else:
-        _check_dense("pos_mask", pos_mask, shape, per_anchor=False)
         plan = _DensePlan(pos_mask.detach(), neg_mask, pos_weight, neg_weight,
                           positives_in_denominator, ct)
-    chunk = shape[0] if chunk_size is None else int(chunk_size)
-    if chunk < 1:
-        raise ValueError(f"info_nce: chunk_size must be >= 1, got {chunk_size}")
     return _InfoNCE.apply(anchor, sample, plan, 1.0 / float(temperature),
                           min(chunk, max(shape[0], 1)), reduction)
 

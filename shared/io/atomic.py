@@ -5,6 +5,12 @@ with :func:`os.replace`, which is atomic on POSIX and Windows when both names ar
 file system. A crash or an exception half-way through therefore leaves either the old file or the
 new one, never a truncated mix, and no temporary file behind.
 
+The primitive itself (:func:`atomic_path`, :func:`write_text`, :func:`write_bytes`) lives in
+:mod:`medcl.util.atomic`, which every layer may import (the training engine of
+:mod:`medcl.contrastive` writes its checkpoints and metrics through it too); this module builds
+the I/O layer's writers on it (YAML, CSV, ``torch.save``, figures) and re-exports it, so that
+``medcl.io.atomic`` stays the one import the apps need.
+
 Heavy libraries (pandas, torch, matplotlib) are imported inside the functions that need them so
 that ``import medcl.io`` stays fast.
 """
@@ -14,11 +20,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from medcl.util.atomic import PathLike, atomic_path, write_bytes, write_text
 
 from .errors import InputFileError
 
@@ -37,93 +43,6 @@ __all__ = [
     "write_text",
     "write_yaml",
 ]
-
-PathLike = str | os.PathLike[str]
-
-_UMASK: int | None = None
-
-
-def _default_mode() -> int:
-    """Permission bits a plainly created file would get (``0o666`` less the umask)."""
-    global _UMASK
-    if _UMASK is None:
-        current = os.umask(0o022)
-        os.umask(current)
-        _UMASK = current
-    return 0o666 & ~_UMASK
-
-
-def _split_suffix(name: str) -> tuple[str, str]:
-    """Split ``"x.nii.gz"`` into ``("x", ".nii.gz")``; a leading dot is part of the stem."""
-    base = name.lstrip(".")
-    lead = name[: len(name) - len(base)]
-    stem, dot, rest = base.partition(".")
-    return lead + stem, (dot + rest if dot else "")
-
-
-@contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path that replaces ``path`` when the block succeeds.
-
-    The temporary file lies in the same folder as ``path`` (created if missing), is hidden
-    (leading dot) and keeps the target's full suffix, e.g. ``.x.tmp-ab12cd.nii.gz`` for
-    ``x.nii.gz``, so libraries that choose a format from the suffix still work. On success it is
-    renamed onto ``path`` with :func:`os.replace`; if the block raises, the temporary file is
-    removed, ``path`` is left untouched and the exception propagates.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The final file.
-
-    Yields
-    ------
-    pathlib.Path
-        The temporary file to write (it exists, empty, when the block starts).
-
-    Examples
-    --------
-    >>> with atomic_path("out/volume.nii.gz") as tmp:  # doctest: +SKIP
-    ...     nibabel.save(image, tmp)
-    """
-    target = Path(path)
-    parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    stem, suffix = _split_suffix(target.name)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.tmp-", suffix=suffix, dir=parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        try:
-            mode = target.stat().st_mode & 0o7777 if target.exists() else _default_mode()
-            os.chmod(tmp, mode)
-        except OSError:  # pragma: no cover - permissions are best effort
-            pass
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def write_text(path: PathLike, text: str, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically and return the path."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding=encoding, newline="") as fh:
-            fh.write(text)
-    return Path(path)
-
-
-def write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and return the path."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-    return Path(path)
-
 
 def to_plain(obj: Any) -> Any:
     """Convert ``obj`` into YAML-safe builtins.

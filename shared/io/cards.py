@@ -33,15 +33,19 @@ Required fields:
 Optional fields: ``subjects`` (int), ``channels`` (int or list), ``sampling_rate_hz`` (number),
 ``spacing_mm`` (list of numbers), ``notes`` (str).
 
-Validation collects every problem, each naming its field path (``reference_results[0].source``).
+The schema is written once, as the JSON Schema :data:`CARD_SCHEMA` (draft 2020-12), and checked
+with :mod:`jsonschema`; the one rule a schema cannot state (``id`` equals the file stem) is a small
+function beside it. Validation collects every problem, each naming its field path as users write
+it (``reference_results[0].source``, ``labels[769]``) and what the value must be.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,7 @@ from .errors import DataCardError
 __all__ = [
     "ACCESS_METHODS",
     "APPS",
+    "CARD_SCHEMA",
     "MODALITIES",
     "DataCard",
     "cards_dir",
@@ -70,7 +75,6 @@ ACCESS_METHODS: dict[str, tuple[str, str]] = {
     "url": ("url", "an http(s) download address"),
 }
 
-_REQUIRED_STR = ("title", "task", "licence", "citation", "format", "layout")
 _REQUIRED = (
     "id",
     "title",
@@ -88,9 +92,6 @@ _REQUIRED = (
     "reference_results",
 )
 _OPTIONAL = ("subjects", "channels", "sampling_rate_hz", "spacing_mm", "notes")
-_ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
-_URL_RE = re.compile(r"https?://\S+")
-_DOTTED_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 _CARD_SUFFIXES = (".yaml", ".yml")
 
 
@@ -164,7 +165,156 @@ class DataCard:
         return None if value is None else str(value)
 
 
+# -- schema -------------------------------------------------------------------------------------
+# Beside the JSON Schema keywords, a sub-schema may carry two annotations of ours, which
+# validators ignore: ``x-expect`` (what a valid value is, for messages "must be <x-expect>, got
+# ...") and ``x-missing`` (a hint appended to "is missing" when the property is left out).
+_TEXT = {"type": "string", "pattern": r"\S"}
+_OPTIONAL_TEXT = {"type": ["string", "null"], "pattern": r"\S"}
+_NUMBER = {"type": "number"}
+_URL = {
+    "type": "string",
+    "pattern": r"^\s*https?://\S+\s*$",
+    "x-expect": "an http:// or https:// address",
+}
+
+
+def _access_rule(method: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """If ``access.method`` is ``method``, its key (:data:`ACCESS_METHODS`) is required and
+    matches ``schema``."""
+    key, what = ACCESS_METHODS[method]
+    return {
+        "if": {"required": ["method"], "properties": {"method": {"const": method}}},
+        "then": {
+            "required": [key],
+            "properties": {key: {**schema, "x-missing": f"method '{method}' needs {what}"}},
+        },
+    }
+
+
+CARD_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "medcl data card",
+    "description": "One public dataset: what it is, how to get it, how medcl evaluates on it.",
+    "type": "object",
+    # keyword order is the order of the reported problems: unknown fields, missing ones, then
+    # each field in turn
+    "additionalProperties": False,
+    "required": list(_REQUIRED),
+    "properties": {
+        "id": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9_\-]+$",
+            "x-expect": "made of letters, digits, '_' and '-' only",
+        },
+        "title": _TEXT,
+        "task": _TEXT,
+        "licence": _TEXT,
+        "citation": _TEXT,
+        "format": _TEXT,
+        "layout": _TEXT,
+        "modality": {"enum": list(MODALITIES)},
+        "app": {"enum": list(APPS)},
+        "source": {"type": "object", "required": ["url"], "properties": {"url": _URL}},
+        "access": {
+            "type": "object",
+            "required": ["method"],
+            "properties": {"method": {"enum": list(ACCESS_METHODS)}},
+            "allOf": [
+                _access_rule("moabb", _TEXT),
+                _access_rule(
+                    "manual",
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": _TEXT,
+                        "x-expect": "a non-empty list of strings",
+                    },
+                ),
+                _access_rule(
+                    "package",
+                    {
+                        "type": "string",
+                        "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+                        "x-expect": "a dotted name like 'package.module.function'",
+                    },
+                ),
+                _access_rule("url", _URL),
+            ],
+        },
+        "labels": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"type": ["integer", "string"]},
+            "additionalProperties": {**_TEXT, "x-expect": "a non-empty string name"},
+        },
+        "protocol": {
+            "type": "object",
+            "required": ["name", "splits"],
+            "properties": {
+                "name": _TEXT,
+                "splits": {"type": ["string", "object"], "pattern": r"\S", "minProperties": 1},
+                "notes": _OPTIONAL_TEXT,
+            },
+        },
+        "reference_results": {
+            "type": "array",
+            "x-expect": "a list (use [] when empty)",
+            "x-missing": "use [] when there is none",
+            "items": {
+                "type": "object",
+                "required": ["method", "metric", "split", "source", "value"],
+                "properties": {
+                    "method": _TEXT,
+                    "metric": _TEXT,
+                    "split": _TEXT,
+                    "source": _TEXT,
+                    "value": _NUMBER,
+                    "std": {"type": ["number", "null"]},
+                    "notes": _OPTIONAL_TEXT,
+                },
+            },
+        },
+        "subjects": {"type": ["integer", "null"], "minimum": 1, "x-expect": "a positive integer"},
+        "channels": {
+            "type": ["integer", "array", "null"],
+            "minimum": 1,
+            "x-expect": "a positive integer or a list of channel names",
+        },
+        "sampling_rate_hz": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "x-expect": "a positive number",
+        },
+        "spacing_mm": {
+            "type": ["array", "null"],
+            "items": {"type": "number", "exclusiveMinimum": 0, "x-expect": "a positive number"},
+            "x-expect": "a list of positive numbers",
+        },
+        "notes": _OPTIONAL_TEXT,
+    },
+}
+"""The data-card schema (JSON Schema, draft 2020-12), as described in the module docstring.
+
+Validated with :mod:`jsonschema` by :func:`validate_card_dict`, which adds the one check a
+schema cannot express (``id`` equals the file name stem) and words each problem as
+``field '<path>' ...``.
+"""
+
+
 # -- validation ---------------------------------------------------------------------------------
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "object": "a mapping",
+    "array": "a list",
+    "boolean": "a boolean",
+}
+_KEYED_MAPPINGS = frozenset({"labels"})
+"""Mappings whose keys are data (label codes), shown as ``labels[769]`` in field paths."""
+
+
 def _type_name(value: Any) -> str:
     return {
         bool: "a boolean",
@@ -177,188 +327,128 @@ def _type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _shown(value: Any) -> str:
+    """``"a string 'high'"``, ``"an integer 12"``, ``"a list"``: what a wrong value is."""
+    if isinstance(value, bool | int | float | str) and len(repr(value)) <= 60:
+        return f"{_type_name(value)} {value!r}"
+    return _type_name(value)
 
 
-class _Checker:
-    """Collects ``(field, message)`` problems."""
+@functools.cache
+def _schema_validator() -> Any:
+    """A draft 2020-12 validator of :data:`CARD_SCHEMA`, built once.
 
-    def __init__(self) -> None:
-        self.problems: list[tuple[str, str]] = []
+    Two types are read as Python sees YAML: ``integer`` excludes booleans and integral floats
+    (``subjects: 9.0`` is refused, as ``True`` is), ``object`` is any mapping.
+    """
+    from jsonschema import Draft202012Validator, validators
 
-    def add(self, where: str, message: str) -> None:
-        self.problems.append((where, f"field '{where}' {message}"))
+    checker = Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {
+            "integer": lambda _, v: isinstance(v, int) and not isinstance(v, bool),
+            "object": lambda _, v: isinstance(v, Mapping),
+        }
+    )
+    return validators.extend(Draft202012Validator, type_checker=checker)(CARD_SCHEMA)
 
-    def string(
-        self, d: Mapping[str, Any], key: str, where: str, *, required: bool = True
-    ) -> str | None:
-        if key not in d or d[key] is None:
-            if required:
-                self.add(where, "is missing" if key not in d else "is empty")
-            return None
-        value = d[key]
-        if not isinstance(value, str):
-            self.add(where, f"must be a string, got {_type_name(value)}")
-            return None
-        if not value.strip():
-            self.add(where, "is empty")
-            return None
-        return value
 
-    def number(self, d: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> None:
-        if key not in d or d[key] is None:
-            if required:
-                self.add(where, "is missing" if key not in d else "is empty")
-            return
-        if not _is_number(d[key]):
-            self.add(where, f"must be a number, got {_type_name(d[key])} {d[key]!r}")
+def _field_path(root: Any, path: Sequence[Any]) -> str:
+    """The path of a value inside the card as users write it: ``reference_results[0].value``,
+    ``access.steps[1]``, ``labels[769]``, ``labels['tumour']``."""
+    text, node = "", root
+    for key in path:
+        if isinstance(node, list):
+            text += f"[{key}]"
+        elif text in _KEYED_MAPPINGS:
+            text += f"[{key!r}]" if isinstance(key, str) else f"[{key}]"
+        else:
+            text = f"{text}.{key}" if text else str(key)
+        node = node[key]
+    return text
 
-    def mapping(self, d: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
-        if key not in d:
-            self.add(where, "is missing")
-            return None
-        value = d[key]
-        if not isinstance(value, Mapping):
-            self.add(where, f"must be a mapping, got {_type_name(value)}")
-            return None
-        return value
 
-    def choice(
-        self, d: Mapping[str, Any], key: str, where: str, options: tuple[str, ...]
-    ) -> str | None:
-        value = self.string(d, key, where)
-        if value is not None and value not in options:
-            self.add(where, f"must be one of {', '.join(options)}; got {value!r}")
-            return None
-        return value
+def _child(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
 
-    def url(self, d: Mapping[str, Any], key: str, where: str) -> None:
-        value = self.string(d, key, where)
-        if value is not None and not _URL_RE.fullmatch(value.strip()):
-            self.add(where, f"must be an http:// or https:// address, got {value!r}")
+
+def _expected(schema: Mapping[str, Any]) -> str:
+    """What a value of ``schema`` must be, in words (``x-expect`` or from its ``type``)."""
+    if "x-expect" in schema:
+        return str(schema["x-expect"])
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    return " or ".join(_TYPE_NAMES.get(t, t) for t in types if t != "null") or "valid"
+
+
+def _missing(error: Any, where: str) -> list[tuple[str, str]]:
+    """``required``: one problem per property left out, with the property's ``x-missing`` hint."""
+    properties = error.schema.get("properties", {})
+    problems = []
+    for key in error.validator_value:
+        if key not in error.instance:
+            hint = properties.get(key, {}).get("x-missing")
+            problems.append((_child(where, key), "is missing" + (f"; {hint}" if hint else "")))
+    return problems
+
+
+def _unknown(error: Any, where: str) -> list[tuple[str, str]]:
+    """``additionalProperties: false``: one problem per unknown field, with a spelling hint."""
+    known = list(error.schema.get("properties", {}))
+    problems = []
+    for key in error.instance:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append((_child(where, key), f"is not a known card field{hint}"))
+    return problems
+
+
+def _problems(error: Any, root: Any) -> list[tuple[str, str]]:
+    """Word one :class:`jsonschema.ValidationError` as ``(field, message)`` problems."""
+    where = _field_path(root, error.absolute_path)
+    kind, value = error.validator, error.instance
+    if kind == "required":
+        return _missing(error, where)
+    if kind == "additionalProperties" and error.validator_value is False:
+        return _unknown(error, where)
+    if "propertyNames" in error.schema_path:  # a key of a mapping, e.g. a label code
+        key = f"{where}[{value!r}]"
+        return [(key, f"key must be {_expected(error.schema)}, got {_type_name(value)}")]
+    if value is None or (kind == "pattern" and isinstance(value, str) and not value.strip()):
+        message = "is empty"
+    elif kind in ("minItems", "minProperties") and not value:
+        message = "must not be empty"
+    elif kind == "enum":
+        options = ", ".join(map(str, error.validator_value))
+        message = f"must be one of {options}; got {value!r}"
+    elif kind == "type":
+        message = f"must be {_expected(error.schema)}, got {_shown(value)}"
+    else:
+        message = f"must be {_expected(error.schema)}, got {value!r}"
+    return [(where, message)]
+
+
+def _check_id_matches_stem(d: Mapping[str, Any], stem: str | None) -> list[tuple[str, str]]:
+    """The one cross-field rule a schema cannot state: ``id`` equals the card file's stem."""
+    card_id = d.get("id")
+    if stem is None or not isinstance(card_id, str) or card_id == stem:
+        return []
+    if not re.fullmatch(CARD_SCHEMA["properties"]["id"]["pattern"], card_id):
+        return []  # already reported by the schema
+    return [("id", f"must equal the file name stem {stem!r}, got {card_id!r}")]
 
 
 def _validate(d: Any, *, stem: str | None = None) -> list[tuple[str, str]]:
-    c = _Checker()
+    """Every ``(field, "field '<field>' <message>")`` problem of a parsed card, in schema order:
+    unknown fields, missing fields, then each field's value."""
     if not isinstance(d, Mapping):
-        c.problems.append(("", f"the card must be a YAML mapping, got {_type_name(d)}"))
-        return c.problems
-
-    for key in d:
-        if key not in _REQUIRED and key not in _OPTIONAL:
-            close = difflib.get_close_matches(str(key), _REQUIRED + _OPTIONAL, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            c.add(str(key), f"is not a known card field{hint}")
-
-    card_id = c.string(d, "id", "id")
-    if card_id is not None:
-        if not _ID_RE.fullmatch(card_id):
-            c.add("id", f"must contain only letters, digits, '_' and '-', got {card_id!r}")
-        elif stem is not None and card_id != stem:
-            c.add("id", f"must equal the file name stem {stem!r}, got {card_id!r}")
-
-    for key in _REQUIRED_STR:
-        c.string(d, key, key)
-    c.choice(d, "modality", "modality", MODALITIES)
-    c.choice(d, "app", "app", APPS)
-
-    source = c.mapping(d, "source", "source")
-    if source is not None:
-        c.url(source, "url", "source.url")
-
-    access = c.mapping(d, "access", "access")
-    if access is not None:
-        method = c.choice(access, "method", "access.method", tuple(ACCESS_METHODS))
-        if method is not None:
-            key, what = ACCESS_METHODS[method]
-            where = f"access.{key}"
-            if key not in access or access[key] is None:
-                c.add(where, f"is missing; method '{method}' needs {what}")
-            elif method == "manual":
-                steps = access[key]
-                if not isinstance(steps, list) or not steps:
-                    c.add(where, f"must be a non-empty list of strings, got {_type_name(steps)}")
-                else:
-                    for i, step in enumerate(steps):
-                        if not isinstance(step, str) or not step.strip():
-                            c.add(f"{where}[{i}]", f"must be a string, got {_type_name(step)}")
-            elif method == "url":
-                c.url(access, key, where)
-            else:
-                value = c.string(access, key, where)
-                if method == "package" and value is not None and not _DOTTED_RE.fullmatch(value):
-                    c.add(
-                        where,
-                        f"must be a dotted name like 'package.module.function', got {value!r}",
-                    )
-
-    labels = c.mapping(d, "labels", "labels")
-    if labels is not None:
-        if not labels:
-            c.add("labels", "must not be empty")
-        for code, name in labels.items():
-            where = f"labels[{code!r}]" if isinstance(code, str) else f"labels[{code}]"
-            if isinstance(code, bool) or not isinstance(code, int | str):
-                c.add(where, f"key must be an integer or a string, got {_type_name(code)}")
-            if not isinstance(name, str) or not name.strip():
-                c.add(where, f"must be a non-empty string name, got {_type_name(name)}")
-
-    protocol = c.mapping(d, "protocol", "protocol")
-    if protocol is not None:
-        c.string(protocol, "name", "protocol.name")
-        if "splits" not in protocol or protocol["splits"] is None:
-            c.add("protocol.splits", "is missing")
-        elif isinstance(protocol["splits"], Mapping):
-            if not protocol["splits"]:
-                c.add("protocol.splits", "must not be empty")
-        elif not isinstance(protocol["splits"], str) or not protocol["splits"].strip():
-            c.add(
-                "protocol.splits",
-                f"must be a string or a mapping, got {_type_name(protocol['splits'])}",
-            )
-        c.string(protocol, "notes", "protocol.notes", required=False)
-
-    if "reference_results" not in d:
-        c.add("reference_results", "is missing (use [] when there is none)")
-    elif not isinstance(d["reference_results"], list):
-        c.add(
-            "reference_results",
-            f"must be a list (use [] when empty), got {_type_name(d['reference_results'])}",
-        )
-    else:
-        for i, result in enumerate(d["reference_results"]):
-            base = f"reference_results[{i}]"
-            if not isinstance(result, Mapping):
-                c.add(base, f"must be a mapping, got {_type_name(result)}")
-                continue
-            for key in ("method", "metric", "split", "source"):
-                c.string(result, key, f"{base}.{key}")
-            c.number(result, "value", f"{base}.value")
-            c.number(result, "std", f"{base}.std", required=False)
-            c.string(result, "notes", f"{base}.notes", required=False)
-
-    # optional fields
-    if d.get("subjects") is not None:
-        value = d["subjects"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            c.add("subjects", f"must be a positive integer, got {value!r}")
-    if d.get("channels") is not None:
-        value = d["channels"]
-        if isinstance(value, bool) or not isinstance(value, int | list):
-            c.add("channels", f"must be an integer or a list, got {_type_name(value)}")
-        elif isinstance(value, int) and value < 1:
-            c.add("channels", f"must be positive, got {value}")
-    if d.get("sampling_rate_hz") is not None:
-        value = d["sampling_rate_hz"]
-        if not _is_number(value) or value <= 0:
-            c.add("sampling_rate_hz", f"must be a positive number, got {value!r}")
-    if d.get("spacing_mm") is not None:
-        value = d["spacing_mm"]
-        if not isinstance(value, list) or not all(_is_number(v) and v > 0 for v in value):
-            c.add("spacing_mm", f"must be a list of positive numbers, got {value!r}")
-    c.string(d, "notes", "notes", required=False)
-    return c.problems
+        return [("", f"the card must be a YAML mapping, got {_type_name(d)}")]
+    found: list[tuple[str, str]] = []
+    for error in _schema_validator().iter_errors(d):
+        found.extend(_problems(error, d))
+    found.extend(_check_id_matches_stem(d, stem))
+    unique = dict.fromkeys(found)  # one 'required' error per missing key lists them all
+    return [(where, f"field '{where}' {message}") for where, message in unique]
 
 
 def validate_card_dict(d: Any, *, stem: str | None = None) -> list[str]:

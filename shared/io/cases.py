@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .atomic import to_plain, write_csv, write_text
 from .errors import ConfigError, InputFileError
+from .nifti import NIFTI_SUFFIXES, strip_suffix
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,23 +28,16 @@ if TYPE_CHECKING:
 __all__ = ["IMAGE_2D_SUFFIXES", "NIFTI_SUFFIXES", "case_id", "check_signature", "list_cases",
            "run_cases", "signature_path"]
 
-NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
 IMAGE_2D_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
-
-
-def _strip(name: str, suffixes: Sequence[str]) -> str | None:
-    low = name.lower()
-    for s in suffixes:
-        if low.endswith(s):
-            return name[: -len(s)]
-    return None
+"""File name endings of 2-D images (lower case). NIfTI's are :data:`medcl.io.nifti.NIFTI_SUFFIXES`
+(re-exported here)."""
 
 
 def case_id(path: str | os.PathLike[str], suffixes: Sequence[str] = NIFTI_SUFFIXES) -> str:
     """The case name of an image file: ``case_001.nii.gz`` and ``case_001_0000.nii.gz`` both give
     ``case_001`` (nnU-Net's ``_0000`` channel suffix is dropped)."""
     name = Path(path).name
-    stem = _strip(name, suffixes)
+    stem = strip_suffix(name, suffixes)
     stem = name if stem is None else stem
     return stem[:-5] if stem.endswith("_0000") else stem
 
@@ -64,7 +58,8 @@ def list_cases(
     labels : path, optional
         Folder holding one label file per image, named after the case (any of ``suffixes``).
     suffixes : sequence of str
-        Accepted file name endings, lower case, longest first (``.nii.gz`` before ``.nii``).
+        Accepted file name endings, lower case (the longest match wins; the first is the one
+        named in messages). Default :data:`medcl.io.nifti.NIFTI_SUFFIXES`.
     what : str
         What one image is, for the error messages (e.g. ``"T2 volume"``).
 
@@ -77,7 +72,7 @@ def list_cases(
     if not images.is_dir():
         raise InputFileError("image folder not found", path=images, fix="check the path")
     files = sorted(p for p in images.iterdir()
-                   if p.is_file() and _strip(p.name, suffixes) is not None)
+                   if p.is_file() and strip_suffix(p.name, suffixes) is not None)
     if not files:
         raise InputFileError(f"no {what} files ({', '.join(suffixes)}) in the folder",
                              path=images, fix=f"put one {what} per case in this folder")

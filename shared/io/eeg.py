@@ -5,11 +5,14 @@ any common format (GDF, EDF, BDF, FIF, BrainVision, EEGLAB) or a MOABB dataset b
 :class:`EEGTrials` -- ``(n_trials, n_channels, n_times)`` float32 microvolts, one integer label
 per trial and notes saying what was changed on the way.
 
-The steps follow MOABB's ``MotorImagery`` paradigm (Jayaram & Barachant 2018,
+Files follow the steps of MOABB's ``MotorImagery`` paradigm (Jayaram & Barachant 2018,
 doi:10.1088/1741-2552/aadea0): EEG channels only, band-pass (default 8-32 Hz) on the continuous
 recording, optional resampling, then one window per cue ``[tmin, tmax)`` seconds around the
-cue. Cues come from the recording's annotations (MNE turns GDF/EDF events and BrainVision
-markers into annotations), matched against a class mapping such as ``"left=769,right=770"``.
+cue, cut by :class:`mne.Epochs` (``baseline=None, reject_by_annotation=True``): a window over a
+``BAD`` annotation -- e.g. the boundary :func:`mne.concatenate_raws` marks between two runs --
+is dropped, and the notes quote MNE's drop log. Cues come from the recording's annotations
+(MNE turns GDF/EDF events and BrainVision markers into annotations), matched against a class
+mapping such as ``"left=769,right=770"``. MOABB datasets go through MOABB's own paradigm.
 
 Importing this module imports NumPy and MNE; MOABB and SciPy are imported by the functions that
 need them. :mod:`medcl.io` itself does not import this module.
@@ -482,23 +485,63 @@ def trials_from_raw(
     session: str | None = None,
     source: str,
 ) -> EEGTrials:
-    """Cut trials from a loaded recording (shared by :func:`read_trials` and :func:`load_moabb`).
+    """Cut trials from a loaded recording with :class:`mne.Epochs` (used by :func:`read_trials`).
 
-    The recording is copied, never changed. Parameters are those of :func:`read_trials`;
+    The steps: EEG channels (:func:`_pick_eeg`), finite samples, resampling, filtering of the
+    continuous recording, cues from the annotations (:func:`_cues`), then one epoch per cue
+    (:func:`_epoch`), ``baseline=None, reject_by_annotation=True``, so a window that overlaps
+    a ``BAD`` annotation -- such as the ``BAD boundary`` that :func:`mne.concatenate_raws`
+    puts at the seam between two runs -- is dropped, and said so in the notes with MNE's drop
+    log. The recording is copied, never changed. Parameters are those of :func:`read_trials`;
     ``source`` (a path or ``"moabb:<id>"``) names the recording in messages and in the result.
     """
     mapping = _as_mapping(events)
-    where = source
+    tmin, tmax = _check_window(tmin, tmax)
+    notes: list[str] = []
+    raw = _pick_eeg(raw, channels, source, notes)
+    _check_finite(raw.get_data(), raw.ch_names, source)
+    _resample(raw, resample, notes)
+    _filter(raw, l_freq, h_freq, notch, notes)
+    samples, labels = _cues(raw, mapping, labels_file, source)
+    data, kept = _epoch(raw, samples, tmin, tmax, source, notes)
+    sfreq = float(raw.info["sfreq"])
+    return EEGTrials(
+        data=data,
+        labels=labels[kept].astype(np.int64),
+        classes=[name for name in mapping if name != UNKNOWN_CLASS],
+        ch_names=list(raw.ch_names),
+        sfreq=sfreq,
+        onsets=((samples[kept] - raw.first_samp) / sfreq).astype(np.float64),
+        subject="" if subject is None else str(subject),
+        session="" if session is None else str(session),
+        source=source,
+        notes=notes,
+    )
+
+
+def _check_window(tmin: float, tmax: float) -> tuple[float, float]:
+    """``(tmin, tmax)`` as floats; a :class:`ConfigError` when the window is empty."""
     tmin, tmax = float(tmin), float(tmax)
     if not np.isfinite([tmin, tmax]).all() or tmax <= tmin:
         raise ConfigError(
             f"the trial window [{tmin}, {tmax}] s is empty", fix="choose tmax greater than tmin"
         )
-    notes: list[str] = []
+    return tmin, tmax
+
+
+def _n_times(tmin: float, tmax: float, sfreq: float) -> int:
+    """Samples in the end-exclusive window ``[tmin, tmax)`` at ``sfreq``."""
+    return int(round((tmax - tmin) * sfreq))
+
+
+def _pick_eeg(
+    raw: mne.io.BaseRaw, channels: Sequence[str] | None, where: str, notes: list[str]
+) -> mne.io.BaseRaw:
+    """A preloaded copy of ``raw`` with its EEG channels only (BCI IV 2a GDF labels renamed to
+    10-20 names), or ``channels`` in that order."""
     raw = raw.copy()
     if not raw.preload:
         raw.load_data(verbose="error")
-
     picks = _eeg_channels(raw, where, notes)
     if tuple(picks) == _BCI_IV_2A_GDF_LABELS:
         raw.rename_channels(dict(zip(picks, BCI_IV_2A_CHANNELS, strict=True)))
@@ -506,69 +549,120 @@ def trials_from_raw(
         notes.append("renamed the BCI IV 2a GDF channels EEG-Fz, EEG-0 ... EEG-16 to 10-20 names")
     if channels is not None:
         picks = _select_channels(raw, picks, list(channels), where)
-    raw.pick(picks)
+    return raw.pick(picks)
 
-    values = raw.get_data()
+
+def _check_finite(values: np.ndarray, ch_names: list[str], where: str) -> None:
+    """An :class:`InputFileError` naming the channels when ``values`` (channels on axis -2)
+    hold NaN or infinite samples."""
     bad = ~np.isfinite(values)
-    if bad.any():
-        names = [raw.ch_names[i] for i in np.flatnonzero(bad.any(axis=1))]
-        raise InputFileError(
-            f"the recording contains {int(bad.sum())} NaN or infinite samples "
-            f"(channels {', '.join(names[:10])}{' ...' if len(names) > 10 else ''})",
-            path=where,
-            fix="interpolate or remove the bad segments or channels (e.g. with MNE) and save "
-            "the recording again, or leave those channels out with the channel selection "
-            "(`channels=`, --channels)",
-        )
-    del values, bad
+    if not bad.any():
+        return
+    per_channel = bad.any(axis=-1)
+    if per_channel.ndim > 1:
+        per_channel = per_channel.any(axis=tuple(range(per_channel.ndim - 1)))
+    names = [ch_names[i] for i in np.flatnonzero(per_channel)]
+    raise InputFileError(
+        f"the recording contains {int(bad.sum())} NaN or infinite samples "
+        f"(channels {', '.join(names[:10])}{' ...' if len(names) > 10 else ''})",
+        path=where,
+        fix="interpolate or remove the bad segments or channels (e.g. with MNE) and save "
+        "the recording again, or leave those channels out with the channel selection "
+        "(`channels=`, --channels)",
+    )
 
+
+def _resample(raw: mne.io.BaseRaw, resample: float | None, notes: list[str]) -> None:
+    """Resample ``raw`` in place when ``resample`` differs from its rate."""
     sfreq = float(raw.info["sfreq"])
-    if resample is not None and abs(float(resample) - sfreq) > 1e-6:
-        if not float(resample) > 0:
-            raise ConfigError(f"resampling rate must be positive, got {resample}",
-                              fix="give a rate in Hz, e.g. 250")
-        raw.resample(float(resample), verbose="error")
-        notes.append(f"resampled from {sfreq:g} Hz to {float(resample):g} Hz")
-        sfreq = float(raw.info["sfreq"])
-    _filter(raw, l_freq, h_freq, notch, notes)
+    if resample is None or abs(float(resample) - sfreq) <= 1e-6:
+        return
+    if not float(resample) > 0:
+        raise ConfigError(f"resampling rate must be positive, got {resample}",
+                          fix="give a rate in Hz, e.g. 250")
+    raw.resample(float(resample), verbose="error")
+    notes.append(f"resampled from {sfreq:g} Hz to {float(resample):g} Hz")
 
-    onsets, labels = _cues(raw, mapping, labels_file, where)
-    classes = [name for name in mapping if name != UNKNOWN_CLASS]
 
-    start_off = int(round(tmin * sfreq))
-    n_times = int(round((tmax - tmin) * sfreq))
-    starts = np.round(onsets * sfreq).astype(np.int64) + start_off
-    ok = (starts >= 0) & (starts + n_times <= raw.n_times)
-    if not ok.any():
+def _epoch(
+    raw: mne.io.BaseRaw,
+    samples: np.ndarray,
+    tmin: float,
+    tmax: float,
+    where: str,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """One :class:`mne.Epochs` window ``[tmin, tmax)`` s around each cue sample.
+
+    MNE's ``tmax`` is inclusive, so it is set to the last sample of the end-exclusive window:
+    a window holds ``round((tmax - tmin) * sfreq)`` samples, starting ``round(tmin * sfreq)``
+    samples after the cue.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        ``(n_kept, n_channels, n_times)`` float32 microvolts.
+    kept : numpy.ndarray
+        Indices into ``samples`` of the windows MNE kept (``Epochs.selection``).
+    """
+    sfreq = float(raw.info["sfreq"])
+    first = int(round(tmin * sfreq))
+    n_times = _n_times(tmin, tmax, sfreq)
+    events = np.column_stack([samples, np.zeros_like(samples), np.ones_like(samples)])
+    epochs = mne.Epochs(raw, events, {"cue": 1}, tmin=first / sfreq,
+                        tmax=(first + n_times - 1) / sfreq, baseline=None, preload=True,
+                        reject_by_annotation=True, event_repeated="drop", proj=False,
+                        verbose="error")
+    kept = np.asarray(epochs.selection, dtype=np.int64)
+    _note_drops(epochs.drop_log, tmin, tmax, raw.n_times / sfreq, where, notes)
+    data = epochs.get_data(copy=False)
+    if data.shape[-1] != n_times:  # MNE rounds tmin/tmax to samples; guard the contract
+        raise RuntimeError(f"MNE returned {data.shape[-1]} samples per epoch, expected {n_times}")
+    return (data * 1e6).astype(np.float32), kept
+
+
+_OUTSIDE = ("NO_DATA", "TOO_SHORT")
+"""MNE drop-log reasons of a window that extends beyond the recording."""
+
+
+def _note_drops(
+    drop_log: tuple[tuple[str, ...], ...],
+    tmin: float,
+    tmax: float,
+    duration: float | None,
+    where: str,
+    notes: list[str],
+) -> None:
+    """Say in ``notes`` how many windows MNE dropped and why (its drop log); an
+    :class:`InputFileError` when it dropped them all."""
+    n = len(drop_log)
+    dropped = [reasons for reasons in drop_log if reasons]
+    if len(dropped) == n:
+        outside = all(set(r) & set(_OUTSIDE) for r in dropped)
         raise InputFileError(
-            f"all {len(ok)} trial windows [{tmin:g}, {tmax:g}) s around the cues fall (partly) "
-            f"outside the recording ({raw.n_times / sfreq:.1f} s long)",
+            f"all {n} trial windows [{tmin:g}, {tmax:g}) s around the cues "
+            + ("fall (partly) outside the recording " if outside else "were dropped by MNE ")
+            + ("(" if duration is None else f"({duration:.1f} s long; ")
+            + f"MNE drop log: {_reasons(dropped)})",
             path=where,
             fix="choose tmin and tmax within the recording (check the window against the "
-            "dataset's trial timing)",
+            "dataset's trial timing)" + ("" if outside else ", or remove the BAD annotations "
+                                         "that cover the trials"),
         )
-    if not ok.all():
-        notes.append(
-            f"dropped {int((~ok).sum())} of {len(ok)} trials whose window "
-            f"[{tmin:g}, {tmax:g}) s extends beyond the recording"
-        )
-    starts, onsets, labels = starts[ok], onsets[ok], labels[ok]
+    outside = [r for r in dropped if set(r) & set(_OUTSIDE)]
+    if outside:
+        notes.append(f"dropped {len(outside)} of {n} trials whose window [{tmin:g}, {tmax:g}) s "
+                     f"extends beyond the recording (MNE drop log: {_reasons(outside)})")
+    others = [r for r in dropped if not set(r) & set(_OUTSIDE)]
+    if others:
+        notes.append(f"dropped {len(others)} of {n} trials by MNE's drop log: "
+                     f"{_reasons(others)} (a window overlapping a BAD annotation, e.g. the "
+                     "boundary between two concatenated runs, or a repeated cue)")
 
-    data = raw.get_data()
-    index = starts[:, None] + np.arange(n_times)[None, :]
-    trials = (data[:, index].transpose(1, 0, 2) * 1e6).astype(np.float32)
-    return EEGTrials(
-        data=trials,
-        labels=labels.astype(np.int64),
-        classes=classes,
-        ch_names=list(raw.ch_names),
-        sfreq=sfreq,
-        onsets=onsets.astype(np.float64),
-        subject="" if subject is None else str(subject),
-        session="" if session is None else str(session),
-        source=source,
-        notes=notes,
-    )
+
+def _reasons(dropped: list[tuple[str, ...]]) -> str:
+    counts = Counter(reason for reasons in dropped for reason in reasons)
+    return ", ".join(f"{reason} x{k}" for reason, k in counts.items())
 
 
 def _eeg_channels(raw: mne.io.BaseRaw, where: str, notes: list[str]) -> list[str]:
@@ -659,7 +753,7 @@ def _cues(
     labels_file: PathLike | None,
     where: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cue onsets (s from the start of the data) and labels, in time order."""
+    """Cue samples (MNE sample numbers, ``first_samp`` included) and labels, in time order."""
     classes = [name for name in mapping if name != UNKNOWN_CLASS]
     descriptions = list(dict.fromkeys(str(d) for d in raw.annotations.description))
     event_id: dict[str, int] = {}
@@ -690,11 +784,10 @@ def _cues(
     events, _ = mne.events_from_annotations(raw, event_id=event_id, verbose="error")
     order = np.argsort(events[:, 0], kind="stable")
     events = events[order]
-    onsets = (events[:, 0] - raw.first_samp) / float(raw.info["sfreq"])
     labels = events[:, 2].astype(np.int64) - 2
     if labels_file is not None:
-        labels = _labels_from_mat(labels_file, len(onsets), len(classes))
-    return onsets, labels
+        labels = _labels_from_mat(labels_file, len(events), len(classes))
+    return events[:, 0].astype(np.int64), labels
 
 
 def _labels_from_mat(path: PathLike, n_cues: int, n_classes: int) -> np.ndarray:
@@ -754,6 +847,7 @@ def load_moabb(
     dataset_id: str,
     *,
     subjects: Sequence[int] | None = None,
+    sessions: Sequence[str] | None = None,
     events: EventsArg | None = None,
     tmin: float | None = None,
     tmax: float | None = None,
@@ -766,10 +860,16 @@ def load_moabb(
 ) -> list[EEGTrials]:
     """Load a MOABB dataset as one :class:`EEGTrials` per subject and session.
 
-    The runs of a session are concatenated and cut like a file (:func:`trials_from_raw`).
-    MOABB places each cue annotation at the start of the dataset's task ``interval``
-    (e.g. 2 s after the trial start in BNCI2014_001, which is the cue); ``onsets`` are those
-    times and ``tmin``/``tmax`` count from them, as ``tmin``/``tmax`` of MOABB paradigms do.
+    The trials are MOABB's own: its ``MotorImagery`` paradigm (Jayaram & Barachant 2018) with
+    the classes of ``events``, the band ``l_freq``-``h_freq`` (MOABB's IIR band-pass of each
+    run), the window ``tmin``-``tmax`` counted from the start of the dataset's task
+    ``interval`` (e.g. 2 s after the trial start in BNCI2014_001, which is the cue) and
+    ``resample`` -- the arrays of ``paradigm.get_data(dataset)`` in microvolts. Two things are
+    ours: the window is end-exclusive like that of :func:`read_trials` (MOABB's ``tmax`` is
+    inclusive, so its last sample is left out: ``[0, 4)`` s at 250 Hz is 1000 samples), and the
+    channels (EEG channels named EOG/ECG/EMG dropped, ``channels`` picked in order, with the
+    errors of :func:`read_trials`). The runs of a session are joined; ``onsets`` are cue
+    times in seconds from the start of the cue's run.
 
     Parameters
     ----------
@@ -778,44 +878,89 @@ def load_moabb(
         with ``dataset`` given, only a name for ``source``.
     subjects : sequence of int, optional
         Subject numbers (default: all of the dataset).
+    sessions : sequence of str, optional
+        Session names to keep, as MOABB names them (e.g. ``"0train"``, ``"1test"``); default
+        all.
     events : str or mapping, optional
         Classes to keep, by MOABB event name (``"left=left_hand,right=right_hand"``) or its
         integer code; default all of ``dataset.event_id`` in its order.
     tmin, tmax : float, optional
         Window relative to the start of the task interval; default ``0`` and the interval's
         length (so BNCI2014_001's [2, 6] s gives 4 s = 1000 samples at 250 Hz).
-    l_freq, h_freq, resample, notch, channels
-        As in :func:`read_trials`.
+    l_freq, h_freq, resample, channels
+        As in :func:`read_trials` (the filter is MOABB's, see above).
+    notch : None
+        Not part of MOABB's paradigm: anything but ``None`` is a :class:`ConfigError`.
     dataset : moabb.datasets.base.BaseDataset, optional
         A dataset object to use instead of ``dataset_id`` (e.g. MOABB's ``FakeDataset``).
 
     Returns
     -------
     list of EEGTrials
-        Ordered by subject then session; ``source`` is ``"moabb:<dataset_id>"``.
+        Ordered by subject then session; ``source`` is ``"moabb:<dataset_id>"``; the notes
+        say what the paradigm did and which trials MNE dropped (its drop log).
 
     Raises
     ------
     ConfigError
-        Unknown dataset id or subject, malformed event mapping.
+        Unknown dataset id, subject, session or event, malformed event mapping, a notch.
     InputFileError
         If the data are neither in the MNE data folder nor downloadable (path: that folder).
     """
-    if dataset is None and _norm(dataset_id).lower() == FAKE_DATASET.lower():
+    dataset, dataset_id = _moabb_dataset(dataset_id, dataset)
+    source = f"moabb:{dataset_id}"
+    chosen = _moabb_subjects(dataset, dataset_id, subjects)
+    mapping = _moabb_mapping(dataset, dataset_id, events)
+    interval = [float(x) for x in dataset.interval]
+    tmin, tmax = _check_window(0.0 if tmin is None else tmin,
+                               interval[1] - interval[0] if tmax is None else tmax)
+    if notch is not None:
+        raise ConfigError(
+            f"a notch filter ({notch} Hz) is not part of MOABB's MotorImagery paradigm",
+            fix="leave out the notch for MOABB datasets (the band-pass already stops the line "
+            "frequency when h_freq is below it), or read the recordings as files",
+        )
+    if resample is not None and not float(resample) > 0:
+        raise ConfigError(f"resampling rate must be positive, got {resample}",
+                          fix="give a rate in Hz, e.g. 250")
+    from moabb.paradigms import MotorImagery
+
+    names = [name for codes in mapping.values() for name in codes]
+    paradigm = MotorImagery(events=names, n_classes=len(names), fmin=l_freq, fmax=h_freq,
+                            tmin=tmin, tmax=tmax, resample=None)
+    runs = _moabb_runs(dataset, dataset_id, paradigm, chosen)
+    wanted = _moabb_sessions(runs, sessions, dataset_id)
+    out: list[EEGTrials] = []
+    for subject in chosen:
+        for session, by_run in runs[subject].items():
+            epochs = [ep for ep in by_run.values() if ep is not None]
+            if str(session) not in wanted or not epochs:
+                continue
+            trials = _session_trials(
+                epochs, mapping, dataset, tmin=tmin, tmax=tmax, band=(l_freq, h_freq),
+                resample=resample, channels=channels, where=source)
+            trials.subject, trials.session = str(subject), str(session)
+            out.append(trials)
+    return out
+
+
+def _moabb_dataset(dataset_id: str, dataset: Any) -> tuple[Any, str]:
+    """The dataset object and its id (``FakeDataset`` made offline, others by class name)."""
+    if dataset is not None:
+        return dataset, dataset_id
+    if _norm(dataset_id).lower() == FAKE_DATASET.lower():
         from moabb.datasets.fake import FakeDataset
 
         # random noise, made offline: for trying the MOABB path end to end, not for accuracy
-        dataset = FakeDataset(event_list=("left_hand", "right_hand"), n_sessions=2, n_runs=1,
-                              n_subjects=3, paradigm="imagery", seed=0)
-        dataset_id = FAKE_DATASET
-    elif dataset is None:
-        name = _dataset_class_name(dataset_id)
-        import moabb.datasets
+        return FakeDataset(event_list=("left_hand", "right_hand"), n_sessions=2, n_runs=1,
+                           n_subjects=3, paradigm="imagery", seed=0), FAKE_DATASET
+    name = _dataset_class_name(dataset_id)
+    import moabb.datasets
 
-        dataset = getattr(moabb.datasets, name)()
-        dataset_id = name
-    source = f"moabb:{dataset_id}"
+    return getattr(moabb.datasets, name)(), name
 
+
+def _moabb_subjects(dataset: Any, dataset_id: str, subjects: Sequence[int] | None) -> list[int]:
     valid = list(dataset.subject_list)
     chosen = valid if subjects is None else [int(s) for s in subjects]
     bad = [s for s in chosen if s not in valid]
@@ -824,27 +969,46 @@ def load_moabb(
             f"subjects {bad or '[]'} are not in {dataset_id} (subjects {valid[0]}..{valid[-1]})",
             fix=f"choose subjects between {valid[0]} and {valid[-1]}",
         )
+    return chosen
 
+
+def _moabb_mapping(dataset: Any, dataset_id: str, events: EventsArg | None
+                   ) -> dict[str, list[str]]:
+    """Class name to MOABB event names (integer codes of the dataset translated)."""
     event_id = dict(dataset.event_id)
     if events is None:
-        mapping = {name: [name] for name in event_id}
-    else:
-        by_code = {str(v): k for k, v in event_id.items() if not isinstance(v, list)}
-        mapping = {cls: [by_code.get(c, c) for c in codes]
-                   for cls, codes in _as_mapping(events).items()}
-    interval = [float(x) for x in dataset.interval]
-    tmin = 0.0 if tmin is None else float(tmin)
-    tmax = interval[1] - interval[0] if tmax is None else float(tmax)
+        return {name: [name] for name in event_id}
+    by_code = {str(v): k for k, v in event_id.items() if not isinstance(v, list)}
+    mapping = {cls: [by_code.get(c, c) for c in codes]
+               for cls, codes in _as_mapping(events).items()}
+    unknown = [c for codes in mapping.values() for c in codes if c not in event_id]
+    if unknown:
+        raise ConfigError(
+            f"events {', '.join(map(repr, unknown))} are not in {dataset_id} (its events: "
+            f"{', '.join(f'{k}={v}' for k, v in event_id.items())})",
+            fix="name the dataset's events or their codes, e.g. "
+            "'left=left_hand,right=right_hand'",
+        )
+    return mapping
 
+
+def _moabb_runs(dataset: Any, dataset_id: str, paradigm: Any, subjects: list[int]) -> dict:
+    """``{subject: {session: {run: mne.Epochs or None}}}`` from the paradigm's own process
+    pipeline (what ``paradigm.get_data`` concatenates); download failures become one
+    :class:`InputFileError` naming the MNE data folder."""
+    if not paradigm.is_valid(dataset):
+        raise ConfigError(f"{dataset_id} is not a motor-imagery dataset with these events",
+                          fix="choose a motor-imagery dataset and events it has")
     folder = _mne_data_folder()
     try:
-        data = dataset.get_data(subjects=chosen)
+        pipeline = paradigm.make_process_pipelines(dataset, return_epochs=True)[0]
+        return dataset.get_data(subjects=subjects, process_pipeline=pipeline)
     except (ConfigError, InputFileError):
         raise
     except Exception as exc:  # noqa: BLE001 - download/parse failures become one clear error
         message = " ".join(str(exc).split()) or type(exc).__name__
         raise InputFileError(
-            f"cannot load MOABB dataset {dataset_id} (subjects {chosen}) from the MNE data "
+            f"cannot load MOABB dataset {dataset_id} (subjects {subjects}) from the MNE data "
             f"folder or download it: {type(exc).__name__}: {message}",
             path=folder,
             fix=f"on a machine with internet run `python -c \"import moabb.datasets as d; "
@@ -852,28 +1016,81 @@ def load_moabb(
             "MNE_DATA to it), or read local recordings with read_trials / --data",
         ) from exc
 
-    out: list[EEGTrials] = []
-    for subject in chosen:
-        for session, runs in data[subject].items():
-            raws = [runs[k] for k in runs]
-            if not raws:
-                continue
-            raw = raws[0] if len(raws) == 1 else mne.concatenate_raws(raws, verbose="error")
-            trials = trials_from_raw(
-                raw,
-                mapping,
-                tmin=tmin,
-                tmax=tmax,
-                l_freq=l_freq,
-                h_freq=h_freq,
-                notch=notch,
-                resample=resample,
-                channels=channels,
-                subject=str(subject),
-                session=str(session),
-                source=source,
-            )
-            if len(raws) > 1:
-                trials.notes.insert(0, f"concatenated {len(raws)} runs")
-            out.append(trials)
-    return out
+
+def _moabb_sessions(runs: dict, sessions: Sequence[str] | None, dataset_id: str) -> set[str]:
+    """The session names to keep (all when ``sessions`` is None); unknown names are a
+    :class:`ConfigError` listing the dataset's sessions."""
+    present = list(dict.fromkeys(str(s) for by_session in runs.values() for s in by_session))
+    if sessions is None:
+        return set(present)
+    wanted = [str(s).strip() for s in sessions]
+    unknown = [s for s in wanted if s not in present]
+    if unknown or not wanted:
+        raise ConfigError(
+            f"sessions {unknown or '[]'} are not in {dataset_id} (sessions: "
+            f"{', '.join(present)})",
+            fix=f"choose among {', '.join(present)}, or leave out the session filter for all",
+        )
+    return set(wanted)
+
+
+def _session_trials(
+    epochs: list[mne.BaseEpochs],
+    mapping: dict[str, list[str]],
+    dataset: Any,
+    *,
+    tmin: float,
+    tmax: float,
+    band: tuple[float | None, float | None],
+    resample: float | None,
+    channels: Sequence[str] | None,
+    where: str,
+) -> EEGTrials:
+    """One :class:`EEGTrials` from the paradigm's epochs of the runs of one session."""
+    notes: list[str] = []
+    picks = _eeg_channels(epochs[0], where, notes)
+    if channels is not None:
+        picks = _select_channels(epochs[0], picks, list(channels), where)
+    classes = [name for name in mapping if name != UNKNOWN_CLASS]
+    label_of = {code: (classes.index(name) if name != UNKNOWN_CLASS else -1)
+                for name, codes in mapping.items() for code in codes}
+    event_names = {int(value): name for name, values in dataset.event_id.items()
+                   for value in (values if isinstance(values, list) else [values])}
+    data, labels, onsets, drop_log = [], [], [], []
+    for ep in epochs:
+        ep = ep.copy().pick(picks)
+        onsets.append(ep.events[:, 0] / float(ep.info["sfreq"]) + float(dataset.interval[0]))
+        labels.append(np.array([label_of[event_names[v]] for v in ep.events[:, 2]], dtype=np.int64))
+        drop_log += [r for r in ep.drop_log if r != ("IGNORED",)]
+        if resample is not None and abs(float(resample) - ep.info["sfreq"]) > 1e-6:
+            ep.resample(float(resample), verbose=False)  # MOABB's step, after epoching
+        data.append(ep.get_data() * dataset.unit_factor)
+    sfreq = float(ep.info["sfreq"])
+    n_times = _n_times(tmin, tmax, sfreq)
+    values = np.concatenate(data)
+    if values.shape[-1] < n_times:  # MOABB's tmax is inclusive: one sample more, never less
+        raise RuntimeError(f"MOABB returned {values.shape[-1]} samples per epoch, expected "
+                           f"at least {n_times}")
+    values = values[..., :n_times]
+    _check_finite(values, list(ep.ch_names), where)
+    _moabb_notes(notes, n_runs=len(epochs), band=band, sfreq=sfreq, resample=resample,
+                 raw_sfreq=float(epochs[0].info["sfreq"]))
+    _note_drops(tuple(drop_log), tmin, tmax, None, where, notes)
+    return EEGTrials(data=values.astype(np.float32), labels=np.concatenate(labels),
+                     classes=classes, ch_names=list(ep.ch_names), sfreq=sfreq,
+                     onsets=np.concatenate(onsets).astype(np.float64), source=where,
+                     notes=notes)
+
+
+def _moabb_notes(notes: list[str], *, n_runs: int, band: tuple[float | None, float | None],
+                 sfreq: float, resample: float | None, raw_sfreq: float) -> None:
+    """Say what MOABB's paradigm did (band-pass, resampling) and how many runs were joined."""
+    if n_runs > 1:
+        notes.insert(0, f"concatenated the trials of {n_runs} runs")
+    if band[0] is not None or band[1] is not None:
+        lo, hi = ("" if f is None else f"{float(f):g}" for f in band)
+        notes.append(f"band-pass filtered {lo}-{hi} Hz by MOABB's MotorImagery paradigm "
+                     "(IIR, each run on its own)")
+    if abs(raw_sfreq - sfreq) > 1e-6:
+        notes.append(f"resampled from {raw_sfreq:g} Hz to {sfreq:g} Hz (after epoching, as "
+                     "MOABB does)")

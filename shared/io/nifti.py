@@ -38,11 +38,17 @@ __all__ = [
     "axial_check",
     "read_labels",
     "read_volume",
+    "strip_suffix",
     "write_volume",
 ]
 
-NIFTI_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz")
-"""File name endings recognised as NIfTI (compared case-insensitively)."""
+NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
+"""File name endings recognised as NIfTI, lower case (compared case-insensitively).
+
+The one list of the project (:mod:`medcl.io.cases` and the apps use it). The first entry is the
+preferred ending (named in messages, looked up first); :func:`strip_suffix` matches the longest
+ending first whatever the order of a list it is given, so ``.nii.gz`` is never cut as ``.nii``.
+"""
 
 _GEOMETRY_ATOL = 1e-3
 _MAX_SLICE_TILT_DEG = 30.0
@@ -112,9 +118,30 @@ class Volume:
         return cls(data=arr, affine=aff.copy(), header=header, path=None)
 
 
+def strip_suffix(name: str, suffixes: Sequence[str] = NIFTI_SUFFIXES) -> str | None:
+    """``name`` without the longest of ``suffixes`` it ends with (case-insensitively).
+
+    Parameters
+    ----------
+    name : str
+        A file name (no folder), e.g. ``"case_001.nii.gz"``.
+    suffixes : sequence of str, default :data:`NIFTI_SUFFIXES`
+        Lower-case endings; their order does not matter (the longest match wins).
+
+    Returns
+    -------
+    str or None
+        The name without its ending (``"case_001"``), or ``None`` when none matches.
+    """
+    low = name.lower()
+    for suffix in sorted(suffixes, key=len, reverse=True):
+        if low.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
 def _is_nifti_name(path: Path) -> bool:
-    name = path.name.lower()
-    return any(name.endswith(s) for s in NIFTI_SUFFIXES)
+    return strip_suffix(path.name) is not None
 
 
 def load_nifti(path: str | os.PathLike[str]) -> tuple[Path, Any, np.ndarray]:
@@ -475,6 +502,20 @@ class Canonical:
         for i in range(3):
             out[int(self.to_ras[i, 0])] = self.shape[i]
         return tuple(out)  # type: ignore[return-value]
+
+    def forward_affine(self, affine: ArrayLike) -> np.ndarray:
+        """The voxel-to-world matrix of the RAS view, given the stored volume's ``affine``.
+
+        The same world points as ``affine``: ``forward_affine(affine) @ ras_index`` equals
+        ``affine @ stored_index`` for the voxel at ``index_forward(stored_index)``. This is the
+        affine nibabel's ``as_closest_canonical`` gives.
+        """
+        from nibabel.orientations import inv_ornt_aff
+
+        aff = np.asarray(affine, dtype=np.float64)
+        if aff.shape != (4, 4):
+            raise ValueError(f"forward_affine needs a (4, 4) affine, got shape {aff.shape}")
+        return aff @ inv_ornt_aff(self.to_ras, self.shape)
 
     def forward(self, array: np.ndarray) -> np.ndarray:
         """Stored order -> RAS (extra trailing axes are carried along)."""

@@ -4,13 +4,16 @@ A run folder has a fixed layout::
 
     <root>/
         config.yaml     resolved configuration, seed, library versions, creation time
-        metrics.csv     one row per epoch / evaluation
+        metrics.csv     the per-epoch training log: one row per epoch (loss, lr, ...)
         model.pt        final weights (a state dict, loaded with ``weights_only=True``)
         report.md       human-readable summary (Markdown tables, links to figures)
         checkpoints/    training checkpoints (resume)
-        <name>.csv      further tables, <name>.png figures
+        <name>.csv      further tables (evaluations have their own names, e.g.
+                        ``cases.csv``, ``splits.csv``), <name>.png figures
 
-Every file is written atomically through :mod:`medcl.io.atomic`.
+``metrics.csv`` always means the training log; a table of evaluation results is never called
+``metrics.csv`` (write it with :meth:`RunFolder.write_table`). Every file is written atomically
+through :mod:`medcl.io.atomic`.
 """
 
 from __future__ import annotations
@@ -242,7 +245,7 @@ class RunFolder:
 
     @property
     def metrics_path(self) -> Path:
-        """``metrics.csv``: one row per epoch or evaluation."""
+        """``metrics.csv``: the per-epoch training log (one row per epoch)."""
         return self.root / "metrics.csv"
 
     @property
@@ -380,14 +383,26 @@ class RunFolder:
 
     # -- tables, figures, report ------------------------------------------------------------
     def write_metrics(self, rows: list[dict[str, Any]] | pd.DataFrame) -> Path:
-        """Write ``metrics.csv`` from a list of row dicts or a DataFrame."""
+        """Write ``metrics.csv``, the per-epoch training log, from row dicts or a DataFrame.
+
+        Parameters
+        ----------
+        rows : list of dict or pandas.DataFrame
+            One row per training epoch (e.g. ``epoch``, ``loss``, ``lr``). Evaluation results
+            go to their own table (:meth:`write_table`, e.g. ``cases``), not here.
+
+        Returns
+        -------
+        pathlib.Path
+            The path of ``metrics.csv``.
+        """
         import pandas as pd
 
         df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         return atomic.write_csv(self.metrics_path, df, index=False)
 
     def read_metrics(self) -> pd.DataFrame:
-        """Read ``metrics.csv`` back as a DataFrame.
+        """Read ``metrics.csv``, the per-epoch training log, back as a DataFrame.
 
         Raises
         ------
@@ -400,7 +415,7 @@ class RunFolder:
             raise RunFolderError(
                 "metrics.csv is missing",
                 path=self.metrics_path,
-                fix="run training or evaluation into this folder first",
+                fix="train a model into this folder first (metrics.csv is the training log)",
             )
         return pd.read_csv(self.metrics_path)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import random
 import sys
@@ -121,12 +122,47 @@ def test_crash_between_checkpoints_resumes_exactly(tmp_path: Path) -> None:
     ]
 
 
-def test_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
-    engine = Engine(_config(max_epochs=2, progress=True), None)
+def _fit_with_progress(max_epochs: int = 2) -> Engine:
+    engine = Engine(_config(max_epochs=max_epochs, progress=True), None)
     model = _model(0)
     engine.fit(model, torch.optim.SGD(model.parameters(), lr=0.01), _loader(False), _noisy_step)
+    return engine
+
+
+def test_progress_bar_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    engine = _fit_with_progress()
+    err = capsys.readouterr().err
     assert len(engine.history) == 2
+    # the live bar: its description and the batch count of a finished epoch (6 batches)
+    assert "epoch 2/2" in err and "6/6" in err
+    assert "loss " in err  # the loss column of the bar
+    # the per-epoch summary printed above the bar, with the epoch's values
+    for row in engine.history:
+        line = f"epoch {row['epoch']}/2 step={row['step']} loss={row['loss']:.4g}"
+        assert line in err, line
+
+
+def test_no_progress_bar_off_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    with caplog.at_level(logging.INFO, logger="medcl.contrastive.engine"):
+        engine = _fit_with_progress()
+    err = capsys.readouterr().err
+    assert "6/6" not in err and "\x1b[" not in err  # no bar, no terminal control codes
+    # one plain line per epoch, through logging
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    for line, row in zip(lines, engine.history, strict=True):
+        assert line.startswith(f"epoch {row['epoch']}/2 step={row['step']} loss={row['loss']:.4g}")
 
 
 def test_different_seed_gives_different_weights(tmp_path: Path) -> None:
@@ -237,7 +273,53 @@ def test_checkpoint_contents_load_with_weights_only(tmp_path: Path) -> None:
     assert ckpt["config"]["seed"] == 7 and ckpt["precision"] == "32-true"
     assert torch.equal(ckpt["extra"]["counter"], torch.tensor(3))
     assert {"python", "numpy", "torch"} <= set(ckpt["rng"])
-    assert not list((tmp_path / "checkpoints").glob("*.tmp"))  # the atomic temp file is gone
+    # the atomic temporary file (hidden, in the same folder) is gone: only last.pt is left
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "metrics.csv"]
+
+
+def test_checkpoints_go_through_fabric_save_and_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightning.fabric import Fabric
+
+    saved: list[tuple[Path, bool]] = []
+    loaded: list[dict] = []
+    real_save, real_load = Fabric.save, Fabric.load
+
+    def save(self, path, state, *args, **kwargs):
+        assert isinstance(state["model"], nn.Module)  # Fabric turns it into its state dict
+        real_save(self, path, state, *args, **kwargs)
+        saved.append((Path(path), (tmp_path / "checkpoints" / "last.pt").exists()))
+
+    def load(self, path, *args, **kwargs):
+        loaded.append(dict(kwargs))
+        return real_load(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Fabric, "save", save)
+    monkeypatch.setattr(Fabric, "load", load)
+    _train(tmp_path, 0, _loader(False), max_epochs=1)
+    [(written, final_existed)] = saved
+    # Fabric wrote the hidden temporary file next to last.pt, which was then renamed
+    assert written.parent == tmp_path / "checkpoints" and written.name.startswith(".last.tmp-")
+    assert not final_existed and not written.exists()
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    _train(tmp_path, 0, _loader(False), max_epochs=2, resume=True)
+    assert loaded == [{"weights_only": True}]
+
+
+def test_resume_refuses_a_checkpoint_that_is_not_weights_only(tmp_path: Path) -> None:
+    _train(tmp_path, 0, _loader(False), max_epochs=1)
+    path = tmp_path / "checkpoints" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["extra"] = {"code": _Unsafe()}  # an arbitrary object: only a full unpickle could load it
+    torch.save(ckpt, path)
+    with pytest.raises(RuntimeError, match=r"last\.pt"):
+        _train(tmp_path, 0, _loader(False), max_epochs=2, resume=True)
+
+
+class _Unsafe:
+    pass
 
 
 def test_resume_requires_run_dir() -> None:
@@ -275,6 +357,60 @@ def test_precision_resolution_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_precision(None, "cuda") == "16-mixed"
     with pytest.warns(UserWarning, match="bf16"):
         assert resolve_precision("bf16-mixed", "cuda") == "16-mixed"
+
+
+def test_seed_must_fit_numpy() -> None:
+    assert seed_everything(2**32 - 1) == 2**32 - 1
+    for bad in (-1, 2**32):
+        with pytest.raises(ValueError, match="seed"):
+            seed_everything(bad)
+        with pytest.raises(ValueError, match="seed"):
+            _config(seed=bad)
+
+
+def test_seeding_is_lightnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lightning.fabric
+
+    from medcl.contrastive import engine as engine_module
+
+    calls: list[tuple] = []
+    real = engine_module._fabric_seed_everything
+    assert real is lightning.fabric.seed_everything
+
+    def spy(seed, *args, **kwargs):
+        calls.append((seed, kwargs))
+        return real(seed, *args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "_fabric_seed_everything", spy)
+    assert seed_everything(11) == 11
+    assert calls == [(11, {"workers": False, "verbose": False})]
+
+
+def test_engine_reads_no_environment_variable() -> None:
+    import inspect
+
+    from medcl.contrastive import engine as engine_module
+
+    source = inspect.getsource(engine_module)
+    for needle in ("os.environ", "environ[", "environ.get", "getenv", "LT_CLI_USED", "PL_"):
+        assert needle not in source, needle
+
+
+@pytest.mark.parametrize("group_exists", [True, False])
+def test_launch_under_lightnings_cli(monkeypatch: pytest.MonkeyPatch, group_exists: bool) -> None:
+    """``fabric run`` builds the process group itself and Fabric then refuses ``launch()``."""
+    from lightning.fabric import Fabric
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("This script was launched through the CLI")
+
+    monkeypatch.setattr(Fabric, "launch", refuse)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: group_exists)
+    if group_exists:  # the engine goes on with the existing process group
+        assert Engine(_config(strategy="ddp", devices=1), None).fabric.world_size == 1
+    else:  # a real launch failure is not hidden
+        with pytest.raises(RuntimeError, match="CLI"):
+            Engine(_config(strategy="ddp", devices=1), None)
 
 
 def test_seed_everything_reproduces_all_streams() -> None:

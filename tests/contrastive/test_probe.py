@@ -71,12 +71,48 @@ def test_balanced_accuracy_differs_from_plain_on_imbalanced_errors() -> None:
     assert linear_probe_accuracy(train_z, train_y, test_z, test_y, balanced=True) == 0.5
 
 
-def test_evaluate_split_matches_the_parts() -> None:
-    z, y = _random(200)
-    res = evaluate_split(z[:150], y[:150], z[150:], y[150:], k=7)
-    assert res.knn == knn_accuracy(z[:150], y[:150], z[150:], y[150:], k=7)
-    assert res.linear == linear_probe_accuracy(z[:150], y[:150], z[150:], y[150:])
+def _knn_by_hand(train_z, train_y, test_z, test_y, k: int) -> float:
+    """Cosine kNN with inverse-distance votes, in NumPy (independent of scikit-learn)."""
+    a = train_z / np.linalg.norm(train_z, axis=1, keepdims=True)
+    b = test_z / np.linalg.norm(test_z, axis=1, keepdims=True)
+    dist = 1.0 - b @ a.T  # (M, N) cosine distances
+    correct = 0
+    for row, truth in zip(dist, test_y, strict=True):
+        nearest = np.argsort(row, kind="stable")[:k]
+        votes: dict[int, float] = {}
+        for j in nearest:
+            votes[int(train_y[j])] = votes.get(int(train_y[j]), 0.0) + 1.0 / row[j]
+        correct += max(votes, key=votes.get) == truth
+    return correct / len(test_y)
+
+
+def _linear_by_sklearn(train_z, train_y, test_z, test_y) -> float:
+    """Standardised features, then an L2 logistic regression (C = 1): the linear protocol."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(train_z)
+    clf = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(train_z), train_y)
+    return float(np.mean(clf.predict(scaler.transform(test_z)) == test_y))
+
+
+@pytest.mark.parametrize("k", [1, 7])
+def test_evaluate_split_matches_independent_references(k: int) -> None:
+    # overlapping classes: neither probe is perfect, so a wrong k, split or model shows
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, N_CLASSES, size=200)
+    z = 1.2 * rng.normal(size=(200, 8)) + np.eye(8)[y]
+    tr, te = slice(0, 150), slice(150, None)
+    res = evaluate_split(z[tr], y[tr], z[te], y[te], k=k)
+    want_knn = _knn_by_hand(z[tr], y[tr], z[te], y[te], k)
+    want_linear = _linear_by_sklearn(z[tr], y[tr], z[te], y[te])
+    assert 0.3 < want_knn < 0.95 and 0.3 < want_linear < 0.95  # the references discriminate
+    assert res.knn == pytest.approx(want_knn)
+    assert res.linear == pytest.approx(want_linear)
     assert (res.n_train, res.n_test) == (150, 50)
+    # control: the data tells k = 1 from k = 7, so a probe ignoring k would fail one case
+    other = _knn_by_hand(z[tr], y[tr], z[te], y[te], 8 - k)
+    assert other != pytest.approx(want_knn)
 
 
 def test_unstratifiable_split_falls_back_with_warning() -> None:

@@ -1,10 +1,10 @@
-"""Tests of medcl.io.atomic: write to a temporary file, rename on success, clean up on failure."""
+"""Tests of medcl.io.atomic: the I/O layer's writers (YAML, CSV, torch, figures), built on the
+primitive of medcl.util.atomic (tested in tests/util/test_atomic.py), and refuse_overwrite."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -28,43 +28,18 @@ def _listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-def test_success_renames_into_place(tmp_path: Path) -> None:
-    target = tmp_path / "sub" / "deeper" / "out.txt"
-    seen: list[Path] = []
-    with atomic_path(target) as tmp:
-        seen.append(tmp)
-        assert tmp.parent == target.parent
-        assert tmp != target
-        assert tmp.exists() and not target.exists()
-        tmp.write_text("hello")
-    assert target.read_text() == "hello"
-    assert not seen[0].exists()
-    assert _listing(target.parent) == ["out.txt"]
+def test_public_api_reexports_the_primitive(tmp_path: Path) -> None:
+    """Apps import the primitive from medcl.io.atomic: it is the one of medcl.util.atomic."""
+    from medcl.util import atomic as util_atomic
 
-
-def test_temporary_keeps_full_suffix(tmp_path: Path) -> None:
-    with atomic_path(tmp_path / "x.nii.gz") as tmp:
-        assert tmp.name.endswith(".nii.gz")
-        assert tmp.name.startswith(".x.tmp-")
+    assert atomic_path is util_atomic.atomic_path
+    assert write_text is util_atomic.write_text and write_bytes is util_atomic.write_bytes
+    with atomic_path(tmp_path / "v.nii.gz") as tmp:
+        assert tmp.name.startswith(".v.tmp-") and tmp.name.endswith(".nii.gz")
         tmp.write_bytes(b"\x1f\x8b")
-    with atomic_path(tmp_path / "model.pt") as tmp:
-        assert tmp.suffix == ".pt"
-        tmp.write_bytes(b"")
-    with atomic_path(tmp_path / "README") as tmp:
-        assert tmp.name.startswith(".README.tmp-")
-        tmp.write_text("r")
-    assert _listing(tmp_path) == ["README", "model.pt", "x.nii.gz"]
-
-
-def test_exception_leaves_old_file_and_no_temporary(tmp_path: Path) -> None:
-    target = tmp_path / "table.csv"
-    target.write_text("old contents")
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half of the new con")
-            raise RuntimeError("disk on fire")
-    assert target.read_text() == "old contents"
-    assert _listing(tmp_path) == ["table.csv"]
+    assert write_text(tmp_path / "t.md", "ä\n").read_text(encoding="utf-8") == "ä\n"
+    assert write_bytes(tmp_path / "b.bin", b"\x00").read_bytes() == b"\x00"
+    assert _listing(tmp_path) == ["b.bin", "t.md", "v.nii.gz"]
 
 
 def test_failing_writer_leaves_no_file(tmp_path: Path) -> None:
@@ -76,27 +51,6 @@ def test_failing_writer_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         save_torch(target, {"x": Unserialisable()})
     assert _listing(tmp_path) == []
-
-
-def test_new_file_gets_normal_permissions(tmp_path: Path) -> None:
-    target = write_text(tmp_path / "a.txt", "a")
-    umask = os.umask(0)
-    os.umask(umask)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
-
-
-def test_existing_permissions_are_kept(tmp_path: Path) -> None:
-    target = tmp_path / "a.txt"
-    target.write_text("a")
-    os.chmod(target, 0o640)
-    write_text(target, "b")
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640
-    assert target.read_text() == "b"
-
-
-def test_write_text_and_bytes(tmp_path: Path) -> None:
-    assert write_text(tmp_path / "t.md", "ä\nb\n").read_text(encoding="utf-8") == "ä\nb\n"
-    assert write_bytes(tmp_path / "b.bin", b"\x00\x01").read_bytes() == b"\x00\x01"
 
 
 @dataclasses.dataclass

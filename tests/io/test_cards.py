@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ from typer.testing import CliRunner
 
 from medcl.cards import app
 from medcl.io.cards import (
+    CARD_SCHEMA,
     DataCard,
     cards_dir,
     get_card,
@@ -165,6 +170,75 @@ def test_each_field_is_checked(mutate: Any, where: str, bnci: dict[str, Any]) ->
     problems = validate_card_dict(data)
     assert problems, where
     assert any(f"'{where}'" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d.update(labels={True: "x"}), "'labels[True]' key must be an integer or a"),
+        (lambda d: d.update(labels={"cat": 3}), "'labels['cat']' must be a non-empty string name"),
+        (lambda d: d.update(title="  "), "'title' is empty"),
+        (lambda d: d.update(title=None), "'title' is empty"),
+        (lambda d: d.update(title=3), "'title' must be a string, got an integer 3"),
+        (lambda d: d.update(subjects=9.0), "'subjects' must be a positive integer"),
+        (lambda d: d.update(spacing_mm=[1, -1]), "'spacing_mm[1]' must be a positive number"),
+        (lambda d: d.update(channels="22"), "'channels' must be a positive integer or a list"),
+        (lambda d: d.update(sampling_rate_hz=0), "'sampling_rate_hz' must be a positive number"),
+        (lambda d: d["protocol"].update(splits={}), "'protocol.splits' must not be empty"),
+        (lambda d: d["protocol"].update(splits=[1]), "'protocol.splits' must be a string or a"),
+        (lambda d: d["reference_results"][0].update(std="x"), "'reference_results[0].std' must"),
+        (lambda d: d.pop("reference_results"), "'reference_results' is missing; use []"),
+        (
+            lambda d: d.update(access={"method": "manual", "steps": ["a", 3]}),
+            "'access.steps[1]' must be a string",
+        ),
+        (
+            lambda d: d.update(access={"method": "manual"}),
+            "'access.steps' is missing; method 'manual' needs",
+        ),
+    ],
+)
+def test_each_problem_says_what_the_value_must_be(
+    mutate: Any, expected: str, bnci: dict[str, Any]
+) -> None:
+    mutate(bnci)
+    problems = validate_card_dict(bnci)
+    assert len(problems) == 1, problems
+    assert f"field {expected}" in problems[0]
+
+
+def test_schema_is_valid_json_schema_and_lists_every_field() -> None:
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator.check_schema(CARD_SCHEMA)
+    assert json.loads(json.dumps(CARD_SCHEMA)) == CARD_SCHEMA  # plain JSON, usable by editors
+    assert set(CARD_SCHEMA["required"]) <= set(CARD_SCHEMA["properties"])
+    assert {f.name for f in fields(DataCard)} - {"path"} == set(CARD_SCHEMA["properties"])
+
+
+def test_problems_follow_the_schema_order(tmp_path: Path, bnci: dict[str, Any]) -> None:
+    bnci["licence "] = "typo"
+    bnci["reference_results"][0]["value"] = "high"
+    del bnci["task"]
+    problems = validate_card_dict(bnci, stem="renamed")
+    assert [p.split("'")[1] for p in problems] == [
+        "licence ",  # unknown fields, then missing ones, then each field's value
+        "task",
+        "reference_results[0].value",
+        "id",
+    ]
+    err = _error_for(tmp_path, bnci, stem="renamed")
+    assert err.field == "licence " and "4 problems" in str(err)
+
+
+def test_importing_medcl_io_leaves_jsonschema_unloaded() -> None:
+    code = (
+        "import sys, medcl.io\n"
+        "assert 'jsonschema' not in sys.modules\n"
+        "medcl.io.validate_card_dict({})\n"
+        "assert 'jsonschema' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_unknown_field_suggests_spelling(bnci: dict[str, Any]) -> None:

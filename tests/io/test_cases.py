@@ -15,6 +15,16 @@ def test_case_id_strips_suffix_and_channel():
     assert case_id("a/case_001.nii.gz") == "case_001"
     assert case_id("case_001_0000.nii") == "case_001"
     assert case_id("x.PNG", IMAGE_2D_SUFFIXES) == "x"
+    assert case_id("Case_002.NII.GZ") == "Case_002"
+    # the longest ending wins whatever the order of the list: .nii.gz is never cut as .gz
+    assert case_id("c.nii.gz", (".gz", ".nii", ".nii.gz")) == "c"
+
+
+def test_one_list_of_nifti_suffixes():
+    from medcl.io import cases, nifti
+
+    assert cases.NIFTI_SUFFIXES is nifti.NIFTI_SUFFIXES
+    assert cases.list_cases.__kwdefaults__["suffixes"] is nifti.NIFTI_SUFFIXES
 
 
 def test_list_cases_pairs_and_errors(tmp_path):
@@ -30,7 +40,7 @@ def test_list_cases_pairs_and_errors(tmp_path):
     assert [(c, i.name, la.name) for c, i, la in cases] == [
         ("a", "a.nii", "a.nii.gz"), ("b", "b_0000.nii.gz", "b.nii.gz")]
     (lab / "b.nii.gz").unlink()
-    with pytest.raises(InputFileError, match="no label file for case b"):
+    with pytest.raises(InputFileError, match=r"no label file for case b.*add b\.nii\.gz"):
         list_cases(img, lab)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputFileError, match="no image files"):

@@ -1,11 +1,14 @@
 """Tests of medcl.io.eeg: EEG files and MOABB datasets to trials.
 
-Every recording is written by the test itself (simulated motor imagery exported with MNE), so
-the tests run offline; MOABB is exercised through its ``FakeDataset``.
+Every recording is written by the test itself (noise with cues, exported with MNE), so the
+tests run offline and import no app; MOABB is exercised through its ``FakeDataset``. Oracles:
+our trials equal ``mne.Epochs(...).get_data()`` on two runs joined by ``concatenate_raws``, and
+the MOABB path equals ``MotorImagery(...).get_data`` on ``FakeDataset``.
 """
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 import scipy.io
 
 from medcl.io.eeg import (
+    BCI_IV_2A_CHANNELS,
     MOABB_DATASETS,
     EEGTrials,
     load_moabb,
@@ -26,14 +30,32 @@ from medcl.io.eeg import (
     trials_from_raw,
 )
 from medcl.io.errors import ConfigError, InputFileError
-from medcl.mvcnet.simulate import MONTAGE_22, simulate_raw
 
 N_PER_CLASS = 6
+MONTAGE_22 = list(BCI_IV_2A_CHANNELS)
+
+
+def _recording(n_per_class: int = N_PER_CLASS, *, seed: int = 3, sfreq: float = 250.0,
+               lead_s: float = 2.0, every_s: float = 6.0) -> mne.io.RawArray:
+    """22 EEG channels of 10 uV white noise plus a 10 Hz rhythm (volts), one cue annotation
+    ("769" left / "770" right, 4 s long, random order) every ``every_s`` seconds after
+    ``lead_s`` seconds, and ``every_s`` seconds after the last cue."""
+    rng = np.random.default_rng(seed)
+    codes = rng.permutation(np.repeat(["769", "770"], n_per_class))
+    onsets = lead_s + every_s * np.arange(len(codes))
+    n = int(round((onsets[-1] + every_s) * sfreq))
+    t = np.arange(n) / sfreq
+    data = rng.normal(0.0, 10.0, (len(MONTAGE_22), n)) + 5.0 * np.sin(2 * np.pi * 10.0 * t)
+    raw = mne.io.RawArray(data * 1e-6, mne.create_info(MONTAGE_22, sfreq, "eeg"),
+                          verbose="error")
+    raw.set_meas_date(datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC))
+    raw.set_annotations(mne.Annotations(onsets, np.full(len(codes), 4.0), list(codes)))
+    return raw
 
 
 @pytest.fixture(scope="module")
 def sim() -> mne.io.RawArray:
-    return simulate_raw(1, n_trials_per_class=N_PER_CLASS, seed=3)
+    return _recording()
 
 
 def _save_fif(raw: mne.io.BaseRaw, path: Path) -> Path:
@@ -355,6 +377,92 @@ def test_select_subsets_trials(sim: mne.io.RawArray) -> None:
     assert "x" not in trials.notes
 
 
+# -- oracle: mne.Epochs on two runs joined by concatenate_raws ------------------------------------
+def _two_runs(tmin: float, tmax: float) -> tuple[mne.io.BaseRaw, float]:
+    """Two recordings joined by ``concatenate_raws`` (a ``BAD boundary`` / ``EDGE boundary``
+    pair at the seam) and one more cue whose window ``[tmin, tmax)`` crosses the seam."""
+    first, second = _recording(seed=1), _recording(seed=2)
+    seam = first.times[-1] + 1.0 / first.info["sfreq"]
+    joined = mne.concatenate_raws([first, second], verbose="error")
+    assert {"BAD boundary", "EDGE boundary"} <= set(joined.annotations.description)
+    crossing = seam - (tmax - tmin) / 2 - tmin  # window centred on the seam
+    joined.annotations.append(crossing, 4.0, "770")
+    return joined, crossing
+
+
+@pytest.mark.parametrize("band", [(None, None), (8.0, 32.0)])
+def test_trials_equal_mne_epochs_on_joined_runs(band: tuple) -> None:
+    tmin, tmax = -0.5, 3.0
+    joined, crossing = _two_runs(tmin, tmax)
+    trials = trials_from_raw(joined, "left=769,right=770", tmin=tmin, tmax=tmax, l_freq=band[0],
+                             h_freq=band[1], source="joined")
+
+    ref = joined.copy()
+    if band != (None, None):
+        ref.filter(*band, verbose="error")
+    events, event_id = mne.events_from_annotations(ref, {"769": 1, "770": 2}, verbose="error")
+    sfreq = ref.info["sfreq"]
+    epochs = mne.Epochs(ref, events, event_id, tmin=tmin, tmax=tmax - 1 / sfreq, baseline=None,
+                        reject_by_annotation=True, preload=True, verbose="error")
+    expected = epochs.get_data() * 1e6
+    assert expected.shape == (4 * N_PER_CLASS, 22, 875)  # the seam trial is dropped
+    assert trials.data.shape == expected.shape
+    np.testing.assert_allclose(trials.data, expected, rtol=1e-6, atol=1e-4)
+    np.testing.assert_array_equal(trials.labels, epochs.events[:, 2] - 1)
+    assert crossing not in set(np.round(trials.onsets, 6))
+    assert any("dropped 1 of 25 trials" in n and "BAD boundary" in n for n in trials.notes), \
+        trials.notes
+
+
+def test_window_inside_the_data_but_over_the_seam_is_dropped() -> None:
+    """The seam trial is complete in the joined array: only the BAD annotation drops it."""
+    tmin, tmax = 0.0, 4.0
+    joined, crossing = _two_runs(tmin, tmax)
+    start = int(round(crossing * 250))
+    assert start + 1000 <= joined.n_times  # the window itself lies inside the data
+    trials = trials_from_raw(joined, "right=770", tmin=tmin, tmax=tmax, source="joined")
+    assert len(trials) == 2 * N_PER_CLASS
+    assert not np.isclose(trials.onsets, crossing).any()
+
+
+# -- filtering and resampling (of the continuous recording, what production uses) ----------------
+def _amplitude(x: np.ndarray, sfreq: float, freq: float) -> float:
+    spectrum = np.abs(np.fft.rfft(x)) * 2 / x.size
+    freqs = np.fft.rfftfreq(x.size, 1 / sfreq)
+    return float(spectrum[np.argmin(np.abs(freqs - freq))])
+
+
+def _sines(sfreq: float, seconds: float, cue: float) -> mne.io.RawArray:
+    t = np.arange(int(round(seconds * sfreq))) / sfreq
+    signal = 3.0 * np.sin(2 * np.pi * 12 * t) + 5.0 * np.sin(2 * np.pi * 50 * t)
+    raw = mne.io.RawArray(np.tile(signal, (3, 1)) * 1e-6,
+                          mne.create_info(["C3", "Cz", "C4"], sfreq, "eeg"), verbose="error")
+    raw.set_annotations(mne.Annotations([cue], [0.0], ["769"]))
+    return raw
+
+
+def test_bandpass_removes_50hz_keeps_12hz() -> None:
+    sfreq = 250.0
+    trials = trials_from_raw(_sines(sfreq, 20.0, 8.0), "left=769", tmin=0.0, tmax=4.0,
+                             source="memory")
+    assert trials.data.shape == (1, 3, 1000) and trials.data.dtype == np.float32
+    middle = trials.data[0, 0, 250:750]
+    assert _amplitude(middle, sfreq, 12) == pytest.approx(3.0, rel=0.05)
+    assert _amplitude(middle, sfreq, 50) < 0.05
+    with pytest.raises(ConfigError, match="h_freq=32"):
+        trials_from_raw(_sines(60.0, 20.0, 8.0), "left=769", l_freq=8.0, h_freq=32.0,
+                        source="memory")
+
+
+def test_resample_length() -> None:
+    trials = trials_from_raw(_sines(1000.0, 10.0, 2.0), "left=769", tmin=0.0, tmax=1.0,
+                             l_freq=None, h_freq=None, resample=250.0, source="memory")
+    assert trials.data.shape == (1, 3, 250) and trials.data.dtype == np.float32
+    odd = trials_from_raw(_sines(512.0, 10.0, 2.0), "left=769", tmin=0.0, tmax=501 / 512,
+                          l_freq=None, h_freq=None, resample=128.0, source="memory")
+    assert odd.data.shape[-1] == round(501 * 128 / 512) and odd.sfreq == 128.0
+
+
 # -- MOABB ----------------------------------------------------------------------------------------
 def _fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cls: type | None = None):
     from moabb.datasets.fake import FakeDataset
@@ -377,7 +485,7 @@ def test_load_moabb_fake_dataset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         assert trials.ch_names == ["C3", "Cz", "C4"]
         assert trials.class_counts() == {"left_hand": 6, "right_hand": 6}
         assert trials.source == "moabb:FakeDataset"
-        assert "concatenated 2 runs" in trials.notes
+        assert "concatenated the trials of 2 runs" in trials.notes
         assert 1.0 < float(trials.data.std()) < 100.0
 
     by_code = load_moabb("FakeDataset", dataset=dataset, subjects=[2], events="right=2,left=1",
@@ -388,6 +496,52 @@ def test_load_moabb_fake_dataset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
     with pytest.raises(ConfigError, match=r"\[5\]"):
         load_moabb("FakeDataset", dataset=dataset, subjects=[5])
+
+
+@pytest.mark.parametrize("resample", [None, 64.0])
+def test_load_moabb_equals_the_paradigm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                        resample: float | None) -> None:
+    """Oracle: MOABB's own MotorImagery paradigm, its get_data arrays in microvolts (MOABB's
+    tmax is inclusive: our end-exclusive window leaves out its last sample)."""
+    from moabb.paradigms import MotorImagery
+
+    dataset = _fake(monkeypatch, tmp_path)
+    ours = load_moabb("FakeDataset", dataset=dataset, resample=resample)
+    paradigm = MotorImagery(events=["left_hand", "right_hand"], n_classes=2, fmin=8, fmax=32,
+                            tmin=0.0, tmax=None, resample=resample)
+    X, y, meta = paradigm.get_data(dataset, subjects=[1, 2])
+    n_times = 384 if resample is None else 192
+    assert X.shape[-1] in (n_times, n_times + 1)
+    for trials in ours:
+        rows = ((meta.subject.astype(str) == trials.subject)
+                & (meta.session.astype(str) == trials.session)).to_numpy()
+        assert rows.sum() == len(trials) == 12
+        np.testing.assert_array_equal(trials.data, X[rows][..., :n_times].astype(np.float32))
+        assert [trials.classes[k] for k in trials.labels] == list(y[rows])
+        assert trials.sfreq == (128.0 if resample is None else resample)
+    assert any("resampled from 128 Hz to 64 Hz" in n for n in ours[0].notes) == bool(resample)
+
+
+def test_load_moabb_session_filter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MNE_DATASETS_FAKEDATASET_PATH", str(tmp_path))
+    both = load_moabb("FakeDataset", subjects=[1])
+    assert [t.session for t in both] == ["0", "1"]
+    second = load_moabb("FakeDataset", subjects=[1], sessions=["1"])
+    assert [t.session for t in second] == ["1"]
+    np.testing.assert_array_equal(second[0].data, both[1].data)
+    with pytest.raises(ConfigError) as info:
+        load_moabb("FakeDataset", subjects=[1], sessions=["1test"])
+    assert "'1test'" in str(info.value) and "0, 1" in str(info.value)
+
+
+def test_load_moabb_checks_events_and_notch(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    dataset = _fake(monkeypatch, tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_moabb("FakeDataset", dataset=dataset, events="left=feet,right=right_hand")
+    assert "'feet'" in str(info.value) and "left_hand=1" in str(info.value)
+    with pytest.raises(ConfigError, match="notch"):
+        load_moabb("FakeDataset", dataset=dataset, notch=50.0)
 
 
 def test_load_moabb_without_data_names_the_data_folder(

@@ -10,8 +10,17 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from helpers import oblique_lps_affine, write_nifti
 from medcl.io import ConfigError, InputFileError
-from medcl.io.nifti import Volume, axial_check, read_labels, read_volume, write_volume
+from medcl.io.nifti import (
+    NIFTI_SUFFIXES,
+    Volume,
+    axial_check,
+    read_labels,
+    read_volume,
+    strip_suffix,
+    write_volume,
+)
 
 SPACING = (0.5, 0.6, 3.0)
 
@@ -162,18 +171,6 @@ def test_axial_check() -> None:
     assert axial_check(Volume.from_array(data, sag)) is not None
 
 
-def _oblique_lps_affine() -> np.ndarray:
-    """Stored as (A->P, S->I... ) permuted, flipped and rotated: far from RAS."""
-    a = math.radians(15)
-    rot = np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0],
-                    [0.0, 0.0, 1.0]])
-    perm = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])  # axes: y-, z-, x+
-    aff = np.eye(4)
-    aff[:3, :3] = rot @ perm @ np.diag([0.8, 0.9, 2.5])
-    aff[:3, 3] = [30.0, -12.0, 7.0]
-    return aff
-
-
 def test_canonical_round_trip_and_orientation():
     from nibabel.orientations import aff2axcodes
 
@@ -181,7 +178,7 @@ def test_canonical_round_trip_and_orientation():
 
     rng = np.random.default_rng(0)
     data = rng.normal(size=(5, 6, 7)).astype(np.float32)
-    vol = Volume.from_array(data, _oblique_lps_affine())
+    vol = Volume.from_array(data, oblique_lps_affine())
     can = Canonical.of(vol)
     ras = can.forward(vol.data)
     # the same result as nibabel's own canonical reorientation
@@ -191,6 +188,11 @@ def test_canonical_round_trip_and_orientation():
     assert can.ras_shape == ras.shape
     np.testing.assert_allclose(can.zooms, ref.header.get_zooms()[:3], rtol=1e-5)
     np.testing.assert_array_equal(can.backward(ras), data)
+    # the RAS view's affine is nibabel's, and maps each voxel to the same world point
+    np.testing.assert_allclose(can.forward_affine(vol.affine), ref.affine, atol=1e-9)
+    ijk = np.array([4, 5, 6, 1.0])
+    np.testing.assert_allclose(can.forward_affine(vol.affine) @ [*can.index_forward(ijk[:3]), 1],
+                               vol.affine @ ijk, atol=1e-9)
     # a stored voxel index lands on the same value after reorientation
     for ijk in [(0, 0, 0), (4, 5, 6), (1, 3, 2)]:
         assert ras[tuple(can.index_forward(ijk))] == data[ijk]
@@ -199,7 +201,7 @@ def test_canonical_round_trip_and_orientation():
 def test_canonical_write_back_keeps_input_geometry(tmp_path):
     from medcl.io.nifti import Canonical
 
-    aff = _oblique_lps_affine()
+    aff = oblique_lps_affine()
     src = _save(tmp_path / "in.nii.gz", np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7),
                 aff)
     vol = read_volume(src)
@@ -210,3 +212,69 @@ def test_canonical_write_back_keeps_input_geometry(tmp_path):
     assert img.shape == vol.shape
     np.testing.assert_allclose(img.affine, aff, atol=1e-5)
     np.testing.assert_array_equal(np.asarray(img.dataobj), (vol.data > 100).astype(np.uint8))
+
+
+def test_suffixes_one_list_longest_match_first() -> None:
+    assert NIFTI_SUFFIXES[0] == ".nii.gz" and set(NIFTI_SUFFIXES) == {".nii.gz", ".nii"}
+    assert strip_suffix("case_001.nii.gz") == "case_001"
+    assert strip_suffix("Case.NII.GZ") == "Case" and strip_suffix("a.b.nii") == "a.b"
+    assert strip_suffix("scan.mha") is None and strip_suffix("x.nii.gz.bak") is None
+    # the order of a list does not matter: the longest ending wins
+    assert strip_suffix("a.nii.gz", (".gz", ".nii.gz")) == "a"
+    from medcl.io import cases
+
+    assert cases.NIFTI_SUFFIXES is NIFTI_SUFFIXES
+
+
+@pytest.mark.parametrize("qform_code, sform_code, shift", [(1, 2, 0.0), (1, 4, 3.0), (0, 1, 0.0),
+                                                            (2, 0, 0.0), (0, 0, 0.0)])
+def test_write_keeps_header_forms_and_resets_scaling(tmp_path: Path, qform_code: int,
+                                                     sform_code: int, shift: float) -> None:
+    """A label map written like an oblique scanner file keeps its shape, affine, qform and sform
+    (each with its code, even when they differ), zooms and description; the dtype asked for; no
+    intensity scaling; no temporary file left."""
+    aff = oblique_lps_affine()
+    rng = np.random.default_rng(0)
+    img = nib.Nifti1Image((rng.random((6, 7, 5)) * 100).astype(np.int16), aff)
+    qform = aff.copy()
+    qform[0, 3] += shift  # a qform that differs from the sform
+    img.set_qform(qform, code=qform_code)
+    img.set_sform(aff, code=sform_code)
+    img.header["descrip"] = b"medcl ref"
+    img.header.set_slope_inter(2.0, -1.0)
+    src = tmp_path / "ref.nii.gz"
+    nib.save(img, src)
+    vol = read_volume(src)
+    labels = (vol.data > vol.data.mean()).astype(np.int64) * 4
+    out = write_volume(tmp_path / "sub" / "pred.nii.gz", labels, like=vol, dtype=np.uint8)
+    assert out == tmp_path / "sub" / "pred.nii.gz"
+    got, want = nib.load(out), nib.load(src)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got.affine, want.affine, atol=1e-6)
+    for form in ("qform", "sform"):
+        g, gc = getattr(got.header, f"get_{form}")(coded=True)
+        w, wc = getattr(want.header, f"get_{form}")(coded=True)
+        assert int(gc) == int(wc)
+        if wc:
+            np.testing.assert_allclose(g, w, atol=1e-6)
+    assert got.header["descrip"].tobytes().startswith(b"medcl ref")
+    np.testing.assert_allclose(got.header.get_zooms(), want.header.get_zooms())
+    assert got.get_data_dtype() == np.uint8 and got.header.get_slope_inter() == (None, None)
+    np.testing.assert_array_equal(np.asarray(got.dataobj), labels)
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_write_a_label_map_on_a_4d_inputs_grid(tmp_path: Path) -> None:
+    """The channel of a 4-D file is read as a 3-D volume; what is written like it is 3-D on the
+    file's spatial grid (shape, affine, qform/sform codes)."""
+    data = np.random.default_rng(1).random((6, 7, 5, 2)).astype(np.float32)
+    src = write_nifti(tmp_path / "mp.nii.gz", data, oblique_lps_affine(), qform_code=1,
+                      sform_code=2)
+    vol = read_volume(src, channel=1)
+    out = write_volume(tmp_path / "mask.nii.gz", vol.data > 0.5, like=vol)
+    got, want = nib.load(out), nib.load(src)
+    assert got.shape == want.shape[:3] and got.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(got.affine, want.affine, atol=1e-6)
+    assert (int(got.header["qform_code"]), int(got.header["sform_code"])) == (1, 2)
+    np.testing.assert_allclose(got.header.get_zooms(), want.header.get_zooms()[:3])
+    np.testing.assert_array_equal(np.asarray(got.dataobj), data[..., 1] > 0.5)

@@ -174,8 +174,9 @@ def test_metrics_from_rows_and_frame(tmp_path: Path) -> None:
 
 
 def test_read_metrics_missing(tmp_path: Path) -> None:
-    with pytest.raises(RunFolderError, match="metrics.csv"):
+    with pytest.raises(RunFolderError, match="metrics.csv") as info:
         RunFolder.create(tmp_path / "r").read_metrics()
+    assert "training log" in str(info.value)  # metrics.csv always means the per-epoch log
 
 
 def test_write_table_returns_markdown(tmp_path: Path) -> None:

@@ -4,11 +4,15 @@ the file named, nothing half-written, inputs untouched)."""
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+
+from helpers import oblique_lps_affine, write_nifti
 
 TINY = ["--arch", "tiny", "--image-size", "128", "--epochs", "1", "--batch-size", "4"]
 
@@ -128,6 +132,8 @@ def test_evaluate_with_baseline_resumes_and_survives_a_bad_case(run, phantoms, t
     assert ok.dice.between(0, 1).all() and ok.nsd.between(0, 1).all()
     for name in ("summary.md", "summary.csv", "overlays.png", "report.md"):
         assert (out / name).exists(), name
+    assert not (out / "metrics.csv").exists()  # metrics.csv is the per-epoch training log
+    assert "`cases.csv`" in (out / "report.md").read_text()
     raw = pd.read_csv(out / "cases.csv", dtype=str, keep_default_na=False)
     for col in ("label", "pred_voxels", "truth_voxels", "slices"):  # integers, not 1.0 / NaN
         assert raw[col].str.fullmatch(r"\d*").all(), raw[col].tolist()
@@ -174,6 +180,36 @@ def test_evaluate_refuses_an_out_of_other_inputs(run, phantoms, tmp_path, medcl_
     code, _, err = medcl_cli([*args, "--model", other])
     assert code == 2 and str(out) in err and "model" in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("codes", [(1, 1), (2, 0), (0, 4)])
+def test_segment_round_trip_keeps_nifti_geometry(run, tmp_path, medcl_cli, codes):
+    """Oblique LPS volume in, mask out: same shape, affine, qform/sform codes (and affines)."""
+    qform_code, sform_code = codes
+    data = np.full((8, 40, 36), -400.0, np.float32)
+    data[2:6, 10:25, 8:20] = 60.0
+    affine = oblique_lps_affine((3.0, 0.7, 0.8))  # file axis 0, the thick one, is S-I
+    image = write_nifti(tmp_path / "oblique.nii.gz", data, affine, qform_code=qform_code,
+                        sform_code=sform_code)
+    out = tmp_path / "mask.nii.gz"
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", image,
+                              "--box", "2,10,8,5,24,19", "--label", "7", "--out", out])
+    assert code == 0, err
+    src, res = nib.load(image), nib.load(out)
+    assert res.shape == src.shape
+    np.testing.assert_allclose(res.affine, src.affine, atol=1e-5)
+    assert nib.aff2axcodes(res.affine) == nib.aff2axcodes(src.affine) != ("R", "A", "S")
+    for key in ("qform_code", "sform_code"):
+        assert int(res.header[key]) == int(src.header[key]), key
+    assert (int(res.header["qform_code"]), int(res.header["sform_code"])) == codes
+    if qform_code:
+        np.testing.assert_allclose(res.get_qform(), src.get_qform(), atol=1e-5)
+    if sform_code:
+        np.testing.assert_allclose(res.get_sform(), src.get_sform(), atol=1e-5)
+    np.testing.assert_allclose(res.header.get_zooms(), src.header.get_zooms(), atol=1e-6)
+    mask = np.asarray(res.dataobj)
+    assert res.get_data_dtype() == np.uint8 and set(np.unique(mask)) <= {0, 7}
+    assert not mask[[0, 1, 6, 7]].any()  # only the boxed slices (file axis 0) are segmented
 
 
 def _nifti(path, data, affine=None):
@@ -258,12 +294,58 @@ def test_checkpoint_of_another_size(phantoms, tmp_path, medcl_cli):
     assert not out.exists()
 
 
-def test_help_matches_readme_usage(medcl_cli):
-    code, out, _ = medcl_cli(["dbsam", "segment", "--help"])
+README = Path(__file__).parents[3] / "README.md"
+COMMANDS = ["phantom", "train", "segment", "evaluate"]
+FLAG = re.compile(r"--[a-z][a-z0-9-]*")  # --n too
+
+
+def _readme_usage() -> dict[str, str]:
+    """The usage block of README.md's `medcl dbsam` section: ``{command: its lines joined}``
+    (a command's first line starts with ``medcl dbsam COMMAND``, continuation lines follow)."""
+    section = README.read_text(encoding="utf-8").split("### `medcl dbsam`", 1)[1]
+    section = section.split("\n### ", 1)[0]
+    block = section.split("```", 2)[1]
+    usage: dict[str, str] = {}
+    command = None
+    for line in block.splitlines():
+        start = re.match(r"medcl dbsam ([a-z-]+)", line)
+        if start:
+            command = start.group(1)
+            assert command not in usage, f"README shows `medcl dbsam {command}` twice"
+            usage[command] = line
+        elif line.strip():
+            assert command is not None, f"README usage line outside a command: {line!r}"
+            usage[command] += " " + line
+    return usage
+
+
+def _help_flags(help_text: str) -> set[str]:
+    """Long options of a ``--help`` text, less ``--help`` and the ``--no-X`` of a flag ``--X``."""
+    flags = set(FLAG.findall(help_text)) - {"--help"}
+    return {f for f in flags if not (f.startswith("--no-") and "--" + f[5:] in flags)}
+
+
+def test_readme_usage_lists_every_command():
+    import typer
+
+    from medcl.dbsam.cli import app
+
+    commands = set(typer.main.get_command(app).commands) - {"about"}  # about: every app's
+    assert set(_readme_usage()) == commands == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_matches_readme_usage(command, medcl_cli):
+    code, out, _ = medcl_cli(["dbsam", command, "--help"])
     assert code == 0
-    for flag in ("--model", "--sam-checkpoint", "--image", "--box", "--box-slice",
-                 "--prompt-mask", "--out"):
-        assert flag in out
+    offered = _help_flags(out)
+    shown = set(FLAG.findall(_readme_usage()[command]))
+    assert shown - offered == set(), f"README shows options `{command} --help` lacks"
+    assert offered - shown == set(), f"`{command} --help` has options README.md does not show"
+    if command == "segment":
+        for flag in ("--model", "--sam-checkpoint", "--image", "--box", "--box-slice",
+                     "--prompt-mask", "--out"):
+            assert flag in out
 
 
 def test_train_and_evaluate_on_2d_png_folders(tmp_path, medcl_cli):

@@ -3,13 +3,12 @@ merging, and the geometry round trip of a written mask for an oblique non-RAS vo
 
 from __future__ import annotations
 
-import math
-
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 
+from helpers import oblique_lps_affine, write_nifti
 from medcl.dbsam.config import DBSAMConfig
 
 
@@ -21,22 +20,16 @@ def model():
     return DBSAM(build_sam("tiny", 128)).eval()
 
 
-def _oblique_affine() -> np.ndarray:
-    a = math.radians(12)
-    rot = np.array([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0],
-                    [-math.sin(a), 0.0, math.cos(a)]])
-    flip = np.diag([-1.0, -1.0, 1.0])  # LPS-like storage
-    aff = np.eye(4)
-    aff[:3, :3] = rot @ flip @ np.diag([0.7, 0.8, 3.0])
-    aff[:3, 3] = [40.0, 20.0, -30.0]
-    return aff
+BOX = "2,10,8,5,24,19"
+"""The object's box in file voxel indices; file axis 0 is the slice axis (S-I)."""
 
 
 def _volume(tmp_path):
-    data = np.full((40, 36, 8), -500.0, np.float32)
-    data[10:25, 8:20, 2:6] = 80.0
-    path = tmp_path / "ct.nii.gz"
-    nib.save(nib.Nifti1Image(data, _oblique_affine()), path)
+    """A CT-like volume stored far from RAS (axes permuted, flipped, rotated in-plane): the
+    thick file axis 0 (3 mm) runs along S-I, so its 8 planes are the axial slices."""
+    data = np.full((8, 40, 36), -500.0, np.float32)
+    data[2:6, 10:25, 8:20] = 80.0
+    path = write_nifti(tmp_path / "ct.nii.gz", data, oblique_lps_affine((3.0, 0.7, 0.8)))
     return path, data
 
 
@@ -72,7 +65,7 @@ def test_box_maps_from_file_indices_to_ras(tmp_path):
 
     path, data = _volume(tmp_path)
     case = load_case(path, None, DBSAMConfig(arch="tiny", image_size=128, modality="ct"))
-    rb = ras_box(case, (10, 8, 2), (24, 19, 5), "--box")
+    rb = ras_box(case, (2, 10, 8), (5, 24, 19), "--box")
     x0, y0, z0, x1, y1, z1 = rb
     # the object occupies exactly the mapped box in the RAS slices
     ras = np.stack([s.T for s in case.slices], axis=2)  # (X, Y, Z) in RAS order
@@ -101,7 +94,7 @@ def test_segment_round_trip_oblique_non_ras(model, tmp_path):
     path, data = _volume(tmp_path)
     out = tmp_path / "mask.nii.gz"
     cfg = DBSAMConfig(arch="tiny", image_size=128)
-    info = segment_file(model, cfg, path, out, box="10,8,2,24,19,5", label=4)
+    info = segment_file(model, cfg, path, out, box=BOX, label=4)
     src, res = nib.load(path), nib.load(out)
     assert res.shape == src.shape
     np.testing.assert_allclose(res.affine, src.affine, atol=1e-5)
@@ -109,5 +102,5 @@ def test_segment_round_trip_oblique_non_ras(model, tmp_path):
     mask = np.asarray(res.dataobj)
     assert set(np.unique(mask)) <= {0, 4}
     # an untrained model may draw anything, but only on the boxed slices
-    assert not mask[:, :, [0, 1, 6, 7]].any()
+    assert not mask[[0, 1, 6, 7]].any()
     assert info["embeddings"] == 4

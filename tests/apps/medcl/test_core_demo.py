@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from medcl.cli import app
 from medcl.core_demo import CoreDemoConfig, run_core_demo
+from medcl.demo import available_steps
 
 
 def test_trained_encoder_beats_random_init(tmp_path):
@@ -34,3 +35,15 @@ def test_demo_command_writes_report(tmp_path):
     for link in re.findall(r"\]\(([^)]+\.png)\)", report):
         assert (tmp_path / "demo" / link).exists(), link
     assert (tmp_path / "demo" / "core" / "model.pt").exists()
+    # metrics.csv is always a per-epoch training log; the tour's and the benchmark's own tables
+    # have their own names
+    timing = pd.read_csv(tmp_path / "demo" / "timing.csv")
+    assert list(timing["step"]) == list(available_steps())
+    assert not (tmp_path / "demo" / "metrics.csv").exists()
+    sepclr = tmp_path / "demo" / "sepclr"
+    comparison = pd.read_csv(sepclr / "comparison.csv")
+    assert list(comparison["method"]) == ["sepclr", "simclr", "cvae"]
+    assert not (sepclr / "metrics.csv").exists()
+    for method in ("sepclr", "simclr", "cvae"):
+        assert list(pd.read_csv(sepclr / method / "metrics.csv")["epoch"]) == [1], method
+    assert len(pd.read_csv(tmp_path / "demo" / "core" / "metrics.csv")) == 1

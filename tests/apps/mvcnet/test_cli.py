@@ -45,19 +45,22 @@ def trained(recordings, tmp_path_factory):
 
 def test_train_then_predict(recordings, trained, tmp_path, medcl_cli):
     run_dir = trained
-    for name in ("config.yaml", "metrics.csv", "model.pt", "report.md", "results.csv",
+    for name in ("config.yaml", "splits.csv", "model.pt", "report.md", "results.csv",
                  "results.md", "final/metrics.csv", "confusion.png", "learning_curves.png"):
         assert (run_dir / name).exists(), name
+    assert not (run_dir / "metrics.csv").exists()  # metrics.csv: per-epoch training logs only
     results = pd.read_csv(run_dir / "results.csv")
     assert set(results.model) == {"mvcnet (cnn)", "mvcnet (fused)", "csp_lda"}
     assert "CO (within subject" in (run_dir / "report.md").read_text()
     assert re.search(r"^\| mvcnet \(cnn\) +\|", (run_dir / "results.md").read_text(), re.M)
-    # metrics.csv keeps the per-split/seed table; the final model's log is in final/
-    metrics = pd.read_csv(run_dir / "metrics.csv")
-    assert {"protocol", "split", "model", "seed", "accuracy"} <= set(metrics.columns)
-    assert len(metrics) == 2 * 3  # two subjects (CO splits) x three scored models
+    # splits.csv is the per-split/seed table; the final model's per-epoch log is in final/
+    splits = pd.read_csv(run_dir / "splits.csv")
+    assert {"protocol", "split", "model", "seed", "accuracy"} <= set(splits.columns)
+    assert len(splits) == 2 * 3  # two subjects (CO splits) x three scored models
     assert "epoch" in pd.read_csv(run_dir / "final" / "metrics.csv").columns
-    assert "final/metrics.csv" in (run_dir / "report.md").read_text()
+    report = (run_dir / "report.md").read_text()
+    assert "final/metrics.csv" in report and "`splits.csv`" in report
+    assert "`metrics.csv`" not in report
 
     pred = tmp_path / "predictions.csv"
     code, out, err = medcl_cli(["mvcnet", "predict", "--model", run_dir, "--data", recordings[0],
@@ -170,6 +173,24 @@ def test_moabb_fake_dataset_end_to_end(tmp_path, medcl_cli, monkeypatch):
                               *TINY])
     assert code == 0, err
     assert "T->E" in (run_dir / "results.md").read_text()
+
+
+def test_moabb_sessions_option(tmp_path, medcl_cli, monkeypatch):
+    monkeypatch.setenv("MNE_DATASETS_FAKEDATASET_PATH", str(tmp_path / "mne"))
+    run_dir = tmp_path / "run"
+    code, _, err = medcl_cli(["mvcnet", "train", "--moabb", "FakeDataset", "--subjects", "1",
+                              "--sessions", "1", "--models", "csp_lda", "--out", run_dir, *TINY])
+    assert code == 0, err
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["sessions"] == ["1"] and config["sessions_used"] == ["1"]
+    assert "sessions 1." in (run_dir / "report.md").read_text()
+    code, _, err = medcl_cli(["mvcnet", "train", "--moabb", "FakeDataset", "--subjects", "1",
+                              "--sessions", "0train", "--out", tmp_path / "bad", *TINY])
+    assert code == 2 and "0train" in err and "0, 1" in err
+    assert not (tmp_path / "bad").exists()
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", tmp_path / "x.edf", "--sessions", "1",
+                              "--out", tmp_path / "bad", *TINY])
+    assert code == 2 and "--sessions" in err
 
 
 def test_simulate_refuses_to_overwrite(tmp_path, medcl_cli):

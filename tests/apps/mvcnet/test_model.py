@@ -17,11 +17,12 @@ from medcl.mvcnet.model import MVCNet
         (22, 1001, 3, 100, 64 * 10, 1000),
     ],
 )
+@pytest.mark.parametrize("fast", [True, False])
 def test_outputs_keys_shapes_and_feature_dim(
-    n_chans, n_times, n_classes, pool, feature_dim, d_model
+    n_chans, n_times, n_classes, pool, feature_dim, d_model, fast
 ):
     torch.manual_seed(0)
-    net = MVCNet(n_chans, n_times, n_classes, pool=pool, trans_hidden=16)
+    net = MVCNet(n_chans, n_times, n_classes, pool=pool, trans_hidden=16, fast=fast)
     assert net.feature_dim == feature_dim == 64 * (n_times // pool)
     assert (net.n_chans, net.n_times, net.n_outputs, net.d_model) == (
         n_chans,
@@ -50,6 +51,12 @@ def test_bad_arguments_and_inputs():
         MVCNet(3, 100, 2)
     with pytest.raises(ValueError, match="n_filters"):
         MVCNet(3, 500, 2, n_filters=0)
+    with pytest.raises(ValueError, match="trans_hidden must be a positive integer, got 2.5"):
+        MVCNet(3, 500, 2, trans_hidden=2.5)
+    with pytest.raises(ValueError, match="trans_heads=8"):
+        MVCNet(3, 5, 2, pool=5, trans_heads=8)
+    with pytest.raises(ValueError, match="dropout"):
+        MVCNet(3, 500, 2, dropout=1.0)
     net = MVCNet(3, 500, 2, trans_hidden=8, n_filters=4)
     with pytest.raises(ValueError, match=r"\(B, 3, 500\)"):
         net(torch.randn(2, 4, 500))
@@ -57,9 +64,10 @@ def test_bad_arguments_and_inputs():
         net.predict_logits(torch.randn(2, 3, 500), infer="transformer")
 
 
-def test_predict_logits_cnn_and_fused():
+@pytest.mark.parametrize("fast", [True, False])
+def test_predict_logits_cnn_and_fused(fast):
     torch.manual_seed(0)
-    net = MVCNet(5, 500, 3, trans_hidden=16, n_filters=8).eval()
+    net = MVCNet(5, 500, 3, trans_hidden=16, n_filters=8, fast=fast).eval()
     x = torch.randn(4, 5, 500) * 10
     with torch.no_grad():
         cnn = net.predict_logits(x)
@@ -71,9 +79,10 @@ def test_predict_logits_cnn_and_fused():
     assert not torch.allclose(cnn, fused)
 
 
-def test_gradients_reach_both_branches():
+@pytest.mark.parametrize("fast", [True, False])
+def test_gradients_reach_both_branches(fast):
     torch.manual_seed(0)
-    net = MVCNet(4, 250, 2, pool=25, trans_hidden=16, n_filters=8)
+    net = MVCNet(4, 250, 2, pool=25, trans_hidden=16, n_filters=8, fast=fast)
     out = net(torch.randn(6, 4, 250))
     cos = F.cosine_similarity(out["cnn"], out["proj"], dim=1).mean()
     loss = F.cross_entropy(out["logits"], torch.tensor([0, 1] * 3)) - cos
@@ -119,7 +128,7 @@ def test_learns_which_channel_carries_a_10hz_rhythm():
     assert acc > 0.9, acc
 
 
-# ---------------------------------------------------------------- CPU fast paths
+# ---------------------------------------------------------------- fast and plain paths
 def _no_dropout(net):
     for m in net.modules():
         if isinstance(m, torch.nn.Dropout):
@@ -134,6 +143,87 @@ def _grads(out, params, seed=0):
     return torch.autograd.grad((out * w).sum(), params)
 
 
+def _plain_twin(net):
+    """A deep copy of ``net`` (same weights and buffers) on the plain ``torch.nn`` path."""
+    twin = copy.deepcopy(net)
+    twin.fast = False
+    return twin
+
+
+def test_fast_is_on_by_default_and_both_paths_hold_the_same_parameters():
+    kwargs = dict(pool=25, trans_heads=4, trans_layers=2, trans_hidden=8, n_filters=4)
+    torch.manual_seed(0)
+    fast = MVCNet(4, 250, 2, **kwargs)
+    torch.manual_seed(0)
+    plain = MVCNet(4, 250, 2, fast=False, **kwargs)
+    assert fast.fast is True and plain.fast is False
+    a, b = fast.state_dict(), plain.state_dict()
+    assert list(a) == list(b)
+    for key in a:  # same seed, same construction: the very same initial weights
+        assert torch.equal(a[key], b[key]), key
+    # a checkpoint of one path loads into the other, strictly
+    torch.manual_seed(1)
+    other = MVCNet(4, 250, 2, fast=False, **kwargs)
+    assert not torch.equal(other.classifier.weight, fast.classifier.weight)
+    other.load_state_dict(fast.state_dict(), strict=True)
+    x = torch.randn(3, 4, 250)
+    with torch.no_grad():
+        torch.testing.assert_close(other.eval()(x)["logits"], fast.eval()(x)["logits"])
+
+
+def _assert_close_to_scale(got, want, rtol, what):
+    """``|got - want| <= rtol * max |want|``: float32 rounding is relative to a tensor's scale,
+    not to each element (sums over thousands of terms, cancellations)."""
+    assert got.shape == want.shape, what
+    got, want = got.detach(), want.detach()
+    err, scale = float((got - want).abs().max()), float(want.abs().max())
+    assert err <= rtol * scale, f"{what}: {err} vs scale {scale}"
+
+
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(n_chans=8, n_times=500, n_classes=2, trans_hidden=32),  # kernel 63, pool 125
+        dict(n_chans=5, n_times=251, n_classes=3, pool=25, kernel_size=7, n_filters=8,
+             trans_hidden=16, trans_heads=4, trans_layers=2),  # cropped d_model, 2 layers
+    ],
+)
+def test_fast_path_equals_plain_modules_in_float32(kwargs, train):
+    """Same weights, same inputs: the fast path and the plain ``torch.nn`` modules give the same
+    outputs, parameter and input gradients, and BatchNorm running statistics (float32)."""
+    torch.manual_seed(0)
+    net = _no_dropout(MVCNet(**kwargs)).train(train)
+    for m in net.cnn:
+        if isinstance(m, torch.nn.Conv1d):  # IFNet's init is tiny; make every path count
+            torch.nn.init.normal_(m.weight)
+    twin = _plain_twin(net)
+    x = torch.randn(6, kwargs["n_chans"], kwargs["n_times"]) * 10
+    results = []
+    for model in (net, twin):
+        xg = x.clone().requires_grad_()
+        out = model(xg)
+        params = dict(model.named_parameters())
+        loss = sum((v * torch.randn(v.shape, generator=torch.Generator().manual_seed(i))).sum()
+                   for i, v in enumerate(out.values()))
+        grads = torch.autograd.grad(loss, [*params.values(), xg])
+        results.append((out, dict(zip([*params, "input"], grads, strict=True))))
+    (out, grads), (ref_out, ref_grads) = results
+    for key in ("cnn", "proj", "logits"):
+        _assert_close_to_scale(out[key], ref_out[key], 1e-5, key)
+    # Rounding is relative to the scale of a module's gradients: in train mode the first
+    # BatchNorm's weight has a gradient that is zero in exact arithmetic (the second
+    # BatchNorm normalises its scale away), so it is compared at its module's scale.
+    for name, want in ref_grads.items():
+        module = name.rsplit(".", 1)[0]
+        scale = max(float(g.abs().max()) for n, g in ref_grads.items()
+                    if n.rsplit(".", 1)[0] == module)
+        err = float((grads[name] - want).abs().max())
+        assert err <= 5e-4 * scale, f"{name}: {err} vs scale {scale}"
+    for (name, a), b in zip(net.named_buffers(), twin.buffers(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize(("n_times", "pool", "kernel"), [(500, 125, 63), (251, 25, 7)])
 def test_time_major_cnn_branch_is_the_sequential_branch(train, n_times, pool, kernel):
@@ -144,8 +234,9 @@ def test_time_major_cnn_branch_is_the_sequential_branch(train, n_times, pool, ke
         if isinstance(m, torch.nn.Conv1d):  # IFNet's init is tiny; make every path count
             torch.nn.init.normal_(m.weight)
     x = torch.randn(4, 5, n_times, dtype=torch.double)
-    twin = copy.deepcopy(net)
-    fast, ref = net.cnn_features(x), twin.cnn(x)
+    twin = _plain_twin(net)
+    fast, ref = net.cnn_features(x), twin.cnn_features(x)
+    torch.testing.assert_close(ref, copy.deepcopy(net).train(train).cnn(x))  # plain = self.cnn
     torch.testing.assert_close(fast, ref)
     grads = [_grads(out, list(m.cnn.parameters())) for out, m in ((fast, net), (ref, twin))]
     for a, b in zip(*grads, strict=True):
@@ -158,7 +249,7 @@ def test_time_major_cnn_branch_is_the_sequential_branch(train, n_times, pool, ke
 def test_depthwise_time_conv_in_float32_matches_conv1d(batch, n_times, n_filters):
     """The oneDNN channels-last path (float32) against a float64 ``conv1d``, forward and both
     gradients, including a kernel longer than the trial."""
-    from medcl.mvcnet.model import _DepthwiseTimeConv
+    from medcl.mvcnet._kernels import DepthwiseTimeConv
 
     g = torch.Generator().manual_seed(0)
     h = torch.randn(batch, n_times, n_filters, generator=g)
@@ -168,7 +259,7 @@ def test_depthwise_time_conv_in_float32_matches_conv1d(batch, n_times, n_filters
     ref = F.conv1d(h64.transpose(1, 2), w64, padding="same", groups=n_filters).transpose(1, 2)
     ref.backward(grad.double())
     h32, w32 = h.clone().requires_grad_(), w.clone().requires_grad_()
-    out = _DepthwiseTimeConv.apply(h32, w32)
+    out = DepthwiseTimeConv.apply(h32, w32)
     out.backward(grad)
     for got, want in ((out, ref), (h32.grad, h64.grad), (w32.grad, w64.grad)):
         assert got.dtype == torch.float32 and got.shape == want.shape
@@ -177,23 +268,25 @@ def test_depthwise_time_conv_in_float32_matches_conv1d(batch, n_times, n_filters
 
 @pytest.mark.parametrize("train", [False, True])
 def test_encoder_layer_path_is_torch_transformer_encoder_layer(train):
-    from medcl.mvcnet.model import _post_norm_layer
+    from medcl.mvcnet._kernels import encode, post_norm_layer
 
     torch.manual_seed(0)
     net = _no_dropout(MVCNet(6, 248, 2, pool=62, trans_heads=4, trans_hidden=8)).double()
     layer = net.encoder.layers[0].train(train)
     x = torch.randn(3, 6, 248, dtype=torch.double)
     params = list(layer.parameters())
-    ours, ref = _post_norm_layer(layer, x), layer(x)
+    ours, ref = post_norm_layer(layer, x), layer(x)
     torch.testing.assert_close(ours, ref)
     for a, b in zip(_grads(ours, params), _grads(ref, params), strict=True):
         torch.testing.assert_close(a, b)
+    net.encoder.train(train)
+    torch.testing.assert_close(encode(net.encoder, x), net.encoder(x))
 
 
 @pytest.mark.parametrize("p", [0.0, 0.3])
 def test_packed_attention_forward_and_backward(p):
-    """Against the textbook formula with the same dropout draws, and ``_sdpa_attention``."""
-    from medcl.mvcnet.model import _PackedAttention, _sdpa_attention
+    """Against the textbook formula with the same dropout draws, and ``sdpa_attention``."""
+    from medcl.mvcnet._kernels import PackedAttention, sdpa_attention
 
     heads, width = 2, 12
     qkv0 = torch.randn(5, 7, 3 * width, dtype=torch.double)
@@ -209,7 +302,7 @@ def test_packed_attention_forward_and_backward(p):
         return torch.cat(outs, dim=-1)
 
     results = []
-    for fn in (lambda t: _PackedAttention.apply(t, heads, p), reference):
+    for fn in (lambda t: PackedAttention.apply(t, heads, p), reference):
         qkv = qkv0.clone().requires_grad_()
         torch.manual_seed(1)
         out = fn(qkv)
@@ -217,7 +310,7 @@ def test_packed_attention_forward_and_backward(p):
     torch.testing.assert_close(results[0][0], results[1][0])
     torch.testing.assert_close(results[0][1], results[1][1])
     if not p:
-        torch.testing.assert_close(_sdpa_attention(qkv0, heads, 0.0), results[1][0])
+        torch.testing.assert_close(sdpa_attention(qkv0, heads, 0.0), results[1][0])
 
 
 def test_channel_maps_derive_the_input_projection_of_linear_views_exactly():
@@ -227,6 +320,7 @@ def test_channel_maps_derive_the_input_projection_of_linear_views_exactly():
     for p in net.encoder.parameters():
         if p.ndim == 1:
             torch.nn.init.normal_(p)  # non-zero biases: they must be handled, not cancelled
+    twin = _plain_twin(net)
     x = torch.randn(b, n_chans, 251, dtype=torch.double)[..., :250]  # non-contiguous too
     perm, sign = [1, 0, 2, 3], [1.0, -1.0, 1.0, 0.5]
     maps = [
@@ -239,12 +333,18 @@ def test_channel_maps_derive_the_input_projection_of_linear_views_exactly():
               x[:, perm] * torch.tensor(sign, dtype=x.dtype)[:, None]]
     xs = torch.cat(chunks)
     params = list(net.encoder.parameters()) + list(net.projector.parameters())
+    twin_params = list(twin.encoder.parameters()) + list(twin.projector.parameters())
     for train in (False, True):
         net.train(train)
+        twin.train(train)
         shared, plain = net(xs, channel_maps=maps)["proj"], net(xs)["proj"]
+        modules = twin(xs, channel_maps=maps)["proj"]  # the plain path ignores the maps
         torch.testing.assert_close(shared, plain)
-        for a, c in zip(_grads(shared, params), _grads(plain, params), strict=True):
+        torch.testing.assert_close(shared, modules)
+        for a, c, m in zip(_grads(shared, params), _grads(plain, params),
+                           _grads(modules, twin_params), strict=True):
             torch.testing.assert_close(a, c)
+            torch.testing.assert_close(a, m)
     with pytest.raises(ValueError, match="chunk 3"):
         net(xs, channel_maps=[maps[0], None, maps[3], maps[2]])
     with pytest.raises(ValueError, match="equal chunks"):

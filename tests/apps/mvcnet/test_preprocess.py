@@ -1,4 +1,7 @@
-"""Tests of mvcnet.preprocess: EA (offline and online), filtering, EMS, resampling."""
+"""Tests of mvcnet.preprocess: EA (offline and online), EMS.
+
+Filtering and resampling are those of medcl.io.eeg (the continuous recording); their tests
+(50 Hz removed, 12 Hz kept; resampled lengths) moved to tests/io/test_eeg.py."""
 
 from __future__ import annotations
 
@@ -7,12 +10,10 @@ import pytest
 
 from medcl.mvcnet.preprocess import (
     OnlineEA,
-    bandpass,
     euclidean_alignment,
     exponential_moving_standardize,
     inv_sqrtm,
     mean_covariance,
-    resample,
     trial_covariances,
 )
 
@@ -115,36 +116,6 @@ def test_online_ea_warm_start() -> None:
         OnlineEA(4).transform(X_test, update=False)
     with pytest.raises(ValueError, match="channels"):
         ea.transform(np.zeros((2, 5, 10)))
-
-
-# --------------------------------------------------------------------------- filtering
-
-
-def _amplitude(x: np.ndarray, sfreq: float, freq: float) -> float:
-    spectrum = np.abs(np.fft.rfft(x)) * 2 / x.size
-    freqs = np.fft.rfftfreq(x.size, 1 / sfreq)
-    return float(spectrum[np.argmin(np.abs(freqs - freq))])
-
-
-def test_bandpass_removes_50hz_keeps_12hz() -> None:
-    sfreq, n_times = 250.0, 1000
-    t = np.arange(n_times) / sfreq
-    signal = 3.0 * np.sin(2 * np.pi * 12 * t) + 5.0 * np.sin(2 * np.pi * 50 * t)
-    X = np.tile(signal, (2, 3, 1)).astype(np.float32)
-    out = bandpass(X, sfreq)
-    assert out.shape == X.shape and out.dtype == np.float32
-    middle = out[0, 0, 250:750]  # away from the edges
-    assert _amplitude(middle, sfreq, 12) == pytest.approx(3.0, rel=0.05)
-    assert _amplitude(middle, sfreq, 50) < 0.05
-    with pytest.raises(ValueError, match="Nyquist"):
-        bandpass(X, 60.0, 8.0, 32.0)
-
-
-def test_resample_length() -> None:
-    X = np.random.default_rng(0).normal(size=(2, 3, 1000)).astype(np.float32)
-    out = resample(X, 1000.0, 250.0)
-    assert out.shape == (2, 3, 250) and out.dtype == np.float32
-    assert resample(X[:, :, :501], 512.0, 128.0).shape[-1] == round(501 * 128 / 512)
 
 
 # --------------------------------------------------------------------------- EMS

@@ -139,3 +139,15 @@ def test_make_splits_errors() -> None:
         make_splits("cv", y=np.repeat([0, 1], 5), k=2)
     with pytest.raises(ValueError, match="one entry per trial"):
         make_splits("co", y=y, subjects=np.zeros(3))
+
+
+def test_protocol_names_have_one_home() -> None:
+    """protocols, harness and CLI read the names and titles that config defines."""
+    from medcl.mvcnet import config, harness, protocols
+    from medcl.mvcnet.config import MVCNetConfig
+
+    assert protocols.PROTOCOLS is config.PROTOCOLS
+    assert harness.PROTOCOL_TITLES is config.PROTOCOL_TITLES
+    assert tuple(config.PROTOCOL_TITLES) == config.PROTOCOLS
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        MVCNetConfig(protocol="kfold")

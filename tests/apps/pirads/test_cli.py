@@ -36,6 +36,10 @@ def test_train_segment_evaluate(phantoms, tmp_path, medcl_cli):
     assert code == 0, err
     src, zones, smap = nib.load(t2), nib.load(out), nib.load(sectors)
     assert zones.shape == src.shape and np.allclose(zones.affine, src.affine)
+    for img in (zones, smap):  # written by medcl.io.nifti.write_volume like the input
+        assert img.shape == src.shape and np.allclose(img.affine, src.affine)
+        assert (int(img.header["qform_code"]), int(img.header["sform_code"])) == (
+            int(src.header["qform_code"]), int(src.header["sform_code"]))
     z, s = np.asarray(zones.dataobj), np.asarray(smap.dataobj)
     assert ((z > 0) == (s > 0)).all()  # the sector map covers exactly the predicted gland
     info = json.loads(report.read_text())
@@ -47,6 +51,10 @@ def test_train_segment_evaluate(phantoms, tmp_path, medcl_cli):
     assert code == 0, err
     cases = pd.read_csv(tmp_path / "eval" / "cases.csv")
     assert set(cases.method) == {"dual-path", "single-path UNet"} and len(cases) == 2 * 3 * 4
+    # metrics.csv is a training run's per-epoch log: an evaluation names its tables itself
+    assert not (tmp_path / "eval" / "metrics.csv").exists()
+    assert (tmp_path / "eval" / "summary.csv").exists()
+    assert "`cases.csv`" in (tmp_path / "eval" / "report.md").read_text()
 
     # the same labels in Prostate158's codes (1 TZ, 2 PZ; urethra and stroma inside TZ):
     # read through the card, DPU and AFS are "not labelled", not Dice 0

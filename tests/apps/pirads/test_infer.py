@@ -100,3 +100,71 @@ def test_check_outputs_refuses_before_any_work(tmp_path):
         with pytest.raises(ConfigError, match=match):
             check_outputs(t2, args.pop("out"), **args)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "t2.nii.gz"]
+
+
+def _lps_scan(tmp_path, qform_code: int = 1, sform_code: int = 2):
+    """An axial scan stored far from RAS (``helpers.oblique_lps_affine``: axes S, L, P, rotated
+    15 degrees about S-I; the thick 3 mm axis is stored first), with a bright central gland."""
+    from helpers import oblique_lps_affine, write_nifti
+
+    rng = np.random.default_rng(2)
+    data = rng.uniform(0.0, 0.3, (12, 64, 64)).astype(np.float32)
+    gland = np.zeros(data.shape, bool)
+    gland[3:9, 20:44, 20:44] = True  # 7 % of the scan: above the 99th percentile
+    data[gland] = 1.0
+    path = write_nifti(tmp_path / "lps.nii.gz", data, oblique_lps_affine((3.0, 0.6, 0.6)),
+                       qform_code=qform_code, sform_code=sform_code)
+    return path, gland
+
+
+@pytest.mark.parametrize("codes", [(1, 2), (0, 1), (2, 0)])
+def test_segment_round_trip_keeps_oblique_lps_geometry(tmp_path, codes):
+    """Oblique LPS affine in; zones and sectors out on the same grid: same shape, affine, qform
+    and sform (with their codes), uint8 without scaling; the gland found where it is."""
+    from medcl.io.nifti import read_volume
+    from medcl.pirads.infer import segment_file
+
+    path, gland = _lps_scan(tmp_path, *codes)
+    out, sectors = tmp_path / "out" / "zones.nii.gz", tmp_path / "out" / "sectors.nii"
+    cfg = PiradsConfig(crop=[64, 64, 16], filters=[4, 8, 8, 16, 16])
+    info = segment_file(Bright(), cfg, path, out, sectors=sectors, warn=lambda m: None)
+    assert info["warnings"] == []  # an axial scan, however it is stored
+    src = nib.load(path)
+    for written in (out, sectors):
+        img = nib.load(written)
+        assert img.shape == src.shape
+        np.testing.assert_allclose(img.affine, src.affine, atol=1e-6)
+        for form in ("qform", "sform"):
+            got, got_code = getattr(img.header, f"get_{form}")(coded=True)
+            want, want_code = getattr(src.header, f"get_{form}")(coded=True)
+            assert int(got_code) == int(want_code)
+            if want_code:
+                np.testing.assert_allclose(got, want, atol=1e-6)
+        assert img.get_data_dtype() == np.uint8
+        assert img.header.get_slope_inter() == (None, None)
+        np.testing.assert_allclose(img.header.get_zooms(), src.header.get_zooms(), atol=1e-6)
+    zones = np.asarray(nib.load(out).dataobj)
+    found = zones > 0
+    assert 2 * (found & gland).sum() / (found.sum() + gland.sum()) > 0.9
+    assert set(np.unique(zones)) <= {0, 2}  # Bright says TZ
+    assert ((np.asarray(nib.load(sectors).dataobj) > 0) == found).all()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["sectors.nii", "zones.nii.gz"]
+    # the zones of the file and of the volume read from it are the same
+    np.testing.assert_array_equal(predict_zones(Bright(), cfg, read_volume(path)), zones)
+
+
+def test_segment_reads_the_scan_once(tmp_path, monkeypatch):
+    from medcl.pirads.infer import segment_file
+
+    path, _ = _lps_scan(tmp_path)
+    loads: list[str] = []
+    real_load = nib.load
+
+    def counting_load(filename, *args, **kwargs):
+        loads.append(str(filename))
+        return real_load(filename, *args, **kwargs)
+
+    monkeypatch.setattr(nib, "load", counting_load)
+    segment_file(Bright(), PiradsConfig(crop=[64, 64, 16], filters=[4, 8, 8, 16, 16]), path,
+                 tmp_path / "z.nii.gz", sectors=tmp_path / "s.nii.gz", warn=lambda m: None)
+    assert loads == [str(path)]

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medcl.io.nifti import Volume
 from medcl.pirads.metrics import ZONES, evaluate_cases, summary_table, zone_metrics
 
 SPACING = (0.5, 0.7, 3.0)
@@ -94,11 +95,13 @@ def test_evaluate_cases_failure_and_resume(tmp_path):
     pairs = _write_cases(tmp_path, ["a", "bad", "c"])
     calls: list[str] = []
 
-    def predict(image: Path) -> np.ndarray:
-        calls.append(image.name)
-        if image.name.startswith("bad"):
+    def predict(image: Volume) -> np.ndarray:  # the image read once by evaluate_cases
+        assert isinstance(image, Volume)
+        calls.append(image.path.name)
+        if image.path.name.startswith("bad"):
             raise RuntimeError("corrupt scan")
-        return np.rint(np.asarray(nib.load(image).dataobj)).astype(np.int64)
+        np.testing.assert_array_equal(image.data, np.asarray(nib.load(image.path).dataobj))
+        return np.rint(image.data).astype(np.int64)
 
     out = tmp_path / "eval"
     df = evaluate_cases(pairs, predict, out, method="oracle")

@@ -43,3 +43,30 @@ def test_short_training_beats_untrained(tmp_path) -> None:
     # untrained ~0.06, trained ~0.5 (PZ ~0.9, the small zones partly found)
     assert after > before + 0.25, (before, after)
     assert after > 0.35, (before, after)
+
+
+def test_load_cases_reads_each_file_once_and_maps_labels(tmp_path, monkeypatch) -> None:
+    """Every image and label file is opened once (checked and preprocessed from that one read),
+    and the label map is applied to the preprocessed labels."""
+    import nibabel as nib
+
+    from medcl.pirads.labels import parse_label_map
+
+    images, labels = write_phantoms(tmp_path, n=2, seed=0, shape=SHAPE)
+    cfg = PiradsConfig(crop=list(SHAPE), filters=[4, 8, 8, 16, 16])
+    cases = list_cases(images, labels)
+    X, Y = load_cases(cfg, cases, with_labels=True)
+    loads: list[str] = []
+    real_load = nib.load
+
+    def counting_load(filename, *args, **kwargs):
+        loads.append(str(filename))
+        return real_load(filename, *args, **kwargs)
+
+    monkeypatch.setattr(nib, "load", counting_load)
+    swap = parse_label_map("1:2,2:1,3:3,4:4")
+    X2, Y2 = load_cases(cfg, cases, with_labels=True, label_map=swap)
+    assert sorted(loads) == sorted(str(p) for _, i, lab in cases for p in (i, lab))
+    torch.testing.assert_close(X2, X, rtol=0, atol=0)
+    assert X.shape == (2, 1, *SHAPE) and Y.shape == (2, 1, *SHAPE)
+    torch.testing.assert_close(Y2, swap.apply(Y), rtol=0, atol=0)

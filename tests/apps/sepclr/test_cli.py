@@ -27,6 +27,8 @@ def test_fit_embed_evaluate(dataset, tmp_path, medcl_cli):
                  "leakage.csv", "tsne.png"):
         assert (run_dir / name).exists(), name
     assert "Linear probes" in (run_dir / "report.md").read_text()
+    log = pd.read_csv(run_dir / "metrics.csv")  # metrics.csv: the per-epoch training log
+    assert list(log["epoch"]) == [1] and "loss" in log.columns
 
     emb = tmp_path / "emb.parquet"
     code, out, err = medcl_cli(["sepclr", "embed", "--model", run_dir, "--images",
@@ -44,6 +46,9 @@ def test_fit_embed_evaluate(dataset, tmp_path, medcl_cli):
     probes = pd.read_csv(tmp_path / "eval" / "probes.csv")
     assert set(probes.space) == {"common", "salient"} and set(probes.attribute) == {
         "texture", "digit"}
+    for name in ("leakage.csv", "tsne.png", "report.md"):
+        assert (tmp_path / "eval" / name).exists(), name
+    assert not (tmp_path / "eval" / "metrics.csv").exists()  # an evaluation trains nothing
 
 
 @pytest.mark.parametrize("method", ["simclr", "cvae"])
