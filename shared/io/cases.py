@@ -12,15 +12,14 @@ of other inputs are never mixed in.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .atomic import to_plain, write_csv, write_text
-from .errors import ConfigError, InputFileError
+from .errors import InputFileError
 from .nifti import NIFTI_SUFFIXES, strip_suffix
+from .units import check_signature, signature_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,65 +91,6 @@ def list_cases(
     return out
 
 
-def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    import pandas as pd
-
-    if not path.exists():
-        return pd.DataFrame(columns=list(columns))
-    try:
-        df = pd.read_csv(path, dtype={"method": str, "case_id": str, "error": str},
-                         keep_default_na=False, na_values=[""])
-    except Exception as exc:
-        raise InputFileError(f"cannot read the case table ({exc})", path=path,
-                             fix="delete or move this file to start the evaluation afresh") from exc
-    missing = [c for c in ("method", "case_id", "status") if c not in df.columns]
-    if missing:
-        raise InputFileError(f"case table lacks columns {missing}", path=path,
-                             fix="delete or move this file (it was not written by medcl)")
-    df["error"] = df["error"].fillna("") if "error" in df.columns else ""
-    return df
-
-
-def signature_path(csv_path: str | os.PathLike[str]) -> Path:
-    """Where :func:`run_cases` records the signature of ``csv_path`` (``cases.inputs.json``
-    for ``cases.csv``)."""
-    path = Path(csv_path)
-    return path.with_name(f"{path.name.removesuffix('.csv')}.inputs.json")
-
-
-def _plain_signature(signature: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(to_plain(signature), sort_keys=True, default=str))
-
-
-def check_signature(csv_path: str | os.PathLike[str], signature: dict[str, Any]) -> None:
-    """Refuse to resume a table computed from other inputs than ``signature``.
-
-    Nothing is written; call it before writing anything else into the output folder.
-
-    Raises
-    ------
-    ConfigError
-        ``csv_path`` exists and its recorded signature is missing, unreadable or differs; the
-        message names the entries that differ.
-    """
-    path = Path(csv_path)
-    if not path.exists():
-        return
-    record = signature_path(path)
-    fix = "use another --out, or delete the folder to start afresh"
-    try:
-        old = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"holds results without a readable record of their inputs ({record.name}"
-                          f": {type(exc).__name__})", path=path.parent, fix=fix) from exc
-    new = _plain_signature(signature)
-    if old != new:
-        diff = "; ".join(f"{k} was {old.get(k)!r}, now {new.get(k)!r}"
-                         for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
-        raise ConfigError(f"holds results computed from other inputs ({diff})",
-                          path=path.parent, fix=fix)
-
-
 def run_cases(
     cases: Iterable[tuple[str, Any]],
     score: Callable[[str, Any], list[dict[str, Any]]],
@@ -200,33 +140,12 @@ def run_cases(
     pandas.DataFrame
         The whole table (every method and case in the file).
     """
-    import pandas as pd
+    from .units import Shard, run_units
 
-    path = Path(csv_path)
-    columns = list(columns)
-    if signature is not None:
-        check_signature(path, signature)
-        write_text(signature_path(path),
-                   json.dumps(_plain_signature(signature), indent=2, sort_keys=True) + "\n")
-    table = _read_table(path, columns)
-    for cid, item in cases:
-        cid = str(cid)
-        mine = (table["method"] == method) & (table["case_id"] == cid)
-        if mine.any():
-            if not (retry_failed and bool((table.loc[mine, "status"] == "failed").all())):
-                continue
-            table = table.loc[~mine]
-        base = {"method": method, "case_id": cid, "status": "ok", "error": ""}
-        try:
-            rows = [{**base, **r} for r in score(cid, item)]
-        except Exception as exc:  # one bad case must not stop the batch
-            err = f"{type(exc).__name__}: {exc}"
-            extra = failed_rows(err) if failed_rows is not None else [{}]
-            rows = [{**base, **r, "status": "failed", "error": err} for r in extra]
-        new = pd.DataFrame(rows).reindex(columns=columns)
-        table = new if table.empty else pd.concat([table, new], ignore_index=True)
-        table = table.reindex(columns=columns)
-        write_csv(path, table)
-        if on_case is not None:
-            on_case(cid, rows[0]["status"] if rows else "ok")
-    return table.reset_index(drop=True)
+    units = [({"method": method, "case_id": str(cid)}, item) for cid, item in cases]
+    result = run_units(
+        units, lambda key, item: score(key["case_id"], item), csv_path, columns=columns,
+        signature=signature, retry_failed=retry_failed, failed_rows=failed_rows,
+        progress="quiet", what="case", shard=Shard(),
+        on_unit=None if on_case is None else lambda key, status: on_case(key["case_id"], status))
+    return result.table
