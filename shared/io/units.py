@@ -29,7 +29,10 @@ MOABB does with its results cache, per (pipeline, subject, session), done for ev
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import numbers
 import os
 import socket
 import sys
@@ -292,11 +295,11 @@ def _rank_files(path: Path) -> list[Path]:
 
 
 def _read(path: Path, key: Sequence[str]) -> pd.DataFrame:
+    """The table as text, cell by cell (what a resumed run appends to)."""
     import pandas as pd
 
     try:
-        df = pd.read_csv(path, dtype={k: str for k in (*key, "error")}, keep_default_na=False,
-                         na_values=[""])
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as exc:
         raise InputFileError(f"cannot read the results table ({exc})", path=path,
                              fix="delete or move this file to start afresh") from exc
@@ -304,8 +307,34 @@ def _read(path: Path, key: Sequence[str]) -> pd.DataFrame:
     if missing:
         raise InputFileError(f"results table lacks columns {missing}", path=path,
                              fix="delete or move this file (it was not written by medcl)")
-    df["error"] = df["error"].fillna("") if "error" in df.columns else ""
+    if "error" not in df.columns:
+        df["error"] = ""
     return df
+
+
+def _cell(value: Any) -> str:
+    """A value as its CSV text, the same whatever the other rows hold: a resumed table is then
+    the same text as an uninterrupted run's (a column of ints does not turn into floats because
+    a failed unit left it empty)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool | str):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def _typed(text: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
+    """The text table with pandas' own column types (key columns and ``error`` stay text)."""
+    import pandas as pd
+
+    return pd.read_csv(io.StringIO(text.to_csv(index=False)), keep_default_na=False,
+                       na_values=[""], dtype={k: str for k in (*key, "error")}).assign(
+        error=lambda d: d["error"].fillna(""))
 
 
 def _key_of(row: Any, key: Sequence[str]) -> tuple[str, ...]:
@@ -328,14 +357,19 @@ def _merged(path: Path, key: Sequence[str], columns: list[str],
     parts = []
     for b, t in enumerate(tables):
         ids = _ids(t, key)
-        parts.append(t[[owner[u] == b for u in ids]].assign(
-            _order=[order.get(u, -1) for u in ids if owner[u] == b]))
+        parts.append(t[[owner[u] == b for u in ids]])
     parts = [t for t in parts if not t.empty]
     if not parts:
-        return pd.DataFrame(columns=columns)
-    df = pd.concat(parts, ignore_index=True).sort_values("_order", kind="stable")
-    df = df.drop(columns="_order").reset_index(drop=True)
-    return df.reindex(columns=list(dict.fromkeys([*columns, *df.columns])))
+        return pd.DataFrame(columns=columns, dtype=str)
+    return _ordered(pd.concat(parts, ignore_index=True), key, columns, order)
+
+
+def _ordered(df: pd.DataFrame, key: Sequence[str], columns: list[str],
+             order: dict[tuple[str, ...], int]) -> pd.DataFrame:
+    """Rows in unit-list order (rows of units not in the list first, as they stand)."""
+    df = df.assign(_order=[order.get(u, -1) for u in _ids(df, key)])
+    df = df.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    return df.reindex(columns=list(dict.fromkeys([*columns, *df.columns]))).fillna("")
 
 
 @dataclass
@@ -411,6 +445,8 @@ def run_units(
         uninterrupted run; its key columns are text (``"0"``, ``"001"``: a case name is never
         turned into a number), the other columns as pandas reads them.
     """
+    if progress not in PROGRESS_MODES:
+        raise ConfigError(f"progress mode {progress!r}; choose one of {PROGRESS_MODES}")
     units = [(dict(k), item) for k, item in units]
     key = list(units[0][0]) if units else list(columns or [])[:1]
     if any(list(k) != key for k, _ in units):
@@ -459,7 +495,7 @@ def run_units(
                 state = "failed" if any(r["status"] == "failed" for r in rows) else "ok"
                 failed += state == "failed"
                 bar.ended(i + 1, k, state, seconds, error)
-                own_rows = _replace_unit(own_rows, key, k, rows, cols)
+                own_rows = _ordered(_replace_unit(own_rows, key, k, rows, cols), key, cols, order)
                 write_csv(mine_path, own_rows)
                 merged = _merged(path, key, cols, order)
                 if shard.world > 1:
@@ -467,11 +503,11 @@ def run_units(
                 if on_unit is not None:
                     on_unit(k, state)
                 if on_table is not None:
-                    on_table(merged)
+                    on_table(_typed(merged, key))
         table = _merged(path, key, cols, order)
         if shard.world > 1:
             write_csv(path, table)
-    return UnitsResult(table, ran=len(todo), skipped=owned - len(todo), failed=failed)
+    return UnitsResult(_typed(table, key), ran=len(todo), skipped=owned - len(todo), failed=failed)
 
 
 def _replace_unit(table: pd.DataFrame, key: Sequence[str], k: dict[str, Any],
@@ -480,10 +516,9 @@ def _replace_unit(table: pd.DataFrame, key: Sequence[str], k: dict[str, Any],
 
     if len(table):
         table = table[[u != _key_of(k, key) for u in _ids(table, key)]]
-    new = pd.DataFrame(rows)
-    new = new.reindex(columns=list(dict.fromkeys([*cols, *new.columns])))
+    new = pd.DataFrame([{c: _cell(v) for c, v in row.items()} for row in rows], dtype=str)
     out = new if table.empty else pd.concat([table, new], ignore_index=True)
-    return out.reindex(columns=list(dict.fromkeys([*cols, *out.columns])))
+    return out.reindex(columns=list(dict.fromkeys([*cols, *out.columns]))).fillna("")
 
 
 def _run_one(work: Work, k: dict[str, Any], item: Any,
