@@ -100,17 +100,39 @@ def _config(**options):
         raise typer.BadParameter(str(err)) from err
 
 
-def _train_like(inputs: DataOptions, cfg, models: str, out: Path) -> None:
+@dataclass
+class RunOptions:
+    """How ``train`` / ``benchmark`` run their units: progress, shard, worker processes."""
+
+    quiet: bool = False
+    shard: str | None = None
+    workers: int = 1
+
+
+def _train_like(inputs: DataOptions, cfg, models: str, out: Path,
+                run: RunOptions | None = None) -> None:
     """``train`` and ``benchmark``: check the models, read the data, run the harness."""
+    from medcl.io import ConfigError
+    from medcl.io.units import parse_shard
+
     from .harness import load_data, train_run
 
+    run = run or RunOptions()
     chosen = _models(models)
+    try:
+        shard = parse_shard(run.shard)
+    except ConfigError as err:  # the shard's own message does not name the option
+        raise typer.BadParameter(f"{err.problem} (ranks count from 0)",
+                                 param_hint="--shard") from err
     pooled = load_data(cfg, files=inputs.data or None, moabb=inputs.moabb,
                        subjects=int_list(inputs.subjects, "--subjects") if inputs.subjects
                        else None, sessions=_names(inputs.sessions, "--sessions", all_word=True),
                        events=inputs.events, labels=inputs.labels or None,
                        channels=_names(inputs.channels, "--channels"))
-    typer.echo(f"report: {train_run(cfg, pooled, chosen, out, sources=inputs.sources())}")
+    report = train_run(cfg, pooled, chosen, out, sources=inputs.sources(),
+                       progress=not run.quiet, shard=shard, workers=run.workers)
+    if report is not None:
+        typer.echo(f"report: {report}")
 
 
 def _training_command(name: str, default_models: str, doc: str) -> None:
@@ -157,6 +179,13 @@ def _training_command(name: str, default_models: str, doc: str) -> None:
         batch_size: Annotated[int, typer.Option(help="Batch size (paper: 64).")] = 64,
         lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-3).")] = 1e-3,
         trans_hidden: Annotated[int, typer.Option(help="Transformer projector width.")] = 2048,
+        quiet: Annotated[bool, typer.Option(
+            "--quiet", help="No progress lines or bars (errors and the result only).")] = False,
+        shard: Annotated[str | None, typer.Option(
+            help="Run only units i with i mod N = K, e.g. 0/4 (0-based; default: from "
+            "torchrun/SLURM, else all).")] = None,
+        workers: Annotated[int, typer.Option(
+            help="Processes running units at once (only with --models csp_lda).")] = 1,
     ) -> None:
         inputs = DataOptions(data=data, moabb=moabb, subjects=subjects, sessions=sessions,
                              events=events, labels=labels, channels=channels)
@@ -164,7 +193,8 @@ def _training_command(name: str, default_models: str, doc: str) -> None:
                       l_freq=l_freq, h_freq=h_freq, resample=resample, notch=notch, ems=ems,
                       tmin=tmin, tmax=tmax, alignment=alignment, batch_size=batch_size, lr=lr,
                       trans_hidden=trans_hidden)
-        _train_like(inputs, cfg, models, out)
+        _train_like(inputs, cfg, models, out,
+                    RunOptions(quiet=quiet, shard=shard, workers=workers))
 
     command.__doc__ = doc
     app.command(name)(command)

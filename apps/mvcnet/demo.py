@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from medcl.io.cli import DemoStep
@@ -22,6 +23,8 @@ def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
     cfg = MVCNetConfig(epochs=15 if epochs is None else epochs, seeds=[seed + 1],
                        trans_hidden=128, resample=125.0, batch_size=16, protocol="co")
     data = load_data(cfg, files=files, events="left=769,right=770")
+    if (Path(run_dir) / "run").exists():  # a tour starts afresh (a resumed run keeps its inputs)
+        shutil.rmtree(Path(run_dir) / "run")
     report = train_run(cfg, data, ["mvcnet", "csp_lda"], Path(run_dir) / "run",
                        sources={"data": [str(f) for f in files], "events": "left=769,right=770"},
                        progress=False)

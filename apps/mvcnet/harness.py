@@ -6,6 +6,8 @@ protocol (CO, CV, LOSO or T->E), since numbers from different protocols are not 
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -112,52 +114,130 @@ def protocol_splits(cfg: MVCNetConfig, data: Pooled) -> list:
                           ) from err
 
 
-def run_protocol(cfg: MVCNetConfig, data: Pooled, models: list[str], *,
-                 run_dir: Path | None = None, progress: bool = False,
+UNIT_KEY = ("protocol", "split", "seed", "trained")
+"""What identifies a unit of a run's ``splits.csv``: the split, the seed and the model trained
+(``trained``; ``mvcnet`` gives two rows, models ``mvcnet (cnn)`` and ``mvcnet (fused)``)."""
+
+SPLIT_COLUMNS = ("model", "accuracy", "n_train", "n_test")
+"""The result columns of a unit's rows in ``splits.csv`` (after :data:`UNIT_KEY`)."""
+
+UNITS_DIR = "units"
+"""Where a run keeps what its units leave besides rows: the first seed's MVCNet test labels,
+predictions and learning curve, one JSON file per unit (the figures are rebuilt from them)."""
+
+SKLEARN_MODELS = ("csp_lda",)
+"""Models whose units may run in ``--workers`` processes (small scikit-learn pipelines); the
+networks train one at a time and use every core already."""
+
+
+def protocol_units(cfg: MVCNetConfig, splits: list, models: list[str]) -> list[tuple[dict, int]]:
+    """The units of a run, split x seed x model in that order: ``(key, split index)``."""
+    return [({"protocol": cfg.protocol, "split": split.name, "seed": seed, "trained": name}, i)
+            for i, split in enumerate(splits) for seed in cfg.seeds for name in models]
+
+
+class UnitWork:
+    """Train and score one unit (split, seed, model): ``work(key, split_index) -> rows``.
+
+    The preprocessed trials of a split are shared by its units: computed on the first unit of
+    the split that runs here and kept until a unit of another split comes (so a resumed run only
+    preprocesses the splits it still needs). The first seed's MVCNet keeps its test labels,
+    predictions and learning curve: in ``extras_dir`` (one JSON file per unit, written
+    atomically) when given, else in :attr:`extras`. Picklable (``--workers``): the cache is not
+    carried.
+    """
+
+    def __init__(self, cfg: MVCNetConfig, data: Pooled, splits: list, *,
+                 extras_dir: Path | None = None, progress: bool = False,
+                 accelerator: str = "auto") -> None:
+        self.cfg, self.data, self.splits = cfg, data, splits
+        self.extras_dir, self.progress, self.accelerator = extras_dir, progress, accelerator
+        self.extras: list[dict] = []
+        self._cache: tuple[int, tuple] | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cache": None}
+
+    def split_data(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(train, test, Xtr, Xte)`` of split ``index``: trial indices and aligned trials."""
+        if self._cache is None or self._cache[0] != index:
+            self._cache = None  # free the previous split's trials first
+            labelled = np.flatnonzero(self.data.y >= 0)
+            split = self.splits[index]
+            train, test = labelled[split.train], labelled[split.test]
+            self._cache = (index, (train, test, *preprocess(self.cfg, self.data, train, test)))
+        return self._cache[1]
+
+    def __call__(self, key: dict, index: int) -> list[dict]:
+        from .baselines import fit_predict
+        from .train import predict_proba, train_mvcnet
+
+        cfg, data = self.cfg, self.data
+        train, test, Xtr, Xte = self.split_data(index)
+        ytr, yte = data.y[train], data.y[test]
+        name, seed = key["trained"], int(key["seed"])
+        fit = dict(ch_names=data.ch_names, sfreq=data.sfreq, classes=data.classes, seed=seed,
+                   progress=self.progress, accelerator=self.accelerator)
+        if name == "mvcnet_cnn":  # ablation: the CNN branch alone, CE on raw trials
+            ablation = replace(cfg, views=[], lambda_cvc=0.0, lambda_cmc=0.0)
+            model, _ = train_mvcnet(ablation, Xtr, ytr, **fit)
+            scored = {name: predict_proba(model, Xte, "cnn")}
+        elif name == "mvcnet":
+            model, history = train_mvcnet(cfg, Xtr, ytr, **fit)
+            scored = {f"mvcnet ({mode})": predict_proba(model, Xte, mode)
+                      for mode in ("cnn", "fused")}
+            if seed == cfg.seeds[0]:
+                self._keep(key, yte, scored[f"mvcnet ({cfg.infer})"].argmax(1), history)
+        else:
+            scored = {name: fit_predict(name, Xtr, ytr, Xte, sfreq=data.sfreq,
+                                        n_classes=len(data.classes), epochs=cfg.epochs,
+                                        batch_size=cfg.batch_size, lr=cfg.lr, seed=seed)}
+        return [dict(model=label, accuracy=float((proba.argmax(1) == yte).mean()),
+                     n_train=len(train), n_test=len(test)) for label, proba in scored.items()]
+
+    def _keep(self, key: dict, y_true: np.ndarray, y_pred: np.ndarray, history: list) -> None:
+        import json
+
+        from medcl.io import atomic
+
+        record = {"key": {k: str(v) for k, v in key.items()}, "y_true": y_true.tolist(),
+                  "y_pred": y_pred.tolist(), "history": atomic.to_plain(history)}
+        if self.extras_dir is None:
+            self.extras.append(record)
+        else:
+            atomic.write_text(extras_path(self.extras_dir, key), json.dumps(record) + "\n")
+
+
+def extras_path(folder: Path, key: dict) -> Path:
+    """The JSON file of a unit's extras in ``folder`` (a name made of its key)."""
+    import re
+
+    name = "-".join(str(key[k]) for k in UNIT_KEY)
+    return Path(folder) / (re.sub(r"[^A-Za-z0-9._]+", "_", name) + ".json")
+
+
+def gather_extras(records: list[dict]) -> dict:
+    """The first seed's MVCNet extras of several units in the form the figures take:
+    ``y_true`` / ``y_pred`` (lists of arrays) and ``curves`` ((split, history) pairs)."""
+    return {"y_true": [np.asarray(r["y_true"], dtype=int) for r in records],
+            "y_pred": [np.asarray(r["y_pred"], dtype=int) for r in records],
+            "curves": [(r["key"]["split"], r["history"]) for r in records]}
+
+
+def run_protocol(cfg: MVCNetConfig, data: Pooled, models: list[str], *, progress: bool = False,
                  accelerator: str = "auto") -> tuple[pd.DataFrame, dict]:
-    """Accuracy of every model on every split and seed of ``cfg.protocol``.
+    """Accuracy of every model on every split and seed of ``cfg.protocol``, in memory (no run
+    folder: :func:`train_run` runs the same units resumably).
 
     Returns the per-run table (protocol, split, model, seed, accuracy, n_train, n_test) and, for
     the first seed's MVCNet, the pooled test labels / predictions and the learning curves.
     """
-    from .baselines import fit_predict
-    from .train import predict_proba, train_mvcnet
-
     splits = protocol_splits(cfg, data)
-    idx = np.flatnonzero(data.y >= 0)
-    rows, extras = [], {"y_true": [], "y_pred": [], "curves": []}
-    for split in splits:
-        train, test = idx[split.train], idx[split.test]
-        Xtr, Xte = preprocess(cfg, data, train, test)
-        ytr, yte = data.y[train], data.y[test]
-        for seed in cfg.seeds:
-            for name in models:
-                if name == "mvcnet_cnn":  # ablation: the CNN branch alone, CE on raw trials
-                    ablation = replace(cfg, views=[], lambda_cvc=0.0, lambda_cmc=0.0)
-                    model, _ = train_mvcnet(ablation, Xtr, ytr, ch_names=data.ch_names,
-                                            sfreq=data.sfreq, classes=data.classes, seed=seed,
-                                            progress=progress, accelerator=accelerator)
-                    scored = {name: predict_proba(model, Xte, "cnn")}
-                elif name == "mvcnet":
-                    model, history = train_mvcnet(
-                        cfg, Xtr, ytr, ch_names=data.ch_names, sfreq=data.sfreq,
-                        classes=data.classes, seed=seed, progress=progress,
-                        accelerator=accelerator)
-                    scored = {f"mvcnet ({mode})": predict_proba(model, Xte, mode)
-                              for mode in ("cnn", "fused")}
-                    if seed == cfg.seeds[0]:
-                        extras["y_true"].append(yte)
-                        extras["y_pred"].append(scored[f"mvcnet ({cfg.infer})"].argmax(1))
-                        extras["curves"].append((split.name, history))
-                else:
-                    scored = {name: fit_predict(name, Xtr, ytr, Xte, sfreq=data.sfreq,
-                                                n_classes=len(data.classes), epochs=cfg.epochs,
-                                                batch_size=cfg.batch_size, lr=cfg.lr, seed=seed)}
-                for label, proba in scored.items():
-                    rows.append(dict(protocol=cfg.protocol, split=split.name, model=label,
-                                     seed=seed, accuracy=float((proba.argmax(1) == yte).mean()),
-                                     n_train=len(train), n_test=len(test)))
-    return pd.DataFrame(rows), extras
+    work = UnitWork(cfg, data, splits, progress=progress, accelerator=accelerator)
+    rows = [{"protocol": key["protocol"], "split": key["split"], "model": row["model"],
+             "seed": key["seed"], **{c: row[c] for c in SPLIT_COLUMNS[1:]}}
+            for key, index in protocol_units(cfg, splits, models) for row in work(key, index)]
+    return pd.DataFrame(rows), gather_extras(work.extras)
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
@@ -269,18 +349,29 @@ def load_data(cfg: MVCNetConfig, *, files: list[Path] | None = None, moabb: str 
     return pool(trials)
 
 
-def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
-              sources: dict, progress: bool = True) -> Path:
-    """``medcl mvcnet train``: protocol evaluation of every model, then a final MVCNet on all
-    labelled trials saved as the run's ``model.pt`` (what ``predict`` uses).
+def run_signature(cfg: MVCNetConfig, data: Pooled, models: list[str], sources: dict) -> dict:
+    """What a run's ``splits.csv`` is computed from: the resolved config, the models and the
+    data's identity (file names, not their folders, so a moved data folder resumes; channels,
+    rate, classes, subjects, sessions, trial count and a digest of the labels)."""
+    import hashlib
 
-    Everything is checked and trained before the run folder is written, so a bad input or a
-    failed training leaves no half-written run."""
-    import matplotlib.pyplot as plt
+    from medcl.io import atomic
 
-    from medcl.io import ConfigError, InputFileError, RunFolder, atomic
+    names = [Path(p).name for p in sources.get("data") or []]
+    return {"config": atomic.to_plain(cfg), "models": list(models), "data": {
+        "files": names, "moabb": sources.get("moabb"), "sessions": sources.get("sessions"),
+        "events": sources.get("events"), "ch_names": data.ch_names, "sfreq": data.sfreq,
+        "classes": data.classes, "subjects": sorted(set(data.subjects.tolist())),
+        "sessions_used": sorted(set(data.sessions.tolist())), "shape": list(data.X.shape),
+        "labels_sha256": hashlib.sha256(np.ascontiguousarray(data.y).tobytes()).hexdigest()}}
 
-    from .train import check_model_size, train_mvcnet
+
+def _check_inputs(cfg: MVCNetConfig, data: Pooled, models: list[str], sources: dict,
+                  workers: int) -> list:
+    """Everything that can be refused before a run folder is written; returns the splits."""
+    from medcl.io import ConfigError, InputFileError
+
+    from .train import check_model_size
     from .views import ViewPipeline
 
     labelled = data.y >= 0
@@ -291,42 +382,166 @@ def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
         raise InputFileError(f"too few labelled trials per class ({per_class})",
                              path=", ".join(map(str, where)),
                              fix="give recordings with at least two trials of every class")
-    protocol_splits(cfg, data)  # fail before anything is trained or written
+    splits = protocol_splits(cfg, data)
     check_model_size(cfg, len(data.ch_names), int(data.X.shape[2]))
     try:  # the views accept these channels and class names
         ViewPipeline(list(cfg.views), data.ch_names, data.sfreq, data.classes)
     except ValueError as err:
         raise ConfigError(str(err), fix="name the channels 10-20 style (C3, C4, ...)") from err
-    table, extras = run_protocol(cfg, data, models, run_dir=None, progress=progress)
-    final, history = train_mvcnet(cfg, _align_all(cfg, data), data.y[labelled],
-                                  ch_names=data.ch_names, sfreq=data.sfreq,
-                                  classes=data.classes, seed=cfg.seeds[0], progress=progress)
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: need 1 or more")
+    networks = [m for m in models if m not in SKLEARN_MODELS]
+    if workers > 1 and networks:
+        raise ConfigError(
+            f"--workers runs the scikit-learn baselines ({', '.join(SKLEARN_MODELS)}) in parallel "
+            f"processes; {', '.join(networks)} train one at a time, each on every core",
+            fix="leave out --workers, or give --models csp_lda with --workers in its own --out")
+    return splits
 
-    folder = RunFolder.create(out)
-    folder.write_config(cfg, seed=cfg.seeds[0], extra={
-        **sources, "models": models, "ch_names": data.ch_names, "sfreq": data.sfreq,
-        "classes": data.classes, "n_times": int(data.X.shape[2]), "n_trials": int(len(data.y)),
-        "subjects": sorted(set(data.subjects.tolist())),
-        "sessions_used": sorted(set(data.sessions.tolist()))})
-    atomic.write_csv(folder.root / SPLITS_NAME, table)
-    summary = summarise(table)
+
+def _unit_ids(units: list[tuple[dict, int]]) -> list[tuple[str, ...]]:
+    return [tuple(str(k[c]) for c in UNIT_KEY) for k, _ in units]
+
+
+def _done(table: pd.DataFrame, status: str = "ok") -> set[tuple[str, ...]]:
+    rows = table[table["status"] == status] if len(table) else table
+    return {tuple(str(r[c]) for c in UNIT_KEY) for r in rows.to_dict("records")}
+
+
+def write_results(folder, cfg: MVCNetConfig, table: pd.DataFrame,
+                  units: list[tuple[dict, int]]) -> str:
+    """``results.csv`` / ``results.md`` from the rows of ``splits.csv`` present now (the
+    ``on_table`` of the units); returns the summary as Markdown. A partial table says how many
+    units are done; failed units are named."""
+    from medcl.io import atomic
+
+    ok = table[table["status"] == "ok"] if len(table) else table
+    summary = summarise(ok) if len(ok) else pd.DataFrame(columns=["model", "mean", "std",
+                                                                  "seeds"])
     summary_md = folder.write_table("results", summary, floatfmt=".2f")
-    atomic.write_text(folder.root / "results.md", f"Protocol: {PROTOCOL_TITLES[cfg.protocol]}"
-                      f"\n\n{summary_md.rstrip()}\n")
-    atomic.write_csv(folder.root / "final" / "metrics.csv", pd.DataFrame(history))
-    if extras["y_true"]:
-        fig = confusion_figure(np.concatenate(extras["y_true"]),
-                               np.concatenate(extras["y_pred"]), data.classes,
-                               f"MVCNet ({cfg.infer}), {cfg.protocol.upper()}, seed "
-                               f"{cfg.seeds[0]}")
-        folder.save_figure("confusion", fig)
-        plt.close(fig)
-        fig = curves_figure(extras["curves"])
-        folder.save_figure("learning_curves", fig)
-        plt.close(fig)
-    folder.save_model(final.state_dict())
+    ids = _unit_ids(units)
+    done, failed = _done(table), _done(table, "failed") - _done(table)
+    lines = [f"Protocol: {PROTOCOL_TITLES[cfg.protocol]}", "", summary_md.rstrip()]
+    if len(done & set(ids)) < len(ids):
+        lines += ["", f"{len(done & set(ids))} of {len(ids)} units done (partial results)."]
+    if failed:
+        lines += ["", "Failed units (rerun the command to retry them): "
+                  + "; ".join(" ".join(u[1:]) for u in ids if u in failed) + "."]
+    atomic.write_text(folder.root / "results.md", "\n".join(lines) + "\n")
+    return summary_md
+
+
+def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
+              sources: dict, progress: bool = True, shard=None, workers: int = 1
+              ) -> Path | None:
+    """``medcl mvcnet train`` / ``benchmark``: every model on every split and seed of the
+    protocol as units of :func:`medcl.io.units.run_units`, then a final MVCNet on all labelled
+    trials saved as the run's ``model.pt`` (what ``predict`` uses).
+
+    Inputs are checked before anything is written (a bad input leaves no run folder). Each unit
+    writes its rows to ``splits.csv`` as it ends and ``results.csv`` / ``results.md`` are
+    rebuilt, so the folder always shows what is done; rerunning the same command resumes (the
+    units done are skipped, failed ones retried; a folder of other inputs is refused). The final
+    model checkpoints every epoch in ``final/`` and resumes from there.
+
+    Parameters
+    ----------
+    progress : bool
+        Progress lines (or bars on a terminal) per unit and per epoch; ``False`` for none.
+    shard : medcl.io.units.Shard, optional
+        This process's share of the units (default: from torchrun/SLURM, else all). The final
+        model and report are made by the process that finds every unit done.
+    workers : int
+        Processes running units at once; only for :data:`SKLEARN_MODELS`.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``report.md``; ``None`` when units of other shards are still missing.
+
+    Raises
+    ------
+    medcl.io.MedclError
+        After the report is written, when units failed (naming them); a rerun retries them.
+    """
+    import shutil
+
+    import matplotlib.pyplot as plt
+
+    from medcl.io import MedclError, RunFolder
+    from medcl.io.units import RunLock, Shard, check_signature, run_units
+
+    from .train import train_mvcnet
+
+    splits = _check_inputs(cfg, data, models, sources, workers)
+    units = protocol_units(cfg, splits, models)
+    signature = run_signature(cfg, data, models, sources)
+    shard = Shard.from_environment() if shard is None else shard
+    folder = RunFolder.create(out)
+    table_path = folder.root / SPLITS_NAME
+    with RunLock(folder.root / f".run.{shard.label}.lock"):
+        check_signature(table_path, signature)  # before config.yaml is rewritten
+        folder.write_config(cfg, seed=cfg.seeds[0], extra={
+            **sources, "models": models, "ch_names": data.ch_names, "sfreq": data.sfreq,
+            "classes": data.classes, "n_times": int(data.X.shape[2]),
+            "n_trials": int(len(data.y)), "subjects": sorted(set(data.subjects.tolist())),
+            "sessions_used": sorted(set(data.sessions.tolist()))})
+        work = UnitWork(cfg, data, splits, extras_dir=folder.root / UNITS_DIR, progress=progress)
+        result = run_units(
+            units, work, table_path, columns=[*UNIT_KEY, *SPLIT_COLUMNS], signature=signature,
+            progress="auto" if progress else "quiet", shard=shard, workers=workers,
+            on_table=lambda table: write_results(folder, cfg, table, units))
+        table = result.table
+        summary_md = write_results(folder, cfg, table, units)
+        ids = _unit_ids(units)
+        present = _done(table) | _done(table, "failed")
+        if not set(ids) <= present:
+            if progress:
+                print(f"{len(set(ids) - present)} of {len(ids)} units are left to other shards; "
+                      "the one that finds them all done writes the final model and report",
+                      file=sys.stderr, flush=True)
+            return None
+
+        final_dir = folder.root / "final"
+        if not (folder.model_path.exists() and (final_dir / "metrics.csv").exists()):
+            if progress:
+                print(f"final model: MVCNet on all {int((data.y >= 0).sum())} labelled trials, "
+                      f"seed {cfg.seeds[0]} (checkpoints in final/)", file=sys.stderr, flush=True)
+            final, _ = train_mvcnet(cfg, _align_all(cfg, data), data.y[data.y >= 0],
+                                    ch_names=data.ch_names, sfreq=data.sfreq,
+                                    classes=data.classes, seed=cfg.seeds[0], progress=progress,
+                                    run_dir=final_dir, resume=True)
+            folder.save_model(final.state_dict())
+            shutil.rmtree(final_dir / "checkpoints", ignore_errors=True)  # model.pt is kept
+
+        ok = _done(table)
+        records = [json.loads(extras_path(folder.root / UNITS_DIR, k).read_text())
+                   for k, _ in units if k["trained"] == "mvcnet" and k["seed"] == cfg.seeds[0]
+                   and tuple(str(k[c]) for c in UNIT_KEY) in ok
+                   and extras_path(folder.root / UNITS_DIR, k).exists()]
+        extras = gather_extras(records)
+        if extras["y_true"]:
+            fig = confusion_figure(np.concatenate(extras["y_true"]),
+                                   np.concatenate(extras["y_pred"]), data.classes,
+                                   f"MVCNet ({cfg.infer}), {cfg.protocol.upper()}, seed "
+                                   f"{cfg.seeds[0]}")
+            folder.save_figure("confusion", fig)
+            plt.close(fig)
+            fig = curves_figure(extras["curves"])
+            folder.save_figure("learning_curves", fig)
+            plt.close(fig)
+        folder.write_report(_report(cfg, data, summary_md, bool(extras["y_true"])))
+    failed = [" ".join(u[1:]) for u in ids if u in _done(table, "failed") - ok]
+    if failed:
+        raise MedclError(f"{len(failed)} of {len(ids)} units failed ({'; '.join(failed)}); the "
+                         f"others are in {SPLITS_NAME}, with the reasons", path=folder.root,
+                         fix="rerun the same command to retry only the failed units")
+    return folder.report_path
+
+
+def _report(cfg: MVCNetConfig, data: Pooled, summary_md: str, figures: bool) -> str:
     notes = "".join(f"- {n}\n" for n in data.notes[:20]) or "- none\n"
-    report = (
+    return (
         f"# MVCNet run\n\nProtocol: **{PROTOCOL_TITLES[cfg.protocol]}**. "
         f"{len(data.y)} trials, {len(data.ch_names)} channels at {data.sfreq:g} Hz, "
         f"{data.X.shape[2]} samples per trial, classes {', '.join(data.classes)}, subjects "
@@ -338,12 +553,11 @@ def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
         f"{summary_md}\n\n`mvcnet (cnn)` classifies the CNN branch's features (the authors' "
         "test-time choice); `mvcnet (fused)` the mean of both branches' features.\n\n"
         + ("![confusion matrix](confusion.png)\n\n![learning curves](learning_curves.png)\n\n"
-           if extras["y_true"] else "") +
-        f"Results: `results.csv` / `results.md`. Per split and seed: `{SPLITS_NAME}`. Deployable "
+           if figures else "") +
+        f"Results: `results.csv` / `results.md`. Per split and seed: `{SPLITS_NAME}` (one row "
+        "per unit and model, with its status). Deployable "
         f"model (all labelled trials, seed {cfg.seeds[0]}): `model.pt`, its training log "
         f"`final/metrics.csv`.\n\nInput notes:\n{notes}")
-    folder.write_report(report)
-    return folder.report_path
 
 
 def _align_all(cfg: MVCNetConfig, data: Pooled) -> np.ndarray:

@@ -96,19 +96,22 @@ def build_model(cfg: MVCNetConfig, n_chans: int, n_times: int, n_classes: int) -
 
 def train_mvcnet(cfg: MVCNetConfig, X: np.ndarray, y: np.ndarray, *, ch_names: list[str],
                  sfreq: float, classes: list[str], seed: int, run_dir: Path | None = None,
-                 progress: bool = False, accelerator: str = "auto"
+                 progress: bool = False, accelerator: str = "auto", resume: bool = False
                  ) -> tuple[nn.Module, list[dict]]:
     """Train MVCNet on preprocessed trials ``X`` (N, C, T) with labels ``y`` (N,).
 
     Returns the trained model (CPU, eval mode) and the engine's epoch rows; the model of the last
-    epoch is kept, as the authors report last-epoch accuracy.
+    epoch is kept, as the authors report last-epoch accuracy. With a ``run_dir`` the engine
+    writes ``metrics.csv`` and a checkpoint every epoch there, and ``resume`` continues from the
+    last one. With ``progress``: the engine's bar on a terminal, else one plain line per epoch
+    on standard error (the engine prints both).
     """
     from medcl.contrastive.engine import Engine, EngineConfig
 
     from .views import ViewPipeline
 
     engine = Engine(EngineConfig(max_epochs=cfg.epochs, seed=seed, progress=progress,
-                                 accelerator=accelerator), run_dir)
+                                 accelerator=accelerator, resume=resume), run_dir)
     model = build_model(cfg, X.shape[1], X.shape[2], len(classes))
     views = ViewPipeline(list(cfg.views), ch_names, sfreq, classes)
     objective = MVCNetObjective(cfg.temperature, cfg.lambda_cvc, cfg.lambda_cmc)

@@ -127,7 +127,8 @@ class EngineConfig:
         Save the checkpoint every this many epochs; the last epoch is always saved.
         ``0`` saves at the end only.
     progress : bool
-        Show a rich progress bar (rank 0 only, and only on a terminal).
+        Rank 0 only: a rich progress bar on a terminal; otherwise (output to a file) one
+        flushed line per epoch with its metrics, elapsed time and ETA.
     log_every_n_steps : int
         When ``> 0``, also record rank-0 step values every this many optimiser steps in
         ``<run_dir>/metrics_steps.csv``; ``0`` records epoch rows only (``metrics.csv``).
@@ -500,6 +501,8 @@ class Engine:
 
         show = bool(cfg.progress and fabric.is_global_zero and sys.stderr.isatty())
         progress = _make_progress(show)
+        lines = bool(cfg.progress and fabric.is_global_zero and not show)
+        started = time.perf_counter()
         with progress:
             task = progress.add_task("train", total=None, loss="")
             for iteration, epoch in enumerate(range(start_epoch, cfg.max_epochs)):
@@ -535,6 +538,11 @@ class Engine:
                     log.info(summary)
                     if show:
                         progress.console.print(summary, highlight=False)
+                    elif lines:  # a log file (nohup, SLURM): one flushed line per epoch
+                        elapsed = time.perf_counter() - started
+                        eta = elapsed / (iteration + 1) * (cfg.max_epochs - epoch - 1)
+                        print(f"{summary} (elapsed {_clock(elapsed)}, ETA {_clock(eta)})",
+                              file=sys.stderr, flush=True)
                 self._write_metrics()
                 last = epoch + 1 == cfg.max_epochs
                 every = cfg.checkpoint_every
@@ -811,6 +819,11 @@ def _samplers(loader: Any) -> list[Any]:
         if sampler is not None and all(sampler is not s for s in found):
             found.append(sampler)
     return found
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _make_progress(show: bool) -> Progress:

@@ -106,11 +106,13 @@ def parse_shard(text: str | None) -> Shard | None:
     """``"K/N"`` (rank K of N, 0-based) as given to ``--shard``; ``None``/``""`` for none."""
     if not text:
         return None
+    fix = "give e.g. --shard 0/4 (rank 0 of 4, ranks count from 0)"
     try:
         rank, world = (int(part) for part in text.split("/"))
     except ValueError:
-        raise ConfigError(f"--shard {text!r} is not RANK/WORLD",
-                          fix="give e.g. --shard 0/4 (rank 0 of 4, ranks count from 0)") from None
+        raise ConfigError(f"--shard {text!r} is not RANK/WORLD", fix=fix) from None
+    if world < 1 or not 0 <= rank < world:
+        raise ConfigError(f"--shard {text!r}: need 0 <= RANK < WORLD", fix=fix)
     return Shard(rank, world)
 
 
@@ -494,7 +496,6 @@ def run_units(
                 error = rows[0]["error"] if rows else ""
                 state = "failed" if any(r["status"] == "failed" for r in rows) else "ok"
                 failed += state == "failed"
-                bar.ended(i + 1, k, state, seconds, error)
                 own_rows = _ordered(_replace_unit(own_rows, key, k, rows, cols), key, cols, order)
                 write_csv(mine_path, own_rows)
                 merged = _merged(path, key, cols, order)
@@ -504,6 +505,8 @@ def run_units(
                     on_unit(k, state)
                 if on_table is not None:
                     on_table(_typed(merged, key))
+                # said last: a unit the log calls ended is on disk, whenever the run is killed
+                bar.ended(i + 1, k, state, seconds, error)
         table = _merged(path, key, cols, order)
         if shard.world > 1:
             write_csv(path, table)

@@ -163,6 +163,10 @@ def test_no_progress_bar_off_a_terminal(
     assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
     for line, row in zip(lines, engine.history, strict=True):
         assert line.startswith(f"epoch {row['epoch']}/2 step={row['step']} loss={row['loss']:.4g}")
+    # and on standard error, for a log file, with elapsed time and ETA
+    printed = [ln for ln in err.splitlines() if ln.startswith("epoch ")]
+    assert [ln.split(" (elapsed ")[0] for ln in printed] == lines
+    assert printed[0].endswith(")") and "ETA 0:00:" in printed[0]
 
 
 def test_different_seed_gives_different_weights(tmp_path: Path) -> None:
