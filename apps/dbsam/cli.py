@@ -176,12 +176,27 @@ def evaluate(
         help="'sam': also run vanilla SAM with the same weights and prompts.")] = None,
     channel: Annotated[int | None, typer.Option(
         help="Channel of 4-D inputs (default: the run's).")] = None,
+    shard: Annotated[str | None, typer.Option(
+        help="Score only share K of N of the cases (K/N, K from 0), e.g. one per SLURM array "
+        "task; default: from torchrun/SLURM, else all.")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="No progress (default: a bar on a terminal, else a line per case).")]
+    = False,
 ) -> None:
-    """3-D Dice and normalised surface Dice per case and label, box prompts from the labels."""
+    """3-D Dice and normalised surface Dice per case and label, box prompts from the labels.
+
+    Rows are written to OUT/cases.csv as each case finishes; a rerun into the same --out scores
+    only the cases not yet scored and retries the failed ones."""
+    from medcl.io.units import failed_message, parse_shard
+
     from .harness import evaluate_run
 
     if baseline not in (None, "sam"):
         raise typer.BadParameter("only 'sam' is available", param_hint="--baseline")
     report = evaluate_run(model, images, labels, out, baseline=baseline == "sam",
-                          channel=channel)
+                          channel=channel, progress=not quiet, shard=parse_shard(shard))
     typer.echo(f"report: {report}")
+    failed = failed_message(Path(out) / "cases.csv", ["method", "case_id"], what="case")
+    if failed:
+        typer.echo(failed, err=True)
+        raise typer.Exit(2)

@@ -276,25 +276,21 @@ def score_case(net: torch.nn.Module, cfg: DBSAMConfig, image: Path, label: Path)
 
 
 def _score_cases(cases, nets: dict, cfg: DBSAMConfig, csv_path: Path, signature: dict, *,
-                 progress: bool) -> pd.DataFrame:
+                 progress: str, shard=None) -> pd.DataFrame:
     """Score every (method, case) not yet in ``csv_path`` (failed ones again), one row per
-    label, written as each case finishes; return the whole table in a fixed order."""
-    from rich.progress import Progress
-
-    from medcl.io.cases import run_cases
+    label, written as each case finishes (:func:`medcl.io.units.run_units`: a bar on a
+    terminal, one line per case otherwise, nothing when ``progress`` is ``"quiet"``); return
+    the whole table in a fixed order."""
+    from medcl.io.units import run_units
 
     from .evaluate import CASE_COLUMNS
 
-    table = pd.DataFrame(columns=CASE_COLUMNS)
-    with Progress(disable=not progress, transient=True) as bar:
-        for method, net in nets.items():
-            task = bar.add_task(f"{method}: cases", total=len(cases))
-            table = run_cases(((c, (i, lab)) for c, i, lab in cases),
-                              lambda cid, paths, net=net: score_case(net, cfg, *paths),
-                              csv_path, method=method, columns=CASE_COLUMNS,
-                              retry_failed=True, signature=signature,
-                              on_case=lambda c, s, t=task: bar.advance(t))
-    return _tidy(table, list(nets), [c for c, _, _ in cases])
+    units = [({"method": method, "case_id": str(cid)}, (image, label))
+             for method in nets for cid, image, label in cases]
+    result = run_units(units, lambda key, paths: score_case(nets[key["method"]], cfg, *paths),
+                       csv_path, columns=CASE_COLUMNS, signature=signature, retry_failed=True,
+                       progress=progress, what="case", shard=shard)
+    return _tidy(result.table, list(nets), [c for c, _, _ in cases])
 
 
 def _write_overlays(folder, table: pd.DataFrame, cases, cfg: DBSAMConfig,
@@ -333,7 +329,7 @@ def _evaluation_report(run_dir: Path, n_cases: int, cfg: DBSAMConfig, table: pd.
 
 def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
                  baseline: bool = False, channel: int | None = None,
-                 progress: bool = True) -> Path:
+                 progress: bool | str = True, shard=None) -> Path:
     """``medcl dbsam evaluate``: per case and label 3-D Dice and NSD (batch-safe, resumable),
     summary table, overlay PNG; vanilla SAM with the same weights as the baseline column.
 
@@ -345,7 +341,14 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
     ``channel``: channel of 4-D inputs (default: the run's). Rerunning into the same ``out``
     scores only cases not yet scored and retries failed ones; the inputs (model, folders,
     options) must be the same, else the folder is refused. The outputs then equal those of one
-    uninterrupted run.
+    uninterrupted run. A second process evaluating into the same ``out`` is refused while the
+    first runs (a lock file; one left by a killed process is taken over).
+
+    ``progress``: ``True`` (``"auto"``) for a bar on a terminal and one plain line per case
+    otherwise (a log file), ``False`` (``"quiet"``) for neither, or a mode of
+    :data:`medcl.io.units.PROGRESS_MODES`. ``shard`` (a :class:`medcl.io.units.Shard`): this
+    process's share of the (method, case) units (default: from torchrun/SLURM, else all); each
+    shard writes its rows beside ``cases.csv``, which holds the merged table.
     """
     from dataclasses import replace
 
@@ -366,7 +369,8 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
     check_signature(csv_path, signature)  # before anything is written into `out`
     folder = RunFolder.create(out)  # an existing folder is reused: cases.csv resumes
     folder.write_config(signature)
-    table = _score_cases(cases, nets, cfg, csv_path, signature, progress=progress)
+    mode = progress if isinstance(progress, str) else ("auto" if progress else "quiet")
+    table = _score_cases(cases, nets, cfg, csv_path, signature, progress=mode, shard=shard)
     _write_csv_if_changed(csv_path, table)
     summary_md = folder.write_table("summary", summary_table(table))
     write_text(folder.root / "summary.md", summary_md + "\n")

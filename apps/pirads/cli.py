@@ -136,16 +136,28 @@ def evaluate(
     label_map: Annotated[str | None, typer.Option(help=LABEL_MAP_HELP)] = None,
     card: Annotated[str | None, typer.Option(help=CARD_HELP)] = None,
     channel: Annotated[int | None, typer.Option(help=CHANNEL_HELP)] = None,
+    shard: Annotated[str | None, typer.Option(
+        help="Score only share K of N of the cases (K/N, K from 0), e.g. one per SLURM array "
+        "task; default: from torchrun/SLURM, else all.")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="No progress (default: a bar on a terminal, else a line per case).")]
+    = False,
 ) -> None:
     """Per-zone Dice, MASD and HD95 per case, with a summary; zones the labels do not have (see
-    --label-map / --card) are reported as 'not labelled'. A rerun into the same --out skips the
-    cases already scored and retries the failed ones; an --out holding an evaluation of other
-    inputs is refused."""
+    --label-map / --card) are reported as 'not labelled'. Rows are written to OUT/cases.csv as
+    each case finishes; a rerun into the same --out skips the cases already scored and retries
+    the failed ones; an --out holding an evaluation of other inputs is refused."""
+    from medcl.io.units import failed_message, parse_shard
+
     from .harness import evaluate_run
 
     if baseline not in (None, "unet"):
         raise typer.BadParameter("only 'unet' is available", param_hint="--baseline")
     report = evaluate_run(model, images, labels, out, baseline=baseline == "unet",
                           label_map=_label_map(label_map, card), channel=channel,
-                          progress=_tty())
+                          progress=not quiet, shard=parse_shard(shard))
     typer.echo(f"report: {report}")
+    failed = failed_message(Path(out) / "cases.csv", ["method", "case_id"], what="case")
+    if failed:
+        typer.echo(failed, err=True)
+        raise typer.Exit(2)

@@ -95,7 +95,8 @@ def load_run(run_dir: Path, kind: str = "dual"):
 
 def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
                  baseline: bool = False, label_map: LabelMap = IDENTITY,
-                 channel: int | None = None, progress: bool = False) -> Path:
+                 channel: int | None = None, progress: bool | str = False,
+                 shard=None) -> Path:
     """``medcl pirads evaluate``: per-case, per-zone Dice / MASD / HD95 (batch-safe, resumable)
     in ``cases.csv`` and a summary (``summary.csv``, and in ``report.md`` next to the Meyer et
     al. 2019 anchors: their data, not ours); ``metrics.csv`` stays the name of a training run's
@@ -105,9 +106,17 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
     A rerun into ``out`` skips the cases already scored and retries the failed ones; an ``out``
     holding an evaluation of another model, data or options is refused before anything is
     written, as are a missing baseline and a batch in which every case failed (after the
-    report is written)."""
+    report is written), and a second process writing the same ``out`` (a lock file; one left
+    by a killed process is taken over).
+
+    ``progress``: ``True`` (``"auto"``) for a bar of cases on a terminal and one plain line
+    when a case starts and ends otherwise (a log file), ``False`` (``"quiet"``) for neither.
+    ``shard`` (a :class:`medcl.io.units.Shard`): this process's share of the cases (default:
+    from torchrun/SLURM, else all); each shard writes its rows beside ``cases.csv``, which
+    holds the merged table."""
     from medcl.io import InputFileError, RunFolder, get_card
     from medcl.io.cases import check_signature
+    from medcl.io.units import Shard
 
     from .infer import predict_zones
     from .metrics import evaluate_cases, summary_table
@@ -121,16 +130,19 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
                  "channel": channel, "label_map": label_map.origin,
                  "label_codes": {str(k): int(v) for k, v in label_map.mapping.items()}}
     check_signature(Path(out) / "cases.csv", signature)
+    mode = progress if isinstance(progress, str) else ("auto" if progress else "quiet")
+    shard = Shard.from_environment() if shard is None else shard
     folder = RunFolder.create(out)
     folder.write_config(signature)
     table = None
     for kind, method in kinds:
         cfg, model = models[kind]
+        # the cases' progress replaces the sliding window's (one display at a time)
         table = evaluate_cases([(c, i, lab) for c, i, lab in cases],
-                               lambda v, m=model, c=cfg: predict_zones(m, c, v,
-                                                                       progress=progress),
+                               lambda v, m=model, c=cfg: predict_zones(m, c, v),
                                folder.root, method=method, label_map=label_map,
-                               channel=channel, signature=signature)
+                               channel=channel, signature=signature, progress=mode,
+                               shard=shard)
     summary = summary_table(table)
     summary_md = folder.write_table("summary", summary)  # per case: cases.csv (evaluate_cases)
     anchors = get_card("prostatex_zones_meyer2019").reference_results

@@ -33,8 +33,8 @@ from monai.metrics import (
     compute_hausdorff_distance,
 )
 
-from medcl.io.cases import run_cases
 from medcl.io.nifti import Volume
+from medcl.io.units import Shard, run_units
 
 from .labels import IDENTITY, LabelMap, read_case
 from .zones import ZONES
@@ -144,6 +144,8 @@ def evaluate_cases(
     label_map: LabelMap = IDENTITY,
     channel: int | None = None,
     signature: dict | None = None,
+    progress: str = "quiet",
+    shard: Shard | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``predict`` on many cases, resumably, recording one row per case x zone.
 
@@ -156,7 +158,8 @@ def evaluate_cases(
     (unreadable file, wrong shape, a failing model) turns the case into rows with
     ``status="failed"`` and the error text, and the loop goes on. The whole table is rewritten
     atomically (:func:`medcl.io.write_csv`) after every case, so an interrupted run resumes where
-    it stopped.
+    it stopped: each case is a unit of :func:`medcl.io.units.run_units` (which also holds the
+    folder's lock, shows progress and shards the cases).
 
     Parameters
     ----------
@@ -178,7 +181,14 @@ def evaluate_cases(
     channel : int, optional
         The channel of 4-D images.
     signature : dict, optional
-        What the table is computed from; see :func:`medcl.io.cases.run_cases`.
+        What the table is computed from; a table of another signature is refused (see
+        :func:`medcl.io.units.check_signature`).
+    progress : {"quiet", "auto", "bar", "lines"}
+        ``"auto"``: a bar on a terminal, else one plain line when a case starts and one when
+        it ends (for a log file); ``"quiet"``: nothing.
+    shard : medcl.io.units.Shard, optional
+        This process's share of the cases (``--shard K/N``); default: all of them (a caller
+        that wants torchrun/SLURM ranks passes :meth:`Shard.from_environment`).
 
     Returns
     -------
@@ -197,12 +207,14 @@ def evaluate_cases(
             )
         return zone_metrics(pred, truth, spacing, label_map.zones)
 
-    return run_cases(
-        ((c, (i, lab)) for c, i, lab in pairs), score, Path(out_dir) / "cases.csv",
-        method=method, columns=CASE_COLUMNS, retry_failed=retry_failed, signature=signature,
+    return run_units(
+        [({"method": method, "case_id": str(c)}, (i, lab)) for c, i, lab in pairs],
+        lambda key, paths: score(key["case_id"], paths), Path(out_dir) / "cases.csv",
+        columns=CASE_COLUMNS, retry_failed=retry_failed, signature=signature,
         failed_rows=lambda err: [{"zone": z, "zone_name": n, "labelled": z in label_map.zones}
                                  for z, n in ZONES.items()],
-    )
+        progress=progress, what="case", shard=Shard() if shard is None else shard,
+    ).table
 
 
 def _mean_std(values: pd.Series) -> tuple[float, float]:

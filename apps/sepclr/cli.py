@@ -99,8 +99,8 @@ def evaluate(
 
 @app.command()
 def benchmark(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")] = Path(
-        "runs/sepclr-benchmark"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (resumable).")]
+    = Path("runs/sepclr-benchmark"),
     n: Annotated[int, typer.Option(help="Images per group.")] = 1000,
     epochs: Annotated[int, typer.Option(help="Epochs for every method.")] = 20,
     methods: Annotated[str, typer.Option(help="Comma-separated methods.")]
@@ -109,18 +109,30 @@ def benchmark(
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    shard: Annotated[str | None, typer.Option(
+        help="Run only share K of N of the methods (K/N, K from 0), e.g. one per SLURM array "
+        "task; default: from torchrun/SLURM, else all.")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="No progress lines and no training bar.")] = False,
 ) -> None:
-    """Digits on textures (generated offline): SepCLR vs pooled SimCLR vs contrastive VAE."""
+    """Digits on textures (generated offline): SepCLR vs pooled SimCLR vs contrastive VAE.
+
+    Each method's row is written to OUT/units.csv as soon as it finishes, and comparison.csv and
+    report.md are rebuilt; rerunning the same command on OUT runs only the methods not done
+    (failed ones again). A failed method exits with status 2 after the others finish."""
+    from medcl.io.units import parse_shard
+
     from .config import METHODS, SepCLRConfig
     from .harness import benchmark as run_benchmark
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-    if not chosen or any(m not in METHODS for m in chosen):
-        raise typer.BadParameter(f"choose among {METHODS}", param_hint="--methods")
+    if not chosen or any(m not in METHODS for m in chosen) or len(set(chosen)) < len(chosen):
+        raise typer.BadParameter(f"choose among {METHODS}, each once", param_hint="--methods")
     base = SepCLRConfig(widths=[8, 16, 32, 64], common_dim=16, salient_dim=16,
                         batch_size=batch_size, lr=lr)
     typer.echo(run_benchmark(out, n_per_group=n, size=size, epochs=epochs, methods=chosen,
-                             seed=seed, base=base))
+                             seed=seed, base=base, progress=not quiet,
+                             shard=parse_shard(shard)))
 
 
 @app.command()

@@ -48,6 +48,30 @@ def attribute_roles(attributes: pd.DataFrame, is_target: np.ndarray) -> dict[str
     return roles
 
 
+def majority_rate(labels: np.ndarray) -> float:
+    """Chance accuracy of a probe: the share of the most frequent class in ``labels`` (N,)."""
+    return float(pd.Series(labels).value_counts(normalize=True).iloc[0])
+
+
+def target_chance(attributes: pd.DataFrame, is_target: np.ndarray,
+                  train_idx: np.ndarray) -> dict[str, float]:
+    """Chance accuracy of each attribute probed on the held-out target images (those not in
+    ``train_idx``), as
+    :func:`probe_table` records it (attributes it does not probe there are left out).
+
+    It depends on the data and the split only, so a report can state it before any method is
+    trained (``medcl sepclr benchmark`` rebuilds its report after each method)."""
+    train_mask = np.zeros(len(is_target), bool)
+    train_mask[train_idx] = True
+    tr, te = is_target & train_mask, is_target & ~train_mask
+    out = {}
+    for attr in attribute_roles(attributes, is_target):
+        y = attributes[attr].to_numpy()
+        if len(np.unique(y[tr])) >= 2 and te.sum() > 0:
+            out[attr] = majority_rate(y[te])
+    return out
+
+
 def probe_table(reps: dict[str, np.ndarray], attributes: pd.DataFrame, is_target: np.ndarray,
                 train_idx: np.ndarray, test_idx: np.ndarray) -> pd.DataFrame:
     """Logistic-regression accuracy of every attribute from every space, per group.
@@ -68,7 +92,7 @@ def probe_table(reps: dict[str, np.ndarray], attributes: pd.DataFrame, is_target
             tr, te = in_group & train_mask, in_group & ~train_mask
             if len(np.unique(y[tr])) < 2 or te.sum() == 0:
                 continue
-            chance = pd.Series(y[te]).value_counts(normalize=True).iloc[0]
+            chance = majority_rate(y[te])
             for space in SPACES:
                 acc = linear_probe_accuracy(reps[space][tr], y[tr], reps[space][te], y[te])
                 rows.append(dict(attribute=attr, role=role, group=group, space=space,

@@ -7,8 +7,9 @@ and the demo step, so every method is trained and scored the same way.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,10 @@ import torch
 from torch import Tensor, nn
 
 from .config import SepCLRConfig
-from .evaluate import leakage_summary, probe_table, represent
+from .evaluate import attribute_roles, leakage_summary, probe_table, represent
+
+if TYPE_CHECKING:
+    from medcl.io.units import Shard
 
 
 @dataclass
@@ -41,32 +45,54 @@ def holdout_split(is_target: np.ndarray, fraction: float, seed: int):
 
 def run_method(cfg: SepCLRConfig, images: Tensor, is_target: Tensor, attributes: pd.DataFrame,
                train_idx: np.ndarray, test_idx: np.ndarray, run_dir: Path | None, *,
-               progress: bool = True) -> MethodResult:
+               progress: bool = True, resume: bool = False) -> MethodResult:
     """Train ``cfg.method`` on the ``train_idx`` images and probe every image's representation
-    (probes fit on train rows, scored on test rows)."""
+    (probes fit on train rows, scored on test rows).
+
+    ``resume``: continue from ``run_dir/checkpoints/last.pt`` when it exists (the engine's exact
+    resume: the model equals an uninterrupted training's); ``seconds_per_epoch`` is then the
+    mean of the logged epochs, else the wall time of the whole training per epoch.
+    """
     from .train import train
 
+    resumed = resume and run_dir is not None and (run_dir / "checkpoints" / "last.pt").exists()
     start = time.perf_counter()
-    model, _ = train(cfg, images[train_idx], is_target[train_idx], run_dir, progress=progress)
+    model, history = train(cfg, images[train_idx], is_target[train_idx], run_dir,
+                           progress=progress, resume=resume)
     seconds = (time.perf_counter() - start) / cfg.epochs
+    if resumed and history:
+        seconds = float(np.mean([row["seconds"] for row in history]))
     reps = represent(model, images)
     target = is_target.numpy()
     table = probe_table(reps, attributes, target, train_idx, test_idx)
     return MethodResult(cfg.method, model, table, leakage_summary(table), seconds, reps)
 
 
+def comparison_row(res: MethodResult) -> dict:
+    """One method's row of the comparison: wanted and leaked accuracy of each attribute on
+    target images, and seconds per epoch."""
+    row: dict = {"method": res.method}
+    for r in res.leakage.itertuples():
+        own, other = ("salient", "common") if r.role == "salient" else ("common", "salient")
+        row[f"{r.attribute} from {own} (up)"] = r.wanted
+        row[f"{r.attribute} from {other} (down)"] = r.leaked
+    row["s/epoch"] = res.seconds_per_epoch
+    return row
+
+
 def comparison_table(results: list[MethodResult]) -> pd.DataFrame:
     """One row per method: wanted and leaked accuracy of each attribute on target images."""
-    rows = []
-    for res in results:
-        row: dict = {"method": res.method}
-        for r in res.leakage.itertuples():
-            own, other = ("salient", "common") if r.role == "salient" else ("common", "salient")
-            row[f"{r.attribute} from {own} (up)"] = r.wanted
-            row[f"{r.attribute} from {other} (down)"] = r.leaked
-        row["s/epoch"] = res.seconds_per_epoch
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([comparison_row(res) for res in results])
+
+
+def comparison_columns(attributes: pd.DataFrame, is_target: np.ndarray) -> list[str]:
+    """The columns of :func:`comparison_row`, known from the attributes before any training
+    (so the benchmark's table has one column order whichever method finishes first)."""
+    cols = ["method"]
+    for attr, role in attribute_roles(attributes, is_target).items():
+        own, other = ("salient", "common") if role == "salient" else ("common", "salient")
+        cols += [f"{attr} from {own} (up)", f"{attr} from {other} (down)"]
+    return [*cols, "s/epoch"]
 
 
 BENCHMARK_HOLDOUT = 0.3
@@ -88,39 +114,120 @@ def _digits_on_textures_split(n_per_group: int, size: int, seed: int):
     return images, is_target, attributes, train_idx, test_idx
 
 
+UNITS_TABLE = "units.csv"
+"""The benchmark's table of units (one row per method, with ``status`` and ``error``), written
+as each method finishes; ``comparison.csv`` and ``report.md`` are rebuilt from it."""
+
+
 def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int = 20,
               methods: tuple[str, ...] = ("sepclr", "simclr", "cvae"), seed: int = 0,
-              base: SepCLRConfig | None = None, progress: bool = True) -> str:
+              base: SepCLRConfig | None = None, progress: bool = True,
+              shard: Shard | None = None) -> str:
     """Digits on textures: every method at the same budget; returns the Markdown report.
 
-    Writes into ``out``: ``comparison.csv`` (one row per method, as in the report),
-    ``probes_<method>.csv`` (every probe of every method), ``tsne_<first method>.png``,
-    ``report.md`` and one run folder per method (``<method>/metrics.csv`` is its per-epoch
-    training log, ``<method>/model.pt`` its weights).
-    """
-    from medcl.io import RunFolder
+    Each method is one unit of :func:`medcl.io.units.run_units`: its row goes to
+    ``units.csv`` as soon as it is trained and probed, and ``comparison.csv`` and ``report.md``
+    are rebuilt from the rows present after every method, so ``out`` always shows what is done.
+    Rerunning the same command on ``out`` skips the methods done (a method interrupted during
+    training continues from its last epoch checkpoint), runs failed ones again, and ends with
+    the same table as an uninterrupted run (but for ``s/epoch``, a wall time); ``out`` holding
+    a benchmark of other settings is refused before anything is written. ``methods`` is not
+    part of those settings: a rerun with more methods adds them.
 
-    images, is_target, attributes, train_idx, test_idx = _digits_on_textures_split(
-        n_per_group, size, seed)
-    folder = RunFolder.create(out)
+    Writes into ``out``: ``units.csv`` (one row per method: the comparison's columns,
+    ``status``, ``error``), ``units.inputs.json`` (the settings it was computed from),
+    ``comparison.csv`` (one row per method done, as in the report), ``probes_<method>.csv``
+    (every probe of every method), ``tsne_<first method>.png``, ``report.md``, ``config.yaml``
+    and one run folder per method (``<method>/metrics.csv`` is its per-epoch training log,
+    ``<method>/model.pt`` its weights, ``<method>/checkpoints/last.pt`` its resume point).
+
+    Parameters
+    ----------
+    progress : bool
+        Plain flushed lines as each method starts and ends (``[method k/N] ...``, elapsed,
+        ETA) and the training engine's epoch bar on a terminal; ``False`` for neither.
+    shard : medcl.io.units.Shard, optional
+        This process's share of the methods (default: from torchrun/SLURM, else all).
+
+    Raises
+    ------
+    medcl.io.RunFolderError
+        After the report is written, when a method failed (its error is in ``units.csv``).
+    """
+    from medcl.io import RunFolder, RunFolderError
+    from medcl.io.units import check_signature, run_units, signature_path
+
+    from .evaluate import target_chance
+
     base = base or SepCLRConfig(widths=[8, 16, 32, 64], common_dim=16, salient_dim=16,
                                 batch_size=256)
     base = replace(base, epochs=epochs, seed=seed, image_size=size, channels=1)
+    units_csv = Path(out) / UNITS_TABLE
+    signature = {"dataset": "digits_on_textures", "n_per_group": n_per_group,
+                 "benchmark_holdout": BENCHMARK_HOLDOUT,
+                 **{k: v for k, v in asdict(base).items() if k != "method"}}
+    check_signature(units_csv, signature)  # before anything is written into `out`
+    # a method's checkpoint is resumed only in a folder of these very settings
+    resume = signature_path(units_csv).exists()
+    images, is_target, attributes, train_idx, test_idx = _digits_on_textures_split(
+        n_per_group, size, seed)
+    target = is_target.numpy()
+    folder = RunFolder.create(out)
     folder.write_config(base, seed=seed, extra={"dataset": "digits_on_textures",
                                                 "n_per_group": n_per_group,
                                                 "methods": list(methods),
                                                 "holdout": BENCHMARK_HOLDOUT})
-    results = []
-    for method in methods:
-        cfg = replace(base, method=method)
-        results.append(run_method(cfg, images, is_target, attributes, train_idx, test_idx,
-                                  folder.root / method, progress=progress))
-        RunFolder.create(folder.root / method).save_model(results[-1].model.state_dict())
-        folder.write_table(f"probes_{method}",
-                           results[-1].probes.assign(method=method))
-    md = folder.write_table("comparison", comparison_table(results))
-    first = results[0]
-    _save_tsne(folder, f"tsne_{first.method}", first.reps, attributes, is_target.numpy(), seed)
+    chance = target_chance(attributes, target, train_idx)
+    first = methods[0]
+
+    def work(key: dict, method: str) -> list[dict]:
+        res = run_method(replace(base, method=method), images, is_target, attributes,
+                         train_idx, test_idx, folder.root / method, progress=progress,
+                         resume=resume)
+        RunFolder.create(folder.root / method).save_model(res.model.state_dict())
+        folder.write_table(f"probes_{method}", res.probes.assign(method=method))
+        if method == first:
+            _save_tsne(folder, f"tsne_{method}", res.reps, attributes, target, seed)
+        return [{k: v for k, v in comparison_row(res).items() if k != "method"}]
+
+    def on_table(table: pd.DataFrame) -> None:
+        folder.write_report(_benchmark_report(folder, table, methods, n_per_group, size,
+                                              epochs, chance))
+
+    result = run_units([({"method": m}, m) for m in methods], work, units_csv,
+                       columns=comparison_columns(attributes, target), signature=signature,
+                       progress="lines" if progress else "quiet", what="method", shard=shard,
+                       on_table=on_table)
+    on_table(result.table)  # also when every method was done already
+    report = folder.report_path.read_text(encoding="utf-8")
+    bad = result.table[(result.table.status == "failed")
+                       & result.table.method.isin(methods)]
+    if len(bad):
+        reasons = "; ".join(f"{r.method}: {r.error}" for r in bad.itertuples())
+        raise RunFolderError(f"{len(bad)} of {len(methods)} methods failed ({reasons})",
+                             path=units_csv, fix="see report.md; rerun the same command to run "
+                             "the failed methods again (the others are kept)")
+    return report
+
+
+def _benchmark_report(folder, table: pd.DataFrame, methods: tuple[str, ...], n_per_group: int,
+                      size: int, epochs: int, chance: dict[str, float]) -> str:
+    """``report.md`` (and ``comparison.csv``) from the rows of ``units.csv`` present now."""
+    rows = table[table.method.isin(methods)]
+    ok = rows[rows.status == "ok"]
+    order = {m: i for i, m in enumerate(methods)}
+    ok = ok.assign(_o=ok.method.map(order)).sort_values("_o", kind="stable")
+    comparison = ok.drop(columns=["_o", "status", "error"]).reset_index(drop=True)
+    md = folder.write_table("comparison", comparison)
+
+    def rate(attr: str) -> str:
+        return f"{chance[attr]:.2f}" if attr in chance else "n/a"
+
+    first = methods[0]
+    failed = rows[rows.status == "failed"]
+    pending = [m for m in methods if m not in set(rows.method)]
+    notes = [f"- {r.method} failed: {r.error}" for r in failed.itertuples()]
+    notes += [f"- not run yet: {', '.join(pending)}"] if pending else []
     report = (
         "## sepclr: digits on textures\n\n"
         f"{n_per_group} background texture patches and {n_per_group} target patches with a "
@@ -128,10 +235,12 @@ def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int
         "images, then logistic-regression probes fit on those images' representations and "
         "scored on the held-out 30% of target images. `(up)`: wanted information, higher is "
         "better; `(down)`: leaked information, lower is better (chance: digit "
-        f"{_chance(first.leakage, 'digit')}, texture {_chance(first.leakage, 'texture')}).\n\n"
-        f"{md}\n\n![t-SNE of {first.method}](tsne_{first.method}.png)\n"
+        f"{rate('digit')}, texture {rate('texture')}).\n\n{md}"
     )
-    folder.write_report(report)
+    if notes:
+        report += "\n" + "\n".join(notes) + "\n"
+    if (folder.root / f"tsne_{first}.png").exists():
+        report += f"\n![t-SNE of {first}](tsne_{first}.png)\n"
     return report
 
 
@@ -145,11 +254,6 @@ def _save_tsne(folder, name: str, reps: dict[str, np.ndarray], attributes: pd.Da
     fig = tsne_figure(reps, attributes, is_target, seed=seed)
     folder.save_figure(name, fig)
     plt.close(fig)
-
-
-def _chance(leakage: pd.DataFrame, attr: str) -> str:
-    rows = leakage[leakage.attribute == attr]
-    return f"{rows.chance.iloc[0]:.2f}" if len(rows) else "n/a"
 
 
 def _report_probes(folder, results_reps, attributes, is_target, train_idx, test_idx,

@@ -488,9 +488,10 @@ def run_units(
         with UnitProgress(progress, total=len(units), todo=len(todo), what=what,
                           stream=stream) as bar:
             where = "" if shard.world == 1 else f" (shard {shard.rank}/{shard.world})"
-            bar.say(f"{owned - len(todo)} of {owned} {what}s{where} already done in {path.name}"
+            plural = what if owned == 1 else f"{what}s"
+            bar.say(f"{owned - len(todo)} of {owned} {plural}{where} already done in {path.name}"
                     f", {len(todo)} to run" if owned - len(todo) else
-                    f"{len(todo)} {what}s to run{where}")
+                    f"{len(todo)} {what if len(todo) == 1 else f'{what}s'} to run{where}")
             failed = 0
             for i, k, rows, seconds in _execute(todo, work, workers, bar, failed_rows):
                 error = rows[0]["error"] if rows else ""
@@ -560,3 +561,24 @@ def _execute(todo: list, work: Work, workers: int, bar: UnitProgress,
                 i, k = pending.pop(fut)
                 rows, seconds = fut.result()
                 yield i, k, rows, seconds
+
+
+def failed_message(csv_path: str | os.PathLike[str], key: Sequence[str],
+                   what: str = "unit") -> str | None:
+    """One line naming the failed units of a finished table, or ``None`` when none failed.
+
+    A command that ran units prints it on standard error and exits with status 2, so a job
+    script sees that something is missing; a rerun of the same command retries those units.
+    """
+    path = Path(csv_path)
+    if not path.is_file():
+        return None
+    table = _read(path, key)
+    failed = table[table["status"] == "failed"].drop_duplicates(list(key))
+    if failed.empty:
+        return None
+    shown = "; ".join(f"{_describe({k: r[k] for k in key})}: {r['error']}"
+                      for r in failed.head(3).to_dict("records"))
+    more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+    return (f"{len(failed)} {what}(s) failed ({shown}{more}); see {path.name}, and rerun the "
+            "same command to retry them")

@@ -122,7 +122,7 @@ def test_evaluate_with_baseline_resumes_and_survives_a_bad_case(run, phantoms, t
     args = ["dbsam", "evaluate", "--model", run, "--images", imgs, "--labels", labels,
             "--baseline", "sam", "--out", out]
     code, _, err = medcl_cli(args)
-    assert code == 0, err
+    assert code == 2 and "case(s) failed" in err and "case_002" in err, err
     cases = pd.read_csv(out / "cases.csv", dtype={"case_id": str})
     assert set(cases.method) == {"dbsam", "sam"}
     ok = cases[cases.status == "ok"]
@@ -142,14 +142,14 @@ def test_evaluate_with_baseline_resumes_and_survives_a_bad_case(run, phantoms, t
     assert b"![overlays](overlays.png)" in first["report.md"]
 
     code, _, err = medcl_cli(args)  # resumes: nothing new to score, same outputs
-    assert code == 0, err
+    assert code == 2 and "case(s) failed" in err and "case_002" in err, err
     assert {n: (out / n).read_bytes() for n in first} == first
 
     # an interrupted run (case_001 not yet scored) ends with the report of a full run
     table = pd.read_csv(out / "cases.csv", dtype={"case_id": str})
     table[table.case_id != "case_001"].to_csv(out / "cases.csv", index=False)
     code, _, err = medcl_cli(args)
-    assert code == 0, err
+    assert code == 2 and "case(s) failed" in err and "case_002" in err, err
     assert (out / "report.md").read_bytes() == first["report.md"]
     assert (out / "overlays.png").read_bytes() == first["overlays.png"]
     again = pd.read_csv(out / "cases.csv", dtype={"case_id": str})
@@ -180,6 +180,58 @@ def test_evaluate_refuses_an_out_of_other_inputs(run, phantoms, tmp_path, medcl_
     code, _, err = medcl_cli([*args, "--model", other])
     assert code == 2 and str(out) in err and "model" in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_evaluate_progress_lines_quiet_shards_and_one_writer(run, phantoms, tmp_path,
+                                                             medcl_cli):
+    """Off a terminal (stderr captured here) one plain line when a case starts and one when it
+    ends; --quiet prints none; --shard K/N scores a share and the merged table equals a
+    one-process run's; a second process on the same --out is refused."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    images, labels = phantoms
+    args = ["dbsam", "evaluate", "--model", run, "--images", images, "--labels", labels]
+    whole = tmp_path / "whole"
+    code, _, err = medcl_cli([*args, "--out", whole])
+    assert code == 0, err
+    lines = err.splitlines()
+    assert lines[0] == "3 cases to run"
+    assert lines[1].startswith("[case 1/3] method=dbsam case_id=case_000: started (elapsed")
+    assert re.match(r"\[case 1/3\] method=dbsam case_id=case_000: ok in [\d.]+ s \(elapsed "
+                    r"\d:\d\d:\d\d, ETA \d:\d\d:\d\d\)$", lines[2]), lines[2]
+    assert sum("started" in x for x in lines) == sum(": ok in" in x for x in lines) == 3
+
+    quiet = tmp_path / "quiet"
+    code, _, err = medcl_cli([*args, "--out", quiet, "--quiet"])
+    assert code == 0 and err == "", err
+
+    sharded = tmp_path / "sharded"
+    for k in (1, 0):
+        code, _, err = medcl_cli([*args, "--out", sharded, "--shard", f"{k}/2", "--quiet"])
+        assert code == 0, err
+    for f in ("cases.rank0of2.csv", "cases.rank1of2.csv"):
+        assert (sharded / f).exists(), f
+    pd.testing.assert_frame_equal(
+        pd.read_csv(sharded / "cases.csv").drop(columns="seconds"),
+        pd.read_csv(whole / "cases.csv").drop(columns="seconds"))
+    code, _, err = medcl_cli([*args, "--out", sharded, "--shard", "2/2"])
+    assert code == 2 and "shard" in err, err
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (quiet / ".cases.csv.rank0of1.lock").write_text(json.dumps(
+            {"pid": holder.pid, "host": socket.gethostname(), "started": time.time()}))
+        code, _, err = medcl_cli([*args, "--out", quiet])
+        assert code == 2 and "another medcl process" in err and str(holder.pid) in err, err
+    finally:
+        holder.kill()
+        holder.wait()
+    code, _, err = medcl_cli([*args, "--out", quiet])  # the holder is gone: stale lock
+    assert code == 0 and "3 of 3 cases already done" in err, err
 
 
 @pytest.mark.parametrize("codes", [(1, 1), (2, 0), (0, 4)])
@@ -462,7 +514,7 @@ def test_evaluate_lists_bad_labels_and_takes_a_channel(run, phantoms, tmp_path, 
     imgs, labs = _bad_label_set(phantoms, tmp_path / "set")
     args = ["dbsam", "evaluate", "--model", run, "--images", imgs, "--labels", labs]
     code, _, err = medcl_cli([*args, "--out", tmp_path / "e1"])
-    assert code == 0, err
+    assert code == 2 and err.strip().splitlines()[-1].startswith("3 case(s) failed"), err
     cases = pd.read_csv(tmp_path / "e1" / "cases.csv", dtype={"case_id": str})
     assert (cases.status == "failed").all() and list(cases.case_id) == ["case_000", "case_001",
                                                                         "case_002"]
@@ -473,7 +525,7 @@ def test_evaluate_lists_bad_labels_and_takes_a_channel(run, phantoms, tmp_path, 
     assert "outside 0..255" in errors["case_002"] and str(labs / "case_002.nii.gz") in \
         errors["case_002"]
     code, _, err = medcl_cli([*args, "--channel", "1", "--out", tmp_path / "e2"])
-    assert code == 0, err
+    assert code == 2 and err.strip().splitlines()[-1].startswith("2 case(s) failed"), err
     cases = pd.read_csv(tmp_path / "e2" / "cases.csv", dtype={"case_id": str})
     assert set(cases.case_id[cases.status == "ok"]) == {"case_000"}
 

@@ -49,6 +49,12 @@ def test_train_segment_evaluate(phantoms, tmp_path, medcl_cli):
                               "--labels", labels, "--baseline", "unet", "--out",
                               tmp_path / "eval"])
     assert code == 0, err
+    # stderr is not a terminal here: one plain line as each case starts and ends, per method
+    lines = [x for x in err.splitlines() if x.startswith("[case ")]
+    assert lines[0].startswith("[case 1/3] method=dual-path case_id=case_000: started")
+    assert lines[1].startswith("[case 1/3] method=dual-path case_id=case_000: ok in")
+    assert "ETA" in lines[1] and len(lines) == 2 * 2 * 3
+    assert lines[-1].startswith("[case 3/3] method=single-path UNet case_id=case_002: ok in")
     cases = pd.read_csv(tmp_path / "eval" / "cases.csv")
     assert set(cases.method) == {"dual-path", "single-path UNet"} and len(cases) == 2 * 3 * 4
     # metrics.csv is a training run's per-epoch log: an evaluation names its tables itself
@@ -67,8 +73,9 @@ def test_train_segment_evaluate(phantoms, tmp_path, medcl_cli):
                                  .astype(np.uint8), img.affine), p158 / f.name)
     code, _, err = medcl_cli(["pirads", "evaluate", "--model", run, "--images", images,
                               "--labels", p158, "--card", "prostate158", "--out",
-                              tmp_path / "eval158"])
+                              tmp_path / "eval158", "--quiet"])
     assert code == 0, err
+    assert "[case" not in err and "cases to run" not in err, err  # --quiet: no progress
     cases = pd.read_csv(tmp_path / "eval158" / "cases.csv")
     assert cases[cases.zone_name.isin(["DPU", "AFS"])].dice.isna().all()
     assert not cases[cases.zone_name.isin(["DPU", "AFS"])].labelled.any()
@@ -185,6 +192,44 @@ def test_channel_of_4d_files(run4d, tmp_path, medcl_cli):
     assert code == 2 and "no-baseline" in err and not (tmp_path / "evb").exists()
 
 
+def test_evaluate_shards_and_one_writer(run4d, tmp_path, medcl_cli):
+    """--shard K/N scores a share of the cases, the merged table equals a one-process run's;
+    a second process writing the same --out is refused, a stale lock taken over."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    img4, lab4, run = run4d
+    args = ["pirads", "evaluate", "--model", run, "--images", img4, "--labels", lab4,
+            "--channel", "0", "--quiet"]
+    code, _, err = medcl_cli([*args, "--out", tmp_path / "whole"])
+    assert code == 0, err
+    sharded = tmp_path / "sharded"
+    for k in (1, 0):
+        code, _, err = medcl_cli([*args, "--out", sharded, "--shard", f"{k}/2"])
+        assert code == 0, err
+        ran = pd.read_csv(sharded / f"cases.rank{k}of2.csv", dtype={"case_id": str})
+        assert sorted(set(ran.case_id)) == (["case_000", "case_002"] if k == 0 else ["case_001"])
+    pd.testing.assert_frame_equal(pd.read_csv(sharded / "cases.csv"),
+                                  pd.read_csv(tmp_path / "whole" / "cases.csv"))
+    code, _, err = medcl_cli([*args, "--out", sharded, "--shard", "1-2"])
+    assert code == 2 and "--shard" in err, err
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (sharded / ".cases.csv.rank0of1.lock").write_text(json.dumps(
+            {"pid": holder.pid, "host": socket.gethostname(), "started": time.time()}))
+        code, _, err = medcl_cli([*args, "--out", sharded])
+        assert code == 2 and "another medcl process" in err and str(holder.pid) in err, err
+    finally:
+        holder.kill()
+        holder.wait()
+    code, _, err = medcl_cli([*args[:-1], "--out", sharded])  # stale lock: taken over
+    assert code == 0 and "3 of 3 cases already done" in err, err
+
+
 def test_evaluate_bad_cases_retry_and_signature(phantoms, run4d, tmp_path, medcl_cli):
     images, labels = phantoms
     _, _, run = run4d
@@ -204,7 +249,7 @@ def test_evaluate_bad_cases_retry_and_signature(phantoms, run4d, tmp_path, medcl
     out = tmp_path / "ev"
     code, _, err = medcl_cli(["pirads", "evaluate", "--model", run, "--images", img,
                               "--labels", labs, "--out", out])
-    assert code == 0, err
+    assert code == 2 and "3 case(s) failed" in err and "rerun the same command" in err, err
     cases = pd.read_csv(out / "cases.csv").groupby("case_id").first()
     assert cases.status.to_dict() == {"frac": "failed", "good": "ok", "has_nan": "failed",
                                       "shifted": "failed"}
@@ -215,7 +260,8 @@ def test_evaluate_bad_cases_retry_and_signature(phantoms, run4d, tmp_path, medcl
     _copy_case(*pair, "has_nan.nii.gz")
     code, _, err = medcl_cli(["pirads", "evaluate", "--model", run, "--images", img,
                               "--labels", labs, "--out", out])
-    assert code == 0, err
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("2 case(s) failed") and "has_nan" not in last, err
     again = pd.read_csv(out / "cases.csv")
     assert again.groupby("case_id").first().status.to_dict()["has_nan"] == "ok"
     assert len(again) == 4 * 4
