@@ -150,10 +150,30 @@ def check_signature(csv_path: str | os.PathLike[str], signature: dict[str, Any])
                           f": {type(exc).__name__})", path=path.parent, fix=fix) from exc
     new = _plain_signature(signature)
     if old != new:
-        diff = "; ".join(f"{k} was {old.get(k)!r}, now {new.get(k)!r}"
-                         for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+        before, after = _flat(old), _flat(new)
+        changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+        diff = "; ".join(f"{k} was {_short(before.get(k))}, now {_short(after.get(k))}"
+                         for k in changed[:6])
+        if len(changed) > 6:
+            diff += f"; and {len(changed) - 6} more"
         raise ConfigError(f"holds results computed from other inputs ({diff})",
                           path=path.parent, fix=fix)
+
+
+def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys, so a message names the one setting that changed."""
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 # -- lock ----------------------------------------------------------------------------------------

@@ -66,6 +66,14 @@ def test_signature_of_other_inputs_is_refused(tmp_path):
     _run(tmp_path / "t.csv", signature={"lr": 0.1})
     with pytest.raises(ConfigError, match="lr was 0.1, now 0.2"):
         _run(tmp_path / "t.csv", signature={"lr": 0.2})
+    nested = {"config": {"lr": 0.1, "seeds": [1, 2]}, "data": {"files": ["a.edf"] * 30}}
+    _run(tmp_path / "n.csv", signature=nested)
+    changed = {"config": {"lr": 0.2, "seeds": [1, 2]}, "data": {"files": ["b.edf"] * 30}}
+    with pytest.raises(ConfigError) as info:
+        _run(tmp_path / "n.csv", signature=changed)
+    diff = str(info.value).split("other inputs (", 1)[1].split("). Fix", 1)[0]
+    assert diff.startswith("config.lr was 0.1, now 0.2; data.files was ['a.edf'")
+    assert "seeds" not in diff and len(diff) < 200  # only what changed, long values cut
 
 
 _SCRIPT = """
