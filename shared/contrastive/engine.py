@@ -68,6 +68,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from medcl.util.atomic import atomic_path
+from medcl.util.clock import clock
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -541,7 +542,7 @@ class Engine:
                     elif lines:  # a log file (nohup, SLURM): one flushed line per epoch
                         elapsed = time.perf_counter() - started
                         eta = elapsed / (iteration + 1) * (cfg.max_epochs - epoch - 1)
-                        print(f"{summary} (elapsed {_clock(elapsed)}, ETA {_clock(eta)})",
+                        print(f"{summary} (elapsed {clock(elapsed)}, ETA {clock(eta)})",
                               file=sys.stderr, flush=True)
                 self._write_metrics()
                 last = epoch + 1 == cfg.max_epochs
@@ -820,10 +821,6 @@ def _samplers(loader: Any) -> list[Any]:
             found.append(sampler)
     return found
 
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _make_progress(show: bool) -> Progress:

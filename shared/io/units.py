@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from medcl.util.clock import clock
+
 from .atomic import to_plain, write_csv, write_text
 from .errors import ConfigError, InputFileError
 
@@ -238,10 +240,6 @@ class RunLock:
 
 
 # -- progress ------------------------------------------------------------------------------------
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
 
 def _describe(key: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in key.items())
@@ -290,7 +288,7 @@ class UnitProgress:
     def started(self, number: int, key: dict[str, Any]) -> None:
         if self.mode == "lines":
             self.say(f"[{self.what} {number}/{self.total}] {_describe(key)}: started "
-                     f"(elapsed {_clock(time.perf_counter() - self.start)})")
+                     f"(elapsed {clock(time.perf_counter() - self.start)})")
         elif self._bar is not None:
             self._bar.update(self._task, description=f"{self.what} {number}/{self.total} "
                              f"{_describe(key)}")
@@ -307,7 +305,7 @@ class UnitProgress:
         elif self.mode == "lines":
             tail = f": {error}" if error else ""
             self.say(f"[{self.what} {number}/{self.total}] {_describe(key)}: {status} in "
-                     f"{seconds:.1f} s (elapsed {_clock(elapsed)}, ETA {_clock(eta)}){tail}")
+                     f"{seconds:.1f} s (elapsed {clock(elapsed)}, ETA {clock(eta)}){tail}")
 
 
 # -- the table -----------------------------------------------------------------------------------
