@@ -7,7 +7,8 @@ at the first broken file and must resume after an interruption: :func:`run_cases
 or more rows per case in a CSV that is rewritten atomically after every case, and skips cases
 already recorded. Given a ``signature`` (what the table is computed from: model, data folders,
 options), it is recorded next to the CSV and a rerun with another signature is refused, so rows
-of other inputs are never mixed in.
+of other inputs are never mixed in. It is :func:`medcl.io.units.run_units` with the unit key
+``(method, case_id)``; commands that want its progress lines and shards call that directly.
 """
 
 from __future__ import annotations
