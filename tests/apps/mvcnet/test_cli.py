@@ -16,14 +16,6 @@ TINY = ["--epochs", "2", "--seeds", "1", "--trans-hidden", "16", "--batch-size",
 
 
 @pytest.fixture(scope="module")
-def recordings(tmp_path_factory):
-    from medcl.mvcnet.simulate import write_simulated
-
-    return write_simulated(tmp_path_factory.mktemp("mi"), subjects=2, fmt="edf",
-                           n_trials_per_class=10, seed=0)
-
-
-@pytest.fixture(scope="module")
 def trained(recordings, tmp_path_factory):
     """A tiny run on the two simulated EDF recordings (module scope: trained once)."""
     from medcl.cli import main

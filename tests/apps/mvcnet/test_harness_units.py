@@ -16,14 +16,6 @@ TWO_UNITS = ["--models", "csp_lda,mvcnet_cnn", *TINY]  # one recording: 1 split 
 
 
 @pytest.fixture(scope="module")
-def recordings(tmp_path_factory):
-    from medcl.mvcnet.simulate import write_simulated
-
-    return write_simulated(tmp_path_factory.mktemp("mi"), subjects=2, fmt="edf",
-                           n_trials_per_class=10, seed=0)
-
-
-@pytest.fixture(scope="module")
 def killed(recordings, tmp_path_factory):
     """A 2-unit benchmark in a subprocess, stderr to a file, killed (SIGKILL) as soon as the
     file shows its first unit ended. Returns the run folder, the log as it stood then, and the

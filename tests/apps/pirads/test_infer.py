@@ -153,18 +153,11 @@ def test_segment_round_trip_keeps_oblique_lps_geometry(tmp_path, codes):
     np.testing.assert_array_equal(predict_zones(Bright(), cfg, read_volume(path)), zones)
 
 
-def test_segment_reads_the_scan_once(tmp_path, monkeypatch):
+def test_segment_reads_the_scan_once(tmp_path, request):
     from medcl.pirads.infer import segment_file
 
     path, _ = _lps_scan(tmp_path)
-    loads: list[str] = []
-    real_load = nib.load
-
-    def counting_load(filename, *args, **kwargs):
-        loads.append(str(filename))
-        return real_load(filename, *args, **kwargs)
-
-    monkeypatch.setattr(nib, "load", counting_load)
+    loads = request.getfixturevalue("nifti_loads")
     segment_file(Bright(), PiradsConfig(crop=[64, 64, 16], filters=[4, 8, 8, 16, 16]), path,
                  tmp_path / "z.nii.gz", sectors=tmp_path / "s.nii.gz", warn=lambda m: None)
     assert loads == [str(path)]

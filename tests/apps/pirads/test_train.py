@@ -45,10 +45,9 @@ def test_short_training_beats_untrained(tmp_path) -> None:
     assert after > 0.35, (before, after)
 
 
-def test_load_cases_reads_each_file_once_and_maps_labels(tmp_path, monkeypatch) -> None:
+def test_load_cases_reads_each_file_once_and_maps_labels(tmp_path, request) -> None:
     """Every image and label file is opened once (checked and preprocessed from that one read),
     and the label map is applied to the preprocessed labels."""
-    import nibabel as nib
 
     from medcl.pirads.labels import parse_label_map
 
@@ -56,14 +55,7 @@ def test_load_cases_reads_each_file_once_and_maps_labels(tmp_path, monkeypatch) 
     cfg = PiradsConfig(crop=list(SHAPE), filters=[4, 8, 8, 16, 16])
     cases = list_cases(images, labels)
     X, Y = load_cases(cfg, cases, with_labels=True)
-    loads: list[str] = []
-    real_load = nib.load
-
-    def counting_load(filename, *args, **kwargs):
-        loads.append(str(filename))
-        return real_load(filename, *args, **kwargs)
-
-    monkeypatch.setattr(nib, "load", counting_load)
+    loads = request.getfixturevalue("nifti_loads")  # counting starts here
     swap = parse_label_map("1:2,2:1,3:3,4:4")
     X2, Y2 = load_cases(cfg, cases, with_labels=True, label_map=swap)
     assert sorted(loads) == sorted(str(p) for _, i, lab in cases for p in (i, lab))
