@@ -21,6 +21,7 @@ ROOTS = {
     "medcl.pirads": "apps/pirads",
     "medcl.mvcnet": "apps/mvcnet",
     "medcl.sepclr": "apps/sepclr",
+    "medcl.core": "apps/core",
 }
 
 
