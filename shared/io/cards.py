@@ -25,7 +25,12 @@ Required fields:
 ``labels``
     non-empty mapping of int or str code to str name.
 ``protocol``
-    mapping with ``name`` (str), ``splits`` (str or mapping) and optional ``notes`` (str).
+    mapping with ``name`` (str), ``splits`` (str or mapping) and optional ``notes`` (str); an
+    app may keep its per-dataset settings here: ``sessions`` (MVCNet: protocol ``co``, ``cv``,
+    ``loso`` or ``t2e`` -> ``'all'`` or comma-separated MOABB session names, each optionally
+    ``NAME:N`` for its first N trials per subject) and ``sepclr`` (SepCLR: ``loss_weights``
+    with ``common``, ``salient``, ``regulariser``, ``mi``; optional ``augment``,
+    ``probe_metric``, ``pretrained``; see :mod:`medcl.sepclr.cards`).
 ``reference_results``
     list (may be empty) of mappings with ``method``, ``metric``, ``split``, ``source`` (str),
     ``value`` (number), optional ``std`` (number) and ``notes`` (str).
@@ -192,6 +197,63 @@ def _access_rule(method: str, schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_SESSION_SELECTION = r"[^\s:,]+(:[1-9][0-9]*)?"
+_SESSIONS: dict[str, Any] = {
+    # MVCNet (medcl.mvcnet.config): which recordings each protocol uses, as the authors did
+    "type": "object",
+    "propertyNames": {"enum": ["co", "cv", "loso", "t2e"],
+                      "x-expect": "a protocol: co, cv, loso or t2e"},
+    "additionalProperties": {
+        "type": "string",
+        "pattern": rf"^\s*(all|{_SESSION_SELECTION}(\s*,\s*{_SESSION_SELECTION})*)\s*$",
+        "x-expect": "'all' or comma-separated MOABB session names, each optionally NAME:N "
+                    "(its first N trials per subject)",
+    },
+    "x-expect": "a mapping from protocol (co, cv, loso, t2e) to a session selection",
+}
+_FRACTION = {"type": "number", "minimum": 0, "maximum": 1, "x-expect": "a number in [0, 1]"}
+_SEPCLR: dict[str, Any] = {
+    # SepCLR (medcl.sepclr.cards): the authors' per-dataset loss weights, augmentations, probe
+    "type": "object",
+    "required": ["loss_weights"],
+    "additionalProperties": False,
+    "properties": {
+        "loss_weights": {
+            "type": "object",
+            "required": ["common", "salient", "regulariser", "mi"],
+            "additionalProperties": False,
+            "properties": {k: {"type": "number", "minimum": 0,
+                               "x-expect": "a non-negative number"}
+                           for k in ("common", "salient", "regulariser", "mi")},
+        },
+        "augment": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "crop_scale": {"type": "array", "minItems": 2, "maxItems": 2,
+                               "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                               "x-expect": "two numbers in (0, 1]"},
+                "crop_size": {"type": "integer", "minimum": 8,
+                              "x-expect": "an integer >= 8"},
+                "hflip": _FRACTION,
+                "vflip": _FRACTION,
+                "rotation": {"type": "number", "minimum": 0,
+                             "x-expect": "a non-negative number of degrees"},
+                "jitter": {"type": "array", "minItems": 4, "maxItems": 4,
+                           "items": {"type": "number", "minimum": 0},
+                           "x-expect": "four non-negative numbers (brightness, contrast, "
+                                       "saturation, hue)"},
+                "jitter_p": _FRACTION,
+                "grayscale_p": _FRACTION,
+            },
+        },
+        "probe_metric": {"enum": ["accuracy", "balanced_accuracy"]},
+        "pretrained": {"enum": ["imagenet", "none"]},
+        "notes": _OPTIONAL_TEXT,
+    },
+}
+
+
 CARD_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "medcl data card",
@@ -255,6 +317,8 @@ CARD_SCHEMA: dict[str, Any] = {
                 "name": _TEXT,
                 "splits": {"type": ["string", "object"], "pattern": r"\S", "minProperties": 1},
                 "notes": _OPTIONAL_TEXT,
+                "sessions": _SESSIONS,
+                "sepclr": _SEPCLR,
             },
         },
         "reference_results": {

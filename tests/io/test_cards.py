@@ -160,6 +160,21 @@ def test_all_problems_are_collected(tmp_path: Path, bnci: dict[str, Any]) -> Non
         ),
         (lambda d: d.update(access={"method": "url", "url": "example.org/x.zip"}), "access.url"),
         (lambda d: d["reference_results"].append({"method": "m"}), "reference_results[N].metric"),
+        (lambda d: d["protocol"].update(sessions={"co": "0train:0"}), "protocol.sessions.co"),
+        (lambda d: d["protocol"].update(sessions={"xx": "all"}), "protocol.sessions['xx']"),
+        (lambda d: d["protocol"].update(sessions={"co": ["0train"]}), "protocol.sessions.co"),
+        (lambda d: d["protocol"].update(sepclr={"augment": {}}), "protocol.sepclr.loss_weights"),
+        (
+            lambda d: d["protocol"].update(sepclr={"loss_weights": {
+                "common": 1, "salient": -1, "regulariser": 1, "mi": 1}}),
+            "protocol.sepclr.loss_weights.salient",
+        ),
+        (
+            lambda d: d["protocol"].update(sepclr={"loss_weights": {
+                "common": 1, "salient": 1, "regulariser": 1, "mi": 1},
+                "augment": {"hflip": 2}}),
+            "protocol.sepclr.augment.hflip",
+        ),
     ],
 )
 def test_each_field_is_checked(mutate: Any, where: str, bnci: dict[str, Any]) -> None:
