@@ -7,7 +7,11 @@ on simulated motor imagery, in one run.
     (``fast=True``, the default: ``medcl.mvcnet._kernels``) vs its plain ``torch.nn`` modules
     (``fast=False``, same weights, same steps);
 (c) accuracy on simulated data, 3 subjects, CO protocol: MVCNet, its CNN branch alone (CE only,
-    no views), CSP+LDA and EEGNet — reported as measured.
+    no views), CSP+LDA and EEGNet — reported as measured;
+(p) with ``--profile``: where an MVCNet step's time goes (forward / backward of each part on one
+    stacked batch of 64 trials and 3 views, medians) and the floating-point operations of one
+    step of each model (``torch.utils.flop_counter``) with the rate each achieves: the ratio in
+    (b) cannot fall below the FLOP ratio times the rate ratio without changing the maths.
 
 Run: ``.venv/bin/python benchmarks/bench_mvcnet.py [--epochs 30] [--seeds 1,2,3]``. On a shared
 machine prefix ``OMP_NUM_THREADS=1``; (b) also prints the ratio of process CPU times, which the
@@ -56,12 +60,118 @@ def epoch_seconds(step, opt, batches) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def _forward_backward_ms(fn, inputs, repeats: int) -> tuple[float, float]:
+    """(forward, backward) milliseconds of ``fn(*inputs)`` (medians; backward of a random
+    linear function of the output, into the parameters and any input that requires grad)."""
+    fwd = _median_ms(lambda: fn(*inputs), repeats)
+    out = fn(*inputs)
+    grad = torch.randn_like(out)
+
+    def both():
+        fn(*inputs).backward(grad)
+
+    return fwd, max(_median_ms(both, repeats) - fwd, 0.0)
+
+
+def step_flops(step, x, y) -> float:
+    """Floating-point operations (G) of one training step ``step(x, y).backward()``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(x, y).backward()
+    return counter.get_total_flops() / 1e9
+
+
+def profile(model, views, objective, channel_maps, batch, runs, repeats) -> None:
+    """(p): where the time of one MVCNet training step goes, part by part, on the CPU."""
+    from medcl.mvcnet import _kernels
+
+    x, y = batch
+    pairs = views(x, y)
+    xs = torch.cat([x] + [v for v, _ in pairs])
+    ys = torch.cat([y] + [t for _, t in pairs])
+    n_views = len(pairs)
+    maps = _kernels.checked_maps(xs, channel_maps)
+    model.train()
+    with torch.no_grad():
+        tokens = _kernels.encode(model.encoder, xs[..., : model.d_model], maps)
+        feats = model.cnn_features(xs)
+    flat = tokens.flatten(1).requires_grad_()
+    feats = feats.requires_grad_()
+    tokens = tokens.requires_grad_()
+    parts = {
+        f"views ({n_views}, forward only)": (lambda: views(x, y)[0][0], (), False),
+        "CNN branch (IFNet stem)": (model.cnn_features, (xs,), True),
+        "Transformer encoder": (
+            lambda t: _kernels.encode(model.encoder, t, maps), (xs[..., : model.d_model],), True),
+        "  in-projection (shared by linear views)": (
+            lambda t: _kernels.SharedInProjection.apply(
+                t, model.encoder.layers[0].self_attn.in_proj_weight,
+                model.encoder.layers[0].self_attn.in_proj_bias, maps)
+            if maps else torch.nn.functional.linear(
+                t, model.encoder.layers[0].self_attn.in_proj_weight,
+                model.encoder.layers[0].self_attn.in_proj_bias),
+            (xs[..., : model.d_model],), True),
+        "  feed-forward (linear1, ReLU, linear2)": (
+            lambda t: model.encoder.layers[0].linear2(
+                model.encoder.layers[0].dropout(
+                    torch.relu(model.encoder.layers[0].linear1(t)))), (tokens,), True),
+        "projector (C*T -> hidden -> F)": (model.projector, (flat,), True),
+        "classifier + losses (CE, CVC, CMC)": (
+            lambda f: objective({"cnn": f, "proj": torch.tanh(f),
+                                 "logits": model.classifier(f)}, ys, n_views)["loss"],
+            (feats,), True),
+    }
+    rows = []
+    for name, (fn, inputs, has_backward) in parts.items():
+        if has_backward:
+            rows.append((name, *_forward_backward_ms(fn, inputs, repeats)))
+        else:
+            rows.append((name, _median_ms(fn, repeats), 0.0))
+    opt = runs["MVCNet"][1]
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p) if p.grad is None else p.grad
+    rows.append(("Adam update (fused)", _median_ms(opt.step, repeats), 0.0))
+    step_fn = runs["MVCNet"][0]
+    whole = _median_ms(lambda: step_fn(x, y).backward(), repeats)
+    top = [r for r in rows if not r[0].startswith("  ")]
+    print(f"\n(p) one MVCNet step, batch {len(x)} + {n_views} views stacked ({len(xs)} rows), "
+          f"medians of {repeats}; whole forward + backward {whole:.0f} ms\n")
+    print("| part | forward ms | backward ms | share of the parts |\n|---|---|---|---|")
+    total = sum(f + b for _, f, b in top)
+    for name, f, b in rows:
+        print(f"| {name} | {f:.0f} | {b:.0f} | {100 * (f + b) / total:.0f}% |")
+    flops, secs = {}, {}
+    for name in ("MVCNet", "EEGConformer"):
+        step_fn = runs[name][0]
+        flops[name] = step_flops(step_fn, x, y)
+        secs[name] = _median_ms(lambda s=step_fn: s(x, y).backward(), repeats) / 1e3
+    print("\n| model | GFLOP per step (forward + backward) | s per step | GFLOP/s |")
+    print("|---|---|---|---|")
+    for name in flops:
+        print(f"| {name} | {flops[name]:.1f} | {secs[name]:.2f} | {flops[name] / secs[name]:.1f} |")
+    print(f"FLOP ratio MVCNet / EEGConformer {flops['MVCNet'] / flops['EEGConformer']:.1f}; "
+          f"time ratio {secs['MVCNet'] / secs['EEGConformer']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--trans-hidden", type=int, default=2048)
+    parser.add_argument("--trans-hidden", type=int, default=None,
+                        help="projector width (default: 4 x the feature size, 2048 here)")
     parser.add_argument("--skip-accuracy", action="store_true", help="only (a) and (b)")
+    parser.add_argument("--profile", action="store_true", help="print (p), the profile table")
     parser.add_argument("--repeats", type=int, default=3,
                         help="for (b): epochs timed per model, alternating; medians reported")
     parser.add_argument("--batch-size", type=int, default=16,
@@ -77,7 +187,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     cfg = MVCNetConfig(trans_hidden=args.trans_hidden)
-    model = build_model(cfg, 22, 1000, 2)
+    model = build_model(cfg, 22, 1000, 2, sfreq=250.0)
     plain = copy.deepcopy(model)  # same weights, plain torch.nn path
     plain.fast = False
     print(f"(a) predict latency, batch 1, 22 x 1000, CNN branch: {latency(model):.2f} ms median "
@@ -122,6 +232,8 @@ def main() -> None:
           f"{wall[slow]:.2f} s, ratio fast / plain {wall[fast] / wall[slow]:.2f}; process CPU "
           f"time ratio {cpu[fast] / cpu[slow]:.2f}")
 
+    if args.profile:
+        profile(model, views, objective, channel_maps, batches[0], runs, args.repeats)
     if args.skip_accuracy:
         return
     from medcl.mvcnet.simulate import write_simulated

@@ -8,15 +8,37 @@ test part.
     Common spatial patterns (8 components, Ledoit-Wolf regularised covariances, log-variance
     features) + linear discriminant analysis [Ramoser2000]_, with ``mne.decoding.CSP`` and
     scikit-learn.
-``eegnet``, ``shallow``, ``conformer``, ``ifnet``
-    braindecode's ``EEGNet`` [Lawhern2018]_, ``ShallowFBCSPNet`` [Schirrmeister2017]_,
-    ``EEGConformer`` [Song2023]_ and ``IFNet`` [Wang2023]_ with their default hyper-parameters,
-    trained with the core :class:`medcl.contrastive.engine.Engine`: cross-entropy, Adam (``lr``, no
-    weight decay, no scheduler), shuffled mini-batches of ``batch_size``, ``epochs`` epochs,
-    seeded. As in MVCNet's protocol [Wang2025]_, the model of the **last epoch** is evaluated
-    (no early stopping, no model selection on test data).
+``eegnet``
+    braindecode's ``EEGNet`` [Lawhern2018]_ with the hyper-parameters the MVCNet authors ran it
+    with (their ``utils/network.py`` and ``MVCNet_CO.py``): ``F1, D, F2 = 4, 2, 8``, temporal
+    kernel ``sfreq // 2`` samples (125 at 250 Hz), dropout 0.25 (:data:`EEGNET_AUTHORS`); the
+    rest (poolings 4 and 8, separable kernel 16) are EEGNet's and braindecode's defaults.
+``shallow``, ``conformer``
+    braindecode's ``ShallowFBCSPNet`` [Schirrmeister2017]_ and ``EEGConformer`` [Song2023]_ with
+    their default hyper-parameters.
+``ifnet``
+    IFNet [Wang2023]_ with a **single band**, as the MVCNet authors ran it for their "IFNet"
+    column (``radix=1`` in their ``models/IFNet.py``; the same network is MVCNet's CNN
+    branch): pointwise ``Conv1d(C -> 64, k=1)`` + BN, depthwise ``Conv1d(64, k=63)`` + BN,
+    GELU, ``AvgPool1d(pool)``, dropout 0.5, flatten, linear classifier; truncated-normal
+    (std 0.01) weights and zero biases, as the authors. ``pool`` is the authors' (125 at
+    250 Hz, 128 at 512 Hz, see :func:`ifnet_pool`). Written here
+    from that description; the authors' "drop the last sample" before pooling only trims their
+    1001-sample MOABB windows, ours have 1000 and the pooling floors, so it is left out.
+``ifnet_fb``
+    braindecode's ``IFNet``: the original two-band filter bank (4-16 and 16-40 Hz), default
+    hyper-parameters; not the authors' column, kept under its own name.
 
-Input scaling, the same for all five: each channel is z-scored with the mean and standard
+The networks are trained with the core :class:`medcl.contrastive.engine.Engine`: cross-entropy,
+Adam (``lr``, no weight decay, no scheduler), shuffled mini-batches of ``batch_size``,
+``epochs`` epochs, seeded. Every epoch uses every training trial: the last partial batch is
+kept (the authors' ``drop_last=False``), except a final batch of exactly one trial, which is
+dropped (batch norm cannot normalise one sample; the authors skip it too): the loader is
+MVCNet's own, :func:`medcl.mvcnet.train.make_loader`, so every model of the harness takes the
+same steps per epoch. As in MVCNet's protocol [Wang2025]_, the model of
+the **last epoch** is evaluated (no early stopping, no model selection on test data).
+
+Input scaling, the same for all of them: each channel is z-scored with the mean and standard
 deviation of the **training** trials (over trials and time); the test trials reuse those
 statistics. This is a per-channel linear rescaling, so it does not change what alignment (EA)
 did upstream, and it keeps µV-scale inputs in the range the networks were designed for.
@@ -48,18 +70,36 @@ import numpy as np
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["BASELINES", "MIN_N_TIMES", "build_model", "fit_predict", "standardize_channels"]
+__all__ = [
+    "BASELINES",
+    "EEGNET_AUTHORS",
+    "MIN_N_TIMES",
+    "build_model",
+    "fit_predict",
+    "ifnet_pool",
+    "min_n_times",
+    "standardize_channels",
+]
 
-BASELINES = ("csp_lda", "eegnet", "shallow", "conformer", "ifnet")
+BASELINES = ("csp_lda", "eegnet", "shallow", "conformer", "ifnet", "ifnet_fb")
 
-#: Shortest trial (samples) each network accepts with its default hyper-parameters:
-#: EEGNet's two poolings (4 and 8) leave at least one step only from 27 samples on;
+#: EEGNet as the MVCNet authors ran it (``F1, D, F2 = 4, 2, 8``, dropout 0.25); the temporal
+#: kernel is ``sfreq // 2`` samples (``kernLength=int(sample_rate // 2)`` in their code).
+EEGNET_AUTHORS = {"F1": 4, "D": 2, "F2": 8, "drop_prob": 0.25}
+
+#: Shortest trial (samples) of the networks whose limit does not depend on the sampling rate:
 #: ShallowFBCSPNet and EEGConformer need a 25-tap temporal convolution followed by a 75-sample
-#: pooling window (25 + 75 - 1 = 99); IFNet needs one sample per each of its 8 temporal segments.
-MIN_N_TIMES = {"eegnet": 27, "shallow": 99, "conformer": 99, "ifnet": 8}
+#: pooling window (25 + 75 - 1 = 99); braindecode's IFNet needs one sample per each of its 8
+#: temporal segments. EEGNet and the single-band IFNet: see :func:`min_n_times`.
+MIN_N_TIMES = {"shallow": 99, "conformer": 99, "ifnet_fb": 8}
 
-#: IFNet's filter bank has bands 4-16 and 16-40 Hz: the 40 Hz edge must stay below Nyquist.
+#: braindecode's IFNet filter bank has bands 4-16 and 16-40 Hz: the 40 Hz edge must stay below
+#: Nyquist.
 IFNET_MAX_FREQ = 40.0
+
+#: Feature maps and temporal kernel of the single-band IFNet (the authors' ``embed_dims=64``,
+#: ``kernel_size=63``) and its dropout.
+IFNET_FILTERS, IFNET_KERNEL, IFNET_DROPOUT = 64, 63, 0.5
 
 #: Number of CSP components (clipped to the number of channels).
 CSP_COMPONENTS = 8
@@ -68,6 +108,64 @@ CSP_COMPONENTS = 8
 def _check_name(name: str) -> None:
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {BASELINES}")
+
+
+def ifnet_pool(sfreq: float) -> int:
+    """Pooling window (samples) of the single-band IFNet at ``sfreq``, as the MVCNet authors.
+
+    Their scripts set ``patch_size = 125`` for the 250 Hz datasets and ``128`` for the 512 Hz
+    ones (BNCI2014_002, BNCI2015_001); the rule is MVCNet's CNN branch's,
+    :func:`medcl.mvcnet.model.authors_pool` (other rates take the nearer of the two).
+    """
+    from .model import authors_pool
+
+    return authors_pool(float(sfreq))
+
+
+def eegnet_kernel(sfreq: float) -> int:
+    """EEGNet's temporal kernel (samples) as the MVCNet authors: ``sfreq // 2``."""
+    return max(1, int(float(sfreq) // 2))
+
+
+def min_n_times(name: str, sfreq: float) -> int:
+    """Shortest trial (samples) network ``name`` accepts at ``sfreq``.
+
+    EEGNet's two poolings (4 and 8) after its "same"-padded temporal convolution leave one step
+    from 28 samples on with an odd kernel (27 with an even one, which adds a sample); the
+    single-band IFNet needs one pooling window (:func:`ifnet_pool`); the others are in
+    :data:`MIN_N_TIMES`.
+    """
+    if name == "eegnet":
+        return 28 if eegnet_kernel(sfreq) % 2 else 27
+    if name == "ifnet":
+        return ifnet_pool(sfreq)
+    return MIN_N_TIMES[name]
+
+
+def _ifnet_single_band(n_chans: int, n_times: int, sfreq: float, n_classes: int) -> nn.Module:
+    """The single-band IFNet of the module docstring (``(B, C, T)`` -> logits ``(B, K)``)."""
+    import torch
+    from torch import nn
+
+    pool = ifnet_pool(sfreq)
+    net = nn.Sequential(
+        nn.Conv1d(n_chans, IFNET_FILTERS, 1, bias=False),
+        nn.BatchNorm1d(IFNET_FILTERS),
+        nn.Conv1d(IFNET_FILTERS, IFNET_FILTERS, IFNET_KERNEL, padding=IFNET_KERNEL // 2,
+                  groups=IFNET_FILTERS, bias=False),
+        nn.BatchNorm1d(IFNET_FILTERS),
+        nn.GELU(),
+        nn.AvgPool1d(pool, pool),
+        nn.Dropout(IFNET_DROPOUT),
+        nn.Flatten(),
+        nn.Linear(IFNET_FILTERS * (n_times // pool), n_classes),
+    )
+    for module in net.modules():
+        if isinstance(module, (nn.Conv1d, nn.Linear)):
+            torch.nn.init.trunc_normal_(module.weight, std=0.01)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+    return net
 
 
 def standardize_channels(
@@ -103,8 +201,8 @@ def build_model(
 
     Parameters
     ----------
-    name : {"eegnet", "shallow", "conformer", "ifnet"}
-        The network.
+    name : {"eegnet", "shallow", "conformer", "ifnet", "ifnet_fb"}
+        The network (see the module docstring).
     n_chans, n_times : int
         Trial shape.
     sfreq : float
@@ -126,15 +224,15 @@ def build_model(
     _check_name(name)
     if name == "csp_lda":
         raise ValueError("csp_lda is not a neural network; fit_predict builds it")
-    min_times = MIN_N_TIMES[name]
+    min_times = min_n_times(name, sfreq)
     if n_times < min_times:
         raise ValueError(
             f"baseline {name!r} needs trials of at least {min_times} samples, got n_times="
             f"{n_times} (at {sfreq:g} Hz); use longer windows or another baseline"
         )
-    if name == "ifnet" and not sfreq > 2 * IFNET_MAX_FREQ:
+    if name == "ifnet_fb" and not sfreq > 2 * IFNET_MAX_FREQ:
         raise ValueError(
-            f"baseline 'ifnet' filters up to {IFNET_MAX_FREQ:g} Hz and needs sfreq > "
+            f"baseline 'ifnet_fb' filters up to {IFNET_MAX_FREQ:g} Hz and needs sfreq > "
             f"{2 * IFNET_MAX_FREQ:g} Hz, got sfreq={sfreq:g}"
         )
     from braindecode.models import EEGConformer, EEGNet, IFNet, ShallowFBCSPNet
@@ -151,7 +249,11 @@ def build_model(
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             if name == "eegnet":
-                return EEGNet(**common, final_conv_length="auto")
+                return EEGNet(**common, final_conv_length="auto",
+                              kernel_length=eegnet_kernel(sfreq), **EEGNET_AUTHORS)
+            if name == "ifnet":
+                return _ifnet_single_band(int(n_chans), int(n_times), float(sfreq),
+                                          int(n_classes))
             if name == "shallow":
                 return ShallowFBCSPNet(**common, final_conv_length="auto")
             if name == "conformer":
@@ -217,9 +319,11 @@ def _train_network(
 ) -> np.ndarray:
     import torch
     from torch.nn import functional as F
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import TensorDataset
 
     from medcl.contrastive.engine import Engine, EngineConfig
+
+    from .train import make_loader
 
     n_chans, n_times = X_train.shape[1:]
     accelerator, devices = _accelerator(device)
@@ -238,12 +342,7 @@ def _train_network(
     model = build_model(name, n_chans=n_chans, n_times=n_times, sfreq=sfreq, n_classes=n_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     dataset = TensorDataset(torch.from_numpy(X_train), torch.from_numpy(y_train.astype(np.int64)))
-    loader = DataLoader(
-        dataset,
-        batch_size=min(batch_size, len(dataset)),
-        shuffle=True,
-        generator=torch.Generator(),
-    )
+    loader = make_loader(dataset, batch_size, generator=torch.Generator())
 
     def step(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         xb, yb = batch
@@ -283,7 +382,7 @@ def fit_predict(
 
     Parameters
     ----------
-    name : {"csp_lda", "eegnet", "shallow", "conformer", "ifnet"}
+    name : {"csp_lda", "eegnet", "shallow", "conformer", "ifnet", "ifnet_fb"}
         The baseline (see the module docstring).
     X_train : np.ndarray, shape (n_train, n_chans, n_times)
         Preprocessed training trials.

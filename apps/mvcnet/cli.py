@@ -25,7 +25,7 @@ app = app_group(
     "BrainVision, EEGLAB) and MOABB datasets",
 )
 
-ALL_MODELS = "mvcnet,mvcnet_cnn,csp_lda,eegnet,shallow,conformer,ifnet"
+ALL_MODELS = "mvcnet,mvcnet_cnn,csp_lda,eegnet,shallow,conformer,ifnet,ifnet_fb"
 
 
 @app.command()
@@ -89,11 +89,14 @@ def _models(text: str) -> list[str]:
 def _config(**options):
     """The run's :class:`~medcl.mvcnet.config.MVCNetConfig`: the paper's defaults, overridden by
     the CLI options (``seeds`` as typed, e.g. ``"1,2,3"``)."""
-    from .config import MVCNetConfig
+    from .config import TEST_ALIGNMENTS, MVCNetConfig
 
     if options["protocol"] not in PROTOCOLS:
         raise typer.BadParameter(f"choose {', '.join(PROTOCOLS)}, not {options['protocol']!r}",
                                  param_hint="--protocol")
+    if options.get("test_alignment", "online") not in TEST_ALIGNMENTS:
+        raise typer.BadParameter(f"choose {' or '.join(TEST_ALIGNMENTS)}, not "
+                                 f"{options['test_alignment']!r}", param_hint="--test-alignment")
     try:
         return MVCNetConfig(**{**options, "seeds": int_list(options["seeds"], "--seeds")})
     except ValueError as err:
@@ -126,7 +129,7 @@ def _train_like(inputs: DataOptions, cfg, models: str, out: Path,
                                  param_hint="--shard") from err
     pooled = load_data(cfg, files=inputs.data or None, moabb=inputs.moabb,
                        subjects=int_list(inputs.subjects, "--subjects") if inputs.subjects
-                       else None, sessions=_names(inputs.sessions, "--sessions", all_word=True),
+                       else None, sessions=inputs.sessions,
                        events=inputs.events, labels=inputs.labels or None,
                        channels=_names(inputs.channels, "--channels"))
     report = train_run(cfg, pooled, chosen, out, sources=inputs.sources(),
@@ -148,7 +151,9 @@ def _training_command(name: str, default_models: str, doc: str) -> None:
             "downloaded); FakeDataset (random noise, offline) to try the MOABB path.")] = None,
         subjects: Annotated[str | None, typer.Option(help="MOABB subjects, e.g. 1,2.")] = None,
         sessions: Annotated[str | None, typer.Option(
-            help="MOABB sessions to keep, e.g. 0train (default: all).")] = None,
+            help="MOABB sessions to keep: names (0train or 0A,1B), NAME:N for the first N "
+            "trials of a session (0:100), or all to pool (default: the dataset's data card, "
+            "the authors' sessions for the protocol).")] = None,
         events: Annotated[str | None, typer.Option(
             help="Class=code mapping, e.g. left=769,right=770 or left=T1,right=T2.")] = None,
         labels: Annotated[list[Path] | None, typer.Option(
@@ -176,9 +181,15 @@ def _training_command(name: str, default_models: str, doc: str) -> None:
         = None,
         alignment: Annotated[str, typer.Option(help="ea (Euclidean alignment) or none.")]
         = "ea",
-        batch_size: Annotated[int, typer.Option(help="Batch size (paper: 64).")] = 64,
+        test_alignment: Annotated[str, typer.Option(
+            help="online (incremental alignment in recording order) or authors (EA of the "
+            "whole test set, then incremental, as the authors' CO/CV code).")] = "online",
+        batch_size: Annotated[int | None, typer.Option(
+            help="Batch size (default: the authors', 64; 32 under cv).")] = None,
         lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-3).")] = 1e-3,
-        trans_hidden: Annotated[int, typer.Option(help="Transformer projector width.")] = 2048,
+        trans_hidden: Annotated[int | None, typer.Option(
+            help="Transformer projector hidden width (default: 4x the feature size, as the "
+            "authors).")] = None,
         quiet: Annotated[bool, typer.Option(
             "--quiet", help="No progress lines or bars (errors and the result only).")] = False,
         shard: Annotated[str | None, typer.Option(
@@ -192,7 +203,7 @@ def _training_command(name: str, default_models: str, doc: str) -> None:
         cfg = _config(protocol=protocol, epochs=epochs, seeds=seeds, infer=infer,
                       l_freq=l_freq, h_freq=h_freq, resample=resample, notch=notch, ems=ems,
                       tmin=tmin, tmax=tmax, alignment=alignment, batch_size=batch_size, lr=lr,
-                      trans_hidden=trans_hidden)
+                      trans_hidden=trans_hidden, test_alignment=test_alignment)
         _train_like(inputs, cfg, models, out,
                     RunOptions(quiet=quiet, shard=shard, workers=workers))
 

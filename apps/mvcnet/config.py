@@ -1,6 +1,7 @@
 """Hyper-parameters of an MVCNet run, with the paper's defaults (Wang et al. 2025, sec. 4.3 and the
-authors' scripts: Adam 1e-3, batch 64, 100 epochs, tau 0.2, lambda1 = lambda2 = 0.1, views flip /
-frequency shift / channel reflection, last-epoch accuracy)."""
+authors' scripts: Adam 1e-3, batch 64 (32 under CV, as ``MVCNet_CV.py``), 100 epochs, tau 0.2,
+lambda1 = lambda2 = 0.1, views flip / frequency shift / channel reflection, projector hidden
+width 4x the feature size, last-epoch accuracy)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,18 @@ from dataclasses import dataclass, field
 
 INFER_MODES = ("cnn", "fused")
 ALIGNMENTS = ("ea", "none")
+
+TEST_ALIGNMENTS: dict[str, str] = {
+    "online": "incremental Euclidean alignment of the test trials in recording order",
+    "authors": "Euclidean alignment of the whole test set, then incremental alignment on top "
+    "(the authors' CO/CV code)",
+}
+"""How test trials are aligned (``--test-alignment``) and the words every results table and
+report uses for it (see :func:`medcl.mvcnet.harness.preprocess`)."""
+
+AUTHORS_BATCH_SIZE: dict[str, int] = {"co": 64, "cv": 32, "loso": 64, "t2e": 64}
+"""Batch size per protocol when none is given: the authors' ``MVCNet_CO.py`` and
+``MVCNet_LOSO.py`` train with 64, ``MVCNet_CV.py`` with 32; T->E (not theirs) takes 64."""
 
 PROTOCOL_TITLES: dict[str, str] = {
     "co": "CO (within subject, chronological: first 80% of each class to train)",
@@ -25,10 +38,20 @@ PROTOCOLS: tuple[str, ...] = tuple(PROTOCOL_TITLES)
 
 @dataclass
 class MVCNetConfig:
-    """Everything ``medcl mvcnet train`` needs besides the data; CLI flags override these."""
+    """Everything ``medcl mvcnet train`` needs besides the data; CLI flags override these.
+
+    ``batch_size`` ``None`` becomes the authors' batch size of the protocol
+    (:data:`AUTHORS_BATCH_SIZE`: 64, or 32 under CV) when the config is built, so a resolved
+    config always holds an integer. ``trans_hidden`` ``None`` is the authors' projector hidden
+    width, 4x the feature size (``projector_dim1 = feature_deep_dim * 4`` in their scripts: 2048
+    for 22 x 1000-sample trials, 5120 at 512 Hz), worked out by the model from the data.
+    ``pool`` ``None`` (the default) is the authors' pooling for the sampling rate (125 at 250 Hz,
+    128 at 512 Hz; :func:`medcl.mvcnet.model.authors_pool`); an integer fixes it.
+    ``test_alignment`` is one of :data:`TEST_ALIGNMENTS`.
+    """
 
     epochs: int = 100
-    batch_size: int = 64
+    batch_size: int | None = None
     lr: float = 1e-3
     temperature: float = 0.2
     lambda_cvc: float = 0.1
@@ -37,11 +60,11 @@ class MVCNetConfig:
     infer: str = "cnn"
     n_filters: int = 64
     kernel_size: int = 63
-    pool: int = 125
+    pool: int | None = None
     dropout: float = 0.5
     trans_heads: int = 2
     trans_layers: int = 1
-    trans_hidden: int = 2048
+    trans_hidden: int | None = None
     l_freq: float | None = 8.0
     h_freq: float | None = 32.0
     notch: float | None = None
@@ -49,6 +72,7 @@ class MVCNetConfig:
     tmin: float | None = None
     tmax: float | None = None
     alignment: str = "ea"
+    test_alignment: str = "online"
     ems: bool = False
     protocol: str = "co"
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
@@ -60,5 +84,13 @@ class MVCNetConfig:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.alignment not in ALIGNMENTS:
             raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
+        if self.test_alignment not in TEST_ALIGNMENTS:
+            raise ValueError(f"test_alignment must be one of {tuple(TEST_ALIGNMENTS)}, got "
+                             f"{self.test_alignment!r}")
+        if self.batch_size is None:
+            self.batch_size = AUTHORS_BATCH_SIZE[self.protocol]
+        if self.trans_hidden is not None and self.trans_hidden < 1:
+            raise ValueError(f"trans_hidden must be a positive width or None (4x the feature "
+                             f"size), got {self.trans_hidden}")
         if self.epochs < 1 or self.batch_size < 2 or not self.seeds:
             raise ValueError("epochs >= 1, batch_size >= 2 and at least one seed are needed")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import PROTOCOL_TITLES, MVCNetConfig
+from .config import PROTOCOL_TITLES, TEST_ALIGNMENTS, MVCNetConfig
 
 SPLITS_NAME = "splits.csv"
 """The evaluation table of a run: one row per protocol split, model and seed (``metrics.csv``
@@ -33,6 +33,9 @@ class Pooled:
     sfreq: float
     classes: list[str]
     notes: list[str]
+    selection: dict | None = None
+    """Which sessions were kept and why: ``{"sessions": text, "from": origin}`` (see
+    :func:`load_data`); ``None`` for pools made by hand."""
 
 
 def pool(trials: list) -> Pooled:
@@ -77,9 +80,26 @@ def preprocess(cfg: MVCNetConfig, data: Pooled, train: np.ndarray, test: np.ndar
                ) -> tuple[np.ndarray, np.ndarray]:
     """Aligned (and optionally standardised) train and test trials of one split.
 
-    Euclidean alignment per subject: training trials with their own reference (He & Wu 2020);
-    test trials with the incremental online variant, in recording order, as a deployed decoder
-    would see them.
+    Euclidean alignment per subject (He & Wu 2020), with the authors' centred covariance
+    (``np.cov``, see :func:`medcl.mvcnet.preprocess.trial_covariances`): training trials with
+    their own reference. Test trials per subject, as ``cfg.test_alignment`` says:
+
+    ``"online"`` (default)
+        Incremental online EA in recording order (:class:`~medcl.mvcnet.preprocess.OnlineEA`):
+        trial ``k`` is aligned with the mean covariance of test trials ``1..k``, as a deployed
+        decoder would see them. This is what the authors do under LOSO.
+    ``"authors"``
+        What the authors' CO and CV scripts do (``MVCNet_CO.py`` via ``utils/data_utils.py``
+        and ``utils/utils.py``; ``MVCNet_CV.py``): EA of the whole test set with its own
+        reference (which uses every test trial, so it is not an online decoder), then the
+        incremental alignment on top. Under CO the incremental pass runs in **class-sorted**
+        order (all trials of class 0, then class 1, ... as their split concatenates them);
+        under CV in the fold's order, which is recording order (their test fold is a contiguous
+        ``KFold`` block; the issue's "class-sorted for CV" is not what their code does); under
+        T->E in recording order too. Under LOSO the authors align the test subject online only,
+        so ``"authors"`` is the same as ``"online"`` there.
+
+    Rows come back in the order of ``test`` whatever order the alignment ran in.
     """
     from .preprocess import OnlineEA, euclidean_alignment, exponential_moving_standardize
 
@@ -90,11 +110,24 @@ def preprocess(cfg: MVCNetConfig, data: Pooled, train: np.ndarray, test: np.ndar
         for subject in np.unique(data.subjects[train]):
             rows = data.subjects[train] == subject
             Xtr[rows] = euclidean_alignment(Xtr[rows])[0]
+        authors = cfg.test_alignment == "authors" and cfg.protocol != "loso"
         for subject in np.unique(data.subjects[test]):
             rows = np.flatnonzero(data.subjects[test] == subject)
-            online = OnlineEA(Xte.shape[1])
-            Xte[rows] = online.transform(Xte[rows], update=True)
+            if authors:
+                Xte[rows] = euclidean_alignment(Xte[rows])[0]
+                if cfg.protocol == "co":  # the authors' class-sorted test set
+                    rows = rows[np.argsort(data.y[test][rows], kind="stable")]
+            Xte[rows] = OnlineEA(Xte.shape[1]).transform(Xte[rows], update=True)
     return Xtr.astype(np.float32), Xte.astype(np.float32)
+
+
+def alignment_label(cfg: MVCNetConfig) -> str:
+    """The words a results table and report use for the test-time alignment of ``cfg``."""
+    if cfg.alignment != "ea":
+        return "none (no Euclidean alignment)"
+    note = " (the same as online under LOSO)" if (
+        cfg.test_alignment == "authors" and cfg.protocol == "loso") else ""
+    return f"{cfg.test_alignment}: {TEST_ALIGNMENTS[cfg.test_alignment]}{note}"
 
 
 def protocol_splits(cfg: MVCNetConfig, data: Pooled) -> list:
@@ -229,13 +262,16 @@ def run_protocol(cfg: MVCNetConfig, data: Pooled, models: list[str], *, progress
     """Accuracy of every model on every split and seed of ``cfg.protocol``, in memory (no run
     folder: :func:`train_run` runs the same units resumably).
 
-    Returns the per-run table (protocol, split, model, seed, accuracy, n_train, n_test) and, for
-    the first seed's MVCNet, the pooled test labels / predictions and the learning curves.
+    Returns the per-run table (protocol, split, model, seed, accuracy, n_train, n_test,
+    test_alignment) and, for the first seed's MVCNet, the pooled test labels / predictions and
+    the learning curves.
     """
     splits = protocol_splits(cfg, data)
     work = UnitWork(cfg, data, splits, progress=progress, accelerator=accelerator)
+    aligned = cfg.test_alignment if cfg.alignment == "ea" else "none"
     rows = [{"protocol": key["protocol"], "split": key["split"], "model": row["model"],
-             "seed": key["seed"], **{c: row[c] for c in SPLIT_COLUMNS[1:]}}
+             "seed": key["seed"], **{c: row[c] for c in SPLIT_COLUMNS[1:]},
+             "test_alignment": aligned}
             for key, index in protocol_units(cfg, splits, models) for row in work(key, index)]
     return pd.DataFrame(rows), gather_extras(work.extras)
 
@@ -314,12 +350,89 @@ def match_labels(files: list[Path], labels: list[Path] | None) -> list[Path | No
                       "or give one labels file per recording in the same order")
 
 
+ALL_SESSIONS = "all"
+"""The ``--sessions`` word that pools every session of a MOABB dataset."""
+
+
+def parse_sessions(text: str | None, flag: str = "--sessions"
+                   ) -> list[tuple[str, int | None]] | None:
+    """A session selection as typed (``--sessions``) or written in a data card
+    (``protocol.sessions.<protocol>``): ``all``, or comma-separated ``NAME`` / ``NAME:N`` (MOABB
+    session ``NAME``, only its first ``N`` trials of each subject, in recording order).
+
+    Returns ``None`` for all sessions, else ``[(name, N or None), ...]``; a malformed selection
+    is a :class:`medcl.io.ConfigError` naming ``flag``.
+    """
+    import re
+
+    from medcl.io import ConfigError
+
+    if text is None or str(text).strip().lower() == ALL_SESSIONS:
+        return None
+    chosen = []
+    for part in str(text).split(","):
+        m = re.fullmatch(r"\s*([^\s:,]+)(?::(\d+))?\s*", part)
+        if not m or (m.group(2) is not None and int(m.group(2)) < 1):
+            raise ConfigError(f"{flag} {text!r}: {part.strip()!r} is not a session name or "
+                              "NAME:N (N >= 1 first trials)",
+                              fix=f"give e.g. {flag} 0train, {flag} 0:100 or {flag} all")
+        chosen.append((m.group(1), int(m.group(2)) if m.group(2) else None))
+    return chosen
+
+
+def card_sessions(moabb: str, protocol: str) -> tuple[str, str]:
+    """The default session selection of MOABB dataset ``moabb`` under ``protocol``: the
+    ``protocol.sessions`` entry of its data card (the authors' choice), else ``all``.
+
+    Returns ``(selection, origin)``, ``origin`` saying where the selection comes from. The card
+    is the one whose file stem equals the dataset id without ``_``/``-`` and case (e.g.
+    ``bnci2014_001.yaml`` for ``BNCI2014_001``), in :func:`medcl.io.cards.cards_dir`.
+    """
+    from medcl.io.cards import cards_dir, load_card
+
+    def key(text: str) -> str:
+        return "".join(ch for ch in str(text).lower() if ch.isalnum())
+
+    try:
+        files = sorted(p for p in cards_dir().glob("*.y*ml") if key(p.stem) == key(moabb))
+    except OSError:
+        files = []
+    if not files:
+        return ALL_SESSIONS, f"default: no data card for {moabb}, so all sessions"
+    card = load_card(files[0])
+    chosen = (card.protocol.get("sessions") or {}).get(protocol)
+    if chosen is None:
+        return ALL_SESSIONS, (f"default: data card {card.id} names no sessions for "
+                              f"{protocol.upper()}, so all")
+    return str(chosen), (f"default: data card {card.id}, the authors' sessions for "
+                         f"{protocol.upper()}; --sessions all pools every session")
+
+
+def _first_trials(trials, n: int):
+    """The first ``n`` trials of one subject's session (recording order)."""
+    from dataclasses import replace as _replace
+
+    if len(trials.labels) <= n:
+        return trials
+    return _replace(trials, data=trials.data[:n], labels=trials.labels[:n],
+                    onsets=np.asarray(trials.onsets)[:n],
+                    notes=[*trials.notes, f"first {n} of {len(trials.labels)} trials kept "
+                           f"(session {trials.session})"])
+
+
 def load_data(cfg: MVCNetConfig, *, files: list[Path] | None = None, moabb: str | None = None,
-              subjects: list[int] | None = None, sessions: list[str] | None = None,
+              subjects: list[int] | None = None, sessions: str | list[str] | None = None,
               events: str | None = None, labels: list[Path] | None = None,
               channels: list[str] | None = None) -> Pooled:
-    """Read recordings (any MNE format) or a MOABB dataset (its ``subjects`` and ``sessions``,
-    default all) into one pool of trials, keeping ``channels`` (in that order) when given."""
+    """Read recordings (any MNE format) or a MOABB dataset (its ``subjects``, default all) into
+    one pool of trials, keeping ``channels`` (in that order) when given.
+
+    ``sessions`` (MOABB only) is a selection of :func:`parse_sessions` (a list of names is
+    joined with commas); ``None`` takes the dataset's data card choice for ``cfg.protocol``
+    (:func:`card_sessions`: the authors' sessions, e.g. ``0train`` for BNCI2014_001 under CO,
+    CV and LOSO), ``"all"`` pools every session. ``Pooled.selection`` records what was kept
+    and why.
+    """
     from medcl.io import ConfigError
     from medcl.io.eeg import load_moabb, read_trials
 
@@ -330,8 +443,20 @@ def load_data(cfg: MVCNetConfig, *, files: list[Path] | None = None, moabb: str 
         if files or labels:
             raise ConfigError(f"--moabb {moabb} is given together with --data/--labels files",
                               fix="train either on --data recordings or on a --moabb dataset")
-        trials = load_moabb(moabb, subjects=subjects, sessions=sessions, events=events,
-                            **window, **filt)
+        if sessions is None:
+            text, origin = card_sessions(moabb, cfg.protocol)
+        else:
+            text = sessions if isinstance(sessions, str) else ",".join(map(str, sessions))
+            origin = "--sessions"
+        chosen = parse_sessions(text, "--sessions" if origin == "--sessions" else
+                                f"protocol.sessions.{cfg.protocol} ({origin})")
+        trials = load_moabb(moabb, subjects=subjects,
+                            sessions=None if chosen is None else [n for n, _ in chosen],
+                            events=events, **window, **filt)
+        limits = {name: n for name, n in chosen or [] if n is not None}
+        trials = [_first_trials(t, limits[str(t.session)]) if str(t.session) in limits else t
+                  for t in trials]
+        selection = {"sessions": text, "from": origin}
     else:
         if sessions is not None:
             raise ConfigError("--sessions selects sessions of a --moabb dataset",
@@ -346,7 +471,21 @@ def load_data(cfg: MVCNetConfig, *, files: list[Path] | None = None, moabb: str 
                 path, events or "left=769,right=770", tmin=0.0 if cfg.tmin is None else cfg.tmin,
                 tmax=4.0 if cfg.tmax is None else cfg.tmax,
                 labels_file=labels_file, subject=subject, session=session, **filt))
-    return pool(trials)
+        selection = {"sessions": ALL_SESSIONS, "from": "the --data files as given"}
+    pooled = pool(trials)
+    pooled.selection = selection
+    return pooled
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def sessions_line(data: Pooled) -> str:
+    """One line saying which sessions a run used and why (printed, and in the report)."""
+    used = ", ".join(sorted(set(data.sessions.tolist())))
+    sel = data.selection or {"sessions": ALL_SESSIONS, "from": "as given"}
+    return f"sessions used: {used} (selection {sel['sessions']!r}, {sel['from']})"
 
 
 def run_signature(cfg: MVCNetConfig, data: Pooled, models: list[str], sources: dict) -> dict:
@@ -362,7 +501,8 @@ def run_signature(cfg: MVCNetConfig, data: Pooled, models: list[str], sources: d
         "files": names, "moabb": sources.get("moabb"), "sessions": sources.get("sessions"),
         "events": sources.get("events"), "ch_names": data.ch_names, "sfreq": data.sfreq,
         "classes": data.classes, "subjects": sorted(set(data.subjects.tolist())),
-        "sessions_used": sorted(set(data.sessions.tolist())), "shape": list(data.X.shape),
+        "sessions_used": sorted(set(data.sessions.tolist())),
+        "session_selection": data.selection, "shape": list(data.X.shape),
         "labels_sha256": hashlib.sha256(np.ascontiguousarray(data.y).tobytes()).hexdigest()}}
 
 
@@ -383,7 +523,7 @@ def _check_inputs(cfg: MVCNetConfig, data: Pooled, models: list[str], sources: d
                              path=", ".join(map(str, where)),
                              fix="give recordings with at least two trials of every class")
     splits = protocol_splits(cfg, data)
-    check_model_size(cfg, len(data.ch_names), int(data.X.shape[2]))
+    check_model_size(cfg, len(data.ch_names), int(data.X.shape[2]), data.sfreq)
     try:  # the views accept these channels and class names
         ViewPipeline(list(cfg.views), data.ch_names, data.sfreq, data.classes)
     except ValueError as err:
@@ -418,10 +558,12 @@ def write_results(folder, cfg: MVCNetConfig, table: pd.DataFrame,
     ok = table[table["status"] == "ok"] if len(table) else table
     summary = summarise(ok) if len(ok) else pd.DataFrame(columns=["model", "mean", "std",
                                                                   "seeds"])
+    summary["test_alignment"] = cfg.test_alignment if cfg.alignment == "ea" else "none"
     summary_md = folder.write_table("results", summary, floatfmt=".2f")
     ids = _unit_ids(units)
     done, failed = _done(table), _done(table, "failed") - _done(table)
-    lines = [f"Protocol: {PROTOCOL_TITLES[cfg.protocol]}", "", summary_md.rstrip()]
+    lines = [f"Protocol: {PROTOCOL_TITLES[cfg.protocol]}", "",
+             f"Test-time alignment: {alignment_label(cfg)}", "", summary_md.rstrip()]
     if len(done & set(ids)) < len(ids):
         lines += ["", f"{len(done & set(ids))} of {len(ids)} units done (partial results)."]
     if failed:
@@ -485,7 +627,10 @@ def train_run(cfg: MVCNetConfig, data: Pooled, models: list[str], out: Path, *,
             **sources, "models": models, "ch_names": data.ch_names, "sfreq": data.sfreq,
             "classes": data.classes, "n_times": int(data.X.shape[2]),
             "n_trials": int(len(data.y)), "subjects": sorted(set(data.subjects.tolist())),
-            "sessions_used": sorted(set(data.sessions.tolist()))})
+            "sessions_used": sorted(set(data.sessions.tolist())),
+            "session_selection": data.selection, "test_alignment": alignment_label(cfg)})
+        if progress:
+            print(sessions_line(data), file=sys.stderr, flush=True)
         work = UnitWork(cfg, data, splits, extras_dir=folder.root / UNITS_DIR, progress=progress)
         result = run_units(
             units, work, table_path, columns=[*UNIT_KEY, *SPLIT_COLUMNS], signature=signature,
@@ -546,9 +691,11 @@ def _report(cfg: MVCNetConfig, data: Pooled, summary_md: str, figures: bool) -> 
         f"{len(data.y)} trials, {len(data.ch_names)} channels at {data.sfreq:g} Hz, "
         f"{data.X.shape[2]} samples per trial, classes {', '.join(data.classes)}, subjects "
         f"{', '.join(sorted(set(data.subjects.tolist())))}, sessions "
-        f"{', '.join(sorted(set(data.sessions.tolist())))}. Band-pass {cfg.l_freq}-{cfg.h_freq}"
-        f" Hz, alignment {cfg.alignment}{', exponential moving standardisation' if cfg.ems else ''}"
-        f"; {cfg.epochs} epochs, last-epoch accuracy (%), mean "
+        f"{', '.join(sorted(set(data.sessions.tolist())))}.\n\n{_upper_first(sessions_line(data))}."
+        f"\n\nTest-time alignment: **{alignment_label(cfg)}**.\n\nBand-pass {cfg.l_freq}-"
+        f"{cfg.h_freq} Hz, alignment {cfg.alignment} (centred covariance, as the authors)"
+        f"{', exponential moving standardisation' if cfg.ems else ''}; batch size "
+        f"{cfg.batch_size}; {cfg.epochs} epochs, last-epoch accuracy (%), mean "
         f"and standard deviation over seeds {cfg.seeds} (each seed: mean over splits).\n\n"
         f"{summary_md}\n\n`mvcnet (cnn)` classifies the CNN branch's features (the authors' "
         "test-time choice); `mvcnet (fused)` the mean of both branches' features.\n\n"

@@ -27,7 +27,8 @@ def load_run(run_dir: Path):
                           fix="pass the folder written by `medcl mvcnet train --out RUN`")
     known = {f.name for f in fields(MVCNetConfig)}
     cfg = MVCNetConfig(**{k: v for k, v in raw["config"].items() if k in known})
-    model = build_model(cfg, len(meta["ch_names"]), int(meta["n_times"]), len(meta["classes"]))
+    model = build_model(cfg, len(meta["ch_names"]), int(meta["n_times"]), len(meta["classes"]),
+                        float(meta["sfreq"]))
     model.load_state_dict(folder.load_model())
     return cfg, meta, model.eval()
 
@@ -38,7 +39,9 @@ def predict_file(run_dir: Path, data: Path, out: Path, *, events: str | None = N
 
     The recording is read with the run's channels (in its order), band, rate and window; trials
     are standardised if the run was (``--ems``) and aligned with incremental online Euclidean
-    alignment in recording order. Without ``events`` the run's mapping is used, plus
+    alignment in recording order (centred covariances, as in training; a deployed decoder has
+    no whole test set, so the run's ``--test-alignment authors`` does not apply here). Without
+    ``events`` the run's mapping is used, plus
     ``unknown=783``: cues of unknown class (BCI IV 2a evaluation sessions) are decoded too.
     What reading changed (resampling, trials dropped, ...) is in ``table.attrs["notes"]``.
     """

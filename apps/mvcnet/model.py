@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from . import _kernels
 
-__all__ = ["MVCNet"]
+__all__ = ["MVCNet", "authors_pool"]
 
 ChannelMap = tuple[Sequence[int], Sequence[float]]
 
@@ -46,7 +46,8 @@ class MVCNet(nn.Module):
     Transformer branch: every channel is one token whose features are the samples of the trial
     (``d_model = n_times``), encoded by ``nn.TransformerEncoder`` (``trans_layers`` post-norm
     layers, ``trans_heads`` heads, feed-forward width ``max(2 * d_model, 128)``, dropout 0.1),
-    flattened to ``C * d_model`` and projected by Linear(-> ``trans_hidden``) - LayerNorm - ReLU -
+    flattened to ``C * d_model`` and projected by Linear(-> ``trans_hidden``, by default
+    ``4 * feature_dim`` as the authors' ``projector_dim1``) - LayerNorm - ReLU -
     Linear(-> ``feature_dim``) - Tanh, so that both branches live in the same space for the
     cross-model contrastive loss. ``d_model`` must be divisible by ``trans_heads``: when it is
     not, the last ``n_times % trans_heads`` samples are cropped (``d_model = n_times -
@@ -67,16 +68,21 @@ class MVCNet(nn.Module):
         Feature maps of the CNN branch (IFNet ``out_planes``).
     kernel_size : int, default 63
         Length of the depthwise temporal convolution.
-    pool : int, default 125
-        Average-pooling window and stride (IFNet ``patch_size``).
+    pool : int or None, default 125
+        Average-pooling window and stride (IFNet ``patch_size``); ``None``: the authors' value
+        for ``sfreq`` (:func:`authors_pool`: 125 at 250 Hz, 128 at 512 Hz).
     dropout : float, default 0.5
         Dropout after pooling in the CNN branch.
     trans_heads : int, default 2
         Attention heads of the Transformer branch.
     trans_layers : int, default 1
         Encoder layers of the Transformer branch.
-    trans_hidden : int, default 2048
-        Hidden width of the Transformer projection head (the authors use 2048).
+    trans_hidden : int or None, default None
+        Hidden width of the Transformer projection head; ``None``: ``4 * feature_dim`` as the
+        authors (``projector_dim1 = feature_deep_dim * 4`` in ``MVCNet_CO.py``: 2048 for
+        BNCI2014001 at 250 Hz, 5120 at 512 Hz).
+    sfreq : float or None, default None
+        Sampling rate (Hz), braindecode-style metadata; needed only when ``pool`` is ``None``.
     fast : bool, default True
         Evaluate the modules along the speed kernels of :mod:`medcl.mvcnet._kernels` (same
         parameters, same results up to rounding); ``False`` calls the plain ``torch.nn``
@@ -119,14 +125,21 @@ class MVCNet(nn.Module):
         *,
         n_filters: int = 64,
         kernel_size: int = 63,
-        pool: int = 125,
+        pool: int | None = 125,
         dropout: float = 0.5,
         trans_heads: int = 2,
         trans_layers: int = 1,
-        trans_hidden: int = 2048,
+        trans_hidden: int | None = None,
+        sfreq: float | None = None,
         fast: bool = True,
     ) -> None:
         super().__init__()
+        if pool is None:
+            if sfreq is None:
+                raise ValueError("pool=None (the authors' pooling for the rate) needs sfreq")
+            pool = authors_pool(sfreq)
+        if trans_hidden is None:  # 4 x the feature size (max 1: let the checks below speak)
+            trans_hidden = max(1, 4 * int(n_filters) * (int(n_times) // max(1, int(pool))))
         _check_arguments(
             {
                 "n_chans": n_chans,
@@ -144,6 +157,8 @@ class MVCNet(nn.Module):
         self.n_chans = int(n_chans)
         self.n_times = int(n_times)
         self.n_outputs = int(n_classes)
+        self.sfreq = None if sfreq is None else float(sfreq)
+        self.pool = int(pool)
         self.feature_dim = int(n_filters) * (self.n_times // int(pool))
         self.d_model = self.n_times - self.n_times % int(trans_heads)
         self.fast = bool(fast)
@@ -235,9 +250,13 @@ class MVCNet(nn.Module):
         infer : {"cnn", "fused"}
             ``"cnn"`` — classifier on the CNN features only; this is what the authors' code
             evaluates at test time (the Transformer branch is not run). ``"fused"`` — classifier
-            on ``(cnn + proj) / 2``, *our reading* of the paper's statement that the final
-            representations of both branches are fused; the authors' code does not do this, and
-            the classifier is trained on CNN features only, so treat it as an experiment.
+            on ``(cnn + proj') / 2`` where ``proj'`` is the projection rescaled to each trial's
+            CNN-feature norm: *our reading* of the paper's statement that the final
+            representations of both branches are fused. The contrastive terms align the two
+            branches in direction only (cosine similarity) and the projection's scale is free
+            (thousands of times the CNN features' at initialisation), so an unscaled average
+            would be the projection alone, read by a classifier trained on CNN features. The
+            authors' code does not fuse; treat this as an experiment.
 
         Returns
         -------
@@ -247,11 +266,24 @@ class MVCNet(nn.Module):
             return self.classifier(self.cnn_features(x))
         if infer == "fused":
             out = self.forward(x)
-            return self.classifier((out["cnn"] + out["proj"]) / 2)
+            return self.classifier(fuse(out["cnn"], out["proj"]))
         raise ValueError(f"infer must be one of {_INFER_MODES}, got {infer!r}")
 
 
 # ---------------------------------------------------------------------------- construction
+def authors_pool(sfreq: float) -> int:
+    """The CNN branch's pooling window the authors use at sampling rate ``sfreq`` (Hz).
+
+    ``MVCNet_CO.py`` sets IFNet's ``patch_size`` per dataset: 125 for the 250 Hz sets
+    (BNCI2014001, Zhou2016, Blankertz2007 after resampling; 0.5 s) and 128 for the 512 Hz sets
+    (BNCI2014002, BNCI2015001; 0.25 s) — a table, not a formula. Other rates take the value of
+    the nearer of the two (128 from 381 Hz up).
+    """
+    if not sfreq > 0:
+        raise ValueError(f"sfreq must be > 0, got {sfreq}")
+    return 128 if sfreq >= (250.0 + 512.0) / 2 else 125
+
+
 def _check_arguments(sizes: dict[str, int], dropout: float) -> None:
     """Raise ``ValueError`` unless every size is a positive integer, the trials are at least
     one pooling window and one sample per head long, and ``0 <= dropout < 1``."""
@@ -306,6 +338,13 @@ def _transformer_encoder(d_model: int, heads: int, layers: int) -> nn.Transforme
         batch_first=True,
     )
     return nn.TransformerEncoder(layer, num_layers=layers, enable_nested_tensor=False)
+
+
+def fuse(cnn: Tensor, proj: Tensor) -> Tensor:
+    """``(cnn + proj') / 2`` with ``proj'`` the projection rescaled to the norm of each trial's
+    CNN features (``(B, F)`` each): see :meth:`MVCNet.predict_logits`."""
+    scale = cnn.norm(dim=1, keepdim=True) / proj.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return (cnn + proj * scale) / 2
 
 
 def _projection_head(in_features: int, hidden: int, feature_dim: int) -> nn.Sequential:

@@ -57,7 +57,7 @@ def _out_dtype(X: np.ndarray) -> np.dtype:
     return X.dtype if np.issubdtype(X.dtype, np.floating) else np.dtype(np.float64)
 
 
-def trial_covariances(X: np.ndarray, *, demean: bool = False) -> np.ndarray:
+def trial_covariances(X: np.ndarray, *, demean: bool = True) -> np.ndarray:
     """Spatial covariance of each trial.
 
     Parameters
@@ -65,10 +65,13 @@ def trial_covariances(X: np.ndarray, *, demean: bool = False) -> np.ndarray:
     X : np.ndarray, shape (n_trials, n_chans, n_times)
         Trials.
     demean : bool
-        ``False`` (default): ``C_i = X_i X_i^T / T``, the uncentred estimate of He & Wu
-        [He2020]_ eq. (1) normalised by the number of samples (band-passed EEG has zero mean).
-        ``True``: ``np.cov(X_i)`` (channel means removed, divided by ``T - 1``), as in the MVCNet
-        authors' code [Wang2025]_.
+        ``True`` (default): ``np.cov(X_i)``, channel means removed and divided by ``T - 1``, as
+        the MVCNet authors' ``EA`` and ``EA_online`` (``utils/alg_utils.py``) [Wang2025]_, so
+        that every MVCNet protocol (training EA, test-time incremental EA, ``predict``) aligns
+        as theirs. ``False``: ``C_i = X_i X_i^T / T``, the uncentred estimate of He & Wu
+        [He2020]_ eq. (1) normalised by the number of samples. The two differ by the trial's
+        channel means (small after band-pass filtering, not zero on short windows) and by the
+        factor ``T / (T - 1)``, which EA's whitening cancels only up to that scale.
 
     Returns
     -------
@@ -88,10 +91,11 @@ def trial_covariances(X: np.ndarray, *, demean: bool = False) -> np.ndarray:
     return 0.5 * (covs + np.swapaxes(covs, 1, 2))
 
 
-def mean_covariance(X: np.ndarray, *, demean: bool = False) -> np.ndarray:
+def mean_covariance(X: np.ndarray, *, demean: bool = True) -> np.ndarray:
     """Euclidean (arithmetic) mean of the trial covariances, He & Wu [He2020]_ eq. (1).
 
-    ``R = (1/n) sum_i X_i X_i^T / T``. This is the reference matrix that
+    ``R = (1/n) sum_i C_i`` with the trial covariances ``C_i`` of :func:`trial_covariances`
+    (centred ``np.cov`` by default, as the MVCNet authors). This is the reference matrix that
     :func:`euclidean_alignment` whitens, and the ``reference`` that warm-starts
     :class:`OnlineEA`.
 
@@ -177,23 +181,25 @@ def inv_sqrtm(R: np.ndarray, *, shrinkage: float = 0.0, eig_floor: float = EIG_F
 def euclidean_alignment(
     X: np.ndarray,
     *,
-    demean: bool = False,
+    demean: bool = True,
     shrinkage: float = 0.0,
     eig_floor: float = EIG_FLOOR,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean Alignment (EA) of a set of trials, He & Wu [He2020]_ eqs. (1)-(2).
 
-    ``R = (1/n) sum_i X_i X_i^T / T`` (eq. 1), then ``X_i <- R^{-1/2} X_i`` (eq. 2), after
-    which the mean covariance of the aligned trials is the identity. MVCNet [Wang2025]_ aligns
-    each training set this way (per split in CO, per fold in CV, per subject in LOSO).
+    ``R = (1/n) sum_i C_i`` (eq. 1), then ``X_i <- R^{-1/2} X_i`` (eq. 2), after which the
+    mean covariance of the aligned trials is the identity. MVCNet [Wang2025]_ aligns each
+    training set this way (per split in CO, per fold in CV, per subject in LOSO). The paper's
+    eq. (1) uses ``C_i = X_i X_i^T``; we follow the authors' code, ``C_i = np.cov(X_i)``
+    (``demean=True``, the default), where paper and code differ.
 
     Parameters
     ----------
     X : np.ndarray, shape (n_trials, n_chans, n_times)
         Trials of one domain (subject / session / split).
     demean : bool
-        Covariance estimator, see :func:`trial_covariances` (``True`` reproduces the authors'
-        ``np.cov``; the paper's uncentred estimate is the default).
+        Covariance estimator, see :func:`trial_covariances` (``True``, the default, reproduces
+        the authors' ``np.cov``; ``False`` is He & Wu's uncentred estimate).
     shrinkage, eig_floor : float
         Guards against a singular ``R``, see :func:`inv_sqrtm`.
 
@@ -252,7 +258,7 @@ class OnlineEA:
         reference: np.ndarray | None = None,
         *,
         reference_weight: float = 1.0,
-        demean: bool = False,
+        demean: bool = True,
         shrinkage: float = 0.0,
         eig_floor: float = EIG_FLOOR,
     ) -> None:

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medcl.mvcnet.model import MVCNet
+from medcl.mvcnet.model import MVCNet, fuse
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,11 @@ def test_predict_logits_cnn_and_fused(fast):
         out = net(x)
     assert cnn.shape == fused.shape == (4, 3)
     torch.testing.assert_close(cnn, out["logits"])
-    torch.testing.assert_close(fused, net.classifier((out["cnn"] + out["proj"]) / 2))
+    cnn_norm = out["cnn"].norm(dim=1, keepdim=True)
+    proj = out["proj"] * cnn_norm / out["proj"].norm(dim=1, keepdim=True)
+    torch.testing.assert_close(fused, net.classifier((out["cnn"] + proj) / 2))
+    # the projection enters at the CNN features' scale, whatever its own
+    torch.testing.assert_close(fuse(out["cnn"], 1000 * out["proj"]), fuse(out["cnn"], out["proj"]))
     assert not torch.allclose(cnn, fused)
 
 

@@ -51,9 +51,31 @@ def test_ea_matrix_is_symmetric_inverse_sqrt() -> None:
 
 
 def test_covariance_estimators_by_hand() -> None:
+    """Default: the authors' centred np.cov (issue 11 item 5); demean=False: X X^T / T."""
     X = np.array([[[1.0, -1.0, 2.0], [0.0, 3.0, 0.0]]])  # 1 trial, 2 channels, 3 samples
-    np.testing.assert_allclose(trial_covariances(X)[0], X[0] @ X[0].T / 3)
-    np.testing.assert_allclose(trial_covariances(X, demean=True)[0], np.cov(X[0]))
+    np.testing.assert_allclose(trial_covariances(X, demean=False)[0], X[0] @ X[0].T / 3)
+    np.testing.assert_allclose(trial_covariances(X)[0], np.cov(X[0]))
+
+
+def test_alignment_defaults_to_the_authors_ea_and_ea_online() -> None:
+    """EA and incremental EA by default equal the authors' (utils/alg_utils.py EA, EA_online:
+    np.cov per trial, R^-1/2 by a fractional matrix power), on trials with channel offsets
+    where the centred and uncentred estimates differ."""
+    from scipy.linalg import fractional_matrix_power
+
+    X = _correlated_trials(n=12, c=4, t=60, seed=3).astype(np.float64)
+    X += np.random.default_rng(4).normal(scale=15.0, size=(12, 4, 1))  # channel offsets
+    R = np.mean([np.cov(x) for x in X], axis=0)
+    expected = np.stack([np.real(fractional_matrix_power(R, -0.5)) @ x for x in X])
+    np.testing.assert_allclose(euclidean_alignment(X)[0], expected, rtol=1e-6, atol=1e-8)
+    assert not np.allclose(euclidean_alignment(X, demean=False)[0], expected, rtol=1e-3)
+
+    R, online = np.zeros((4, 4)), []
+    for k, x in enumerate(X):  # EA_online: R <- (R * k + cov(x)) / (k + 1), then align x
+        R = (R * k + np.cov(x)) / (k + 1)
+        online.append(np.real(fractional_matrix_power(R, -0.5)) @ x)
+    got = OnlineEA(4).transform(X)
+    np.testing.assert_allclose(got, np.stack(online), rtol=1e-6, atol=1e-8)
 
 
 def test_singular_reference_is_regularised_with_warning() -> None:

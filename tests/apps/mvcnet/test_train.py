@@ -23,9 +23,12 @@ def test_objective_is_ce_plus_weighted_contrasts():
     got = MVCNetObjective(0.2, 0.1, 0.3)(out, y, views)
     ce = sum(F.cross_entropy(out["logits"][i * b:(i + 1) * b], y[i * b:(i + 1) * b])
              for i in range(1 + views))
-    rep = torch.cat([out["cnn"], out["proj"]], 1)
     nt = NTXentLoss(0.2)
-    cvc = sum(nt(rep[:b], rep[i * b:(i + 1) * b]) for i in range(1, 1 + views)) / views
+
+    def rep(i):  # issue 11: the branches stacked along the batch axis, as the authors
+        return torch.cat([out["cnn"][i * b:(i + 1) * b], out["proj"][i * b:(i + 1) * b]])
+
+    cvc = sum(nt(rep(0), rep(i)) for i in range(1, 1 + views)) / views
     cmc = nt(out["cnn"], out["proj"])
     assert got["ce"].item() == pytest.approx(ce.item(), rel=1e-6)
     assert got["cvc"].item() == pytest.approx(cvc.item(), rel=1e-6)
@@ -148,9 +151,12 @@ def test_model_size_is_checked_before_training():
     from medcl.mvcnet.config import MVCNetConfig
     from medcl.mvcnet.train import check_model_size
 
-    check_model_size(MVCNetConfig(), 22, 1000)  # the paper's size: 45 M
+    check_model_size(MVCNetConfig(), 22, 1000, 250.0)  # the paper's size: 45 M
+    check_model_size(MVCNetConfig(pool=125, trans_hidden=None), 22, 1000)  # 4 x 512 = 2048
     with pytest.raises(ConfigError, match="1126 M weights.*--trans-hidden.*--resample"):
-        check_model_size(MVCNetConfig(), 22, 25000)  # --tmax 100 at 250 Hz
+        check_model_size(MVCNetConfig(trans_hidden=2048), 22, 25000, 250.0)  # --tmax 100
+    with pytest.raises(ConfigError, match="x 51200\\)"):  # 4 x 64 x 200 features
+        check_model_size(MVCNetConfig(), 22, 25000, 250.0)
 
 
 def test_train_run_names_the_files_when_trials_are_too_few(tmp_path):
