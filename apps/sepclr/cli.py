@@ -32,12 +32,22 @@ def fit(
         help="CSV with columns file, group and attributes: held-out probes after training.")]
     = None,
     method: Annotated[str, typer.Option(help="sepclr, or a baseline: simclr, cvae.")] = "sepclr",
+    card: Annotated[str | None, typer.Option(
+        help="Data card id (e.g. chexpert_subtypes): the authors' loss weights, augmentations "
+        "and probe metric for that dataset (`medcl cards list`).")] = None,
+    encoder: Annotated[str, typer.Option(
+        help="resnet18 (the authors'; CIFAR stem for images <= 64 px) or small (a one-block "
+        "MONAI ResNet of --widths, for CPU runs).")] = "resnet18",
+    pretrained: Annotated[Path | None, typer.Option(
+        help="torchvision ResNet-18 state dict to start from (--encoder resnet18; read from "
+        "this file, never downloaded).")] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs (paper: 250).")] = 250,
     batch_size: Annotated[int, typer.Option(help="Batch size (paper: 512).")] = 512,
     lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 3e-4).")] = 3e-4,
     common_dim: Annotated[int, typer.Option(help="Common code size.")] = 32,
     salient_dim: Annotated[int, typer.Option(help="Salient code size.")] = 32,
-    widths: Annotated[str, typer.Option(help="ResNet stage widths, 4 comma-separated ints.")]
+    widths: Annotated[str, typer.Option(
+        help="Stage widths of --encoder small, 4 comma-separated ints.")]
     = "16,32,64,128",
     image_size: Annotated[int | None, typer.Option(
         help="Resize images to this square size (default: their most common size).")] = None,
@@ -51,17 +61,27 @@ def fit(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Resume from OUT/checkpoints/last.pt.")] = False,
 ) -> None:
-    """Train SepCLR (or a baseline) on a background and a target folder."""
+    """Train SepCLR (or a baseline) on a background and a target folder.
+
+    Defaults follow the authors (two ResNet-18, one forward pass per view, SimCLR
+    augmentations, loss weights 1/1000/1000/10); --card sets a dataset's weights and extras.
+    On a CPU pass --encoder small."""
     from .config import SepCLRConfig
     from .harness import fit_run
 
     try:
-        cfg = SepCLRConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr,
+        cfg = SepCLRConfig(method=method, encoder=encoder,
+                           pretrained=None if pretrained is None else str(pretrained),
+                           epochs=epochs, batch_size=batch_size, lr=lr,
                            common_dim=common_dim, salient_dim=salient_dim,
                            widths=int_list(widths, "--widths"), image_size=image_size,
                            channels=channels, nifti_slice=nifti_slice, holdout=holdout, seed=seed)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
+    if card is not None:
+        from .cards import apply_card
+
+        cfg = apply_card(cfg, card)
     report = fit_run(cfg, background, target, out, attributes=attributes, resume=resume)
     typer.echo(f"report: {report}")
 
@@ -108,6 +128,8 @@ def benchmark(
     size: Annotated[int, typer.Option(help="Image size in pixels.")] = 32,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    encoder: Annotated[str, typer.Option(
+        help="small (CPU-sized, the default here) or resnet18 (the authors').")] = "small",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     shard: Annotated[str | None, typer.Option(
         help="Run only share K of N of the methods (K/N, K from 0), e.g. one per SLURM array "
@@ -128,8 +150,14 @@ def benchmark(
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     if not chosen or any(m not in METHODS for m in chosen) or len(set(chosen)) < len(chosen):
         raise typer.BadParameter(f"choose among {METHODS}, each once", param_hint="--methods")
-    base = SepCLRConfig(widths=[8, 16, 32, 64], common_dim=16, salient_dim=16,
-                        batch_size=batch_size, lr=lr)
+    from .cards import apply_card
+
+    try:
+        base = SepCLRConfig(encoder=encoder, widths=[8, 16, 32, 64], common_dim=16,
+                            salient_dim=16, batch_size=batch_size, lr=lr)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--encoder") from err
+    base = apply_card(base, "digits_on_textures")
     typer.echo(run_benchmark(out, n_per_group=n, size=size, epochs=epochs, methods=chosen,
                              seed=seed, base=base, progress=not quiet,
                              shard=parse_shard(shard)))

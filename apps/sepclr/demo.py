@@ -11,8 +11,8 @@ def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
     from .config import SepCLRConfig
     from .harness import benchmark
 
-    base = SepCLRConfig(widths=[8, 16, 32, 64], common_dim=16, salient_dim=16, batch_size=64,
-                        lr=1e-3)
+    base = SepCLRConfig(encoder="small", widths=[8, 16, 32, 64], common_dim=16,
+                        salient_dim=16, batch_size=64, lr=1e-3)
     return benchmark(run_dir, n_per_group=500, epochs=20 if epochs is None else epochs,
                      methods=("sepclr", "simclr", "cvae"), seed=seed, base=base)
 

@@ -17,7 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from .config import SepCLRConfig
-from .evaluate import attribute_roles, leakage_summary, probe_table, represent
+from .evaluate import (
+    attribute_roles,
+    authors_probe_table,
+    leakage_summary,
+    probe_table,
+    represent,
+)
 
 if TYPE_CHECKING:
     from medcl.io.units import Shard
@@ -31,6 +37,12 @@ class MethodResult:
     leakage: pd.DataFrame
     seconds_per_epoch: float
     reps: dict[str, np.ndarray]
+    authors: pd.DataFrame | None = None
+
+
+HOLDOUT_SEED = 0
+"""Seed of the held-out split of ``fit`` and ``evaluate``: the test images are fixed by the
+data, whatever the training seed (the authors score every run on one fixed test set)."""
 
 
 def holdout_split(is_target: np.ndarray, fraction: float, seed: int):
@@ -65,17 +77,38 @@ def run_method(cfg: SepCLRConfig, images: Tensor, is_target: Tensor, attributes:
     reps = represent(model, images)
     target = is_target.numpy()
     table = probe_table(reps, attributes, target, train_idx, test_idx)
-    return MethodResult(cfg.method, model, table, leakage_summary(table), seconds, reps)
+    authors = authors_probe_table(reps, attributes, target, train_idx, test_idx,
+                                  cfg.probe_metric)
+    return MethodResult(cfg.method, model, table, leakage_summary(table), seconds, reps,
+                        authors)
+
+
+OURS = "ours: "
+"""Prefix of the comparison columns of our richer probe (standardised codes, probe run to
+convergence); the unprefixed ones are the authors' probe (:func:`authors_probe_table`)."""
+
+
+def _pair(attr: str, role: str) -> tuple[str, str]:
+    own, other = ("salient", "common") if role == "salient" else ("common", "salient")
+    return f"{attr} from {own} (up)", f"{attr} from {other} (down)"
 
 
 def comparison_row(res: MethodResult) -> dict:
-    """One method's row of the comparison: wanted and leaked accuracy of each attribute on
-    target images, and seconds per epoch."""
+    """One method's row of the comparison, on target images: each attribute from the space
+    that should hold it (up) and from the other (down), by the authors' probe and by ours
+    (columns prefixed :data:`OURS`), and seconds per epoch."""
     row: dict = {"method": res.method}
+    if res.authors is not None and len(res.authors):
+        for (attr, role), sub in res.authors.groupby(["attribute", "role"], sort=False):
+            score = dict(zip(sub.space, sub.score, strict=True))
+            up, down = _pair(attr, role)
+            own = "salient" if role == "salient" else "common"
+            row[up] = score.get(own)
+            row[down] = score.get("common" if own == "salient" else "salient")
     for r in res.leakage.itertuples():
-        own, other = ("salient", "common") if r.role == "salient" else ("common", "salient")
-        row[f"{r.attribute} from {own} (up)"] = r.wanted
-        row[f"{r.attribute} from {other} (down)"] = r.leaked
+        up, down = _pair(r.attribute, r.role)
+        row[OURS + up] = r.wanted
+        row[OURS + down] = r.leaked
     row["s/epoch"] = res.seconds_per_epoch
     return row
 
@@ -88,11 +121,9 @@ def comparison_table(results: list[MethodResult]) -> pd.DataFrame:
 def comparison_columns(attributes: pd.DataFrame, is_target: np.ndarray) -> list[str]:
     """The columns of :func:`comparison_row`, known from the attributes before any training
     (so the benchmark's table has one column order whichever method finishes first)."""
-    cols = ["method"]
-    for attr, role in attribute_roles(attributes, is_target).items():
-        own, other = ("salient", "common") if role == "salient" else ("common", "salient")
-        cols += [f"{attr} from {own} (up)", f"{attr} from {other} (down)"]
-    return [*cols, "s/epoch"]
+    roles = attribute_roles(attributes, is_target).items()
+    authors = [c for attr, role in roles for c in _pair(attr, role)]
+    return ["method", *authors, *(OURS + c for c in authors), "s/epoch"]
 
 
 BENCHMARK_HOLDOUT = 0.3
@@ -159,8 +190,8 @@ def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int
 
     from .evaluate import target_chance
 
-    base = base or SepCLRConfig(widths=[8, 16, 32, 64], common_dim=16, salient_dim=16,
-                                batch_size=256)
+    base = base or SepCLRConfig(encoder="small", widths=[8, 16, 32, 64], common_dim=16,
+                                salient_dim=16, batch_size=256)
     base = replace(base, epochs=epochs, seed=seed, image_size=size, channels=1)
     units_csv = Path(out) / UNITS_TABLE
     signature = {"dataset": "digits_on_textures", "n_per_group": n_per_group,
@@ -192,7 +223,7 @@ def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int
 
     def on_table(table: pd.DataFrame) -> None:
         folder.write_report(_benchmark_report(folder, table, methods, n_per_group, size,
-                                              epochs, chance))
+                                              epochs, chance, base))
 
     result = run_units([({"method": m}, m) for m in methods], work, units_csv,
                        columns=comparison_columns(attributes, target), signature=signature,
@@ -210,15 +241,45 @@ def benchmark(out: Path, *, n_per_group: int = 1000, size: int = 32, epochs: int
     return report
 
 
+def protocol_label(cfg: SepCLRConfig) -> str:
+    """One line naming what a run trained: encoder, views, augmentations, loss weights."""
+    enc = ("ResNet-18 (torchvision" + (", pretrained" if cfg.pretrained else "") + ")"
+           if cfg.encoder == "resnet18"
+           else f"small MONAI ResNet ({','.join(map(str, cfg.widths))} channels, 1 block/stage)")
+    aug = (f"crop scale ({cfg.crop_scale:g}, {cfg.crop_scale_max:g})"
+           + (f" to {cfg.crop_size} px" if cfg.crop_size else "")
+           + (f", h-flip {cfg.hflip:g}" if cfg.hflip else "")
+           + (f", v-flip {cfg.vflip:g}" if cfg.vflip else "")
+           + (f", jitter ({', '.join(f'{j:g}' for j in cfg.jitter)}) p {cfg.jitter_p:g}"
+              if cfg.jitter_p else "")
+           + (f", grayscale p {cfg.grayscale_p:g}" if cfg.grayscale_p else "")
+           + (f", rotation {cfg.rotation:g} deg" if cfg.rotation else ""))
+    views = ("one forward pass per view" if cfg.views == "separate"
+             else "both views in one forward pass")
+    weights = "/".join(f"{w:g}" for w in (cfg.common_weight, cfg.salient_weight,
+                                          cfg.regulariser_weight, cfg.mi_weight))
+    return (f"encoder {enc}, code {cfg.common_dim} + {cfg.salient_dim}; {views}; "
+            f"augmentations: {aug}; SepCLR loss weights {weights}; batch {cfg.batch_size}, "
+            f"Adam {cfg.lr:g}")
+
+
 def _benchmark_report(folder, table: pd.DataFrame, methods: tuple[str, ...], n_per_group: int,
-                      size: int, epochs: int, chance: dict[str, float]) -> str:
+                      size: int, epochs: int, chance: dict[str, float],
+                      base: SepCLRConfig) -> str:
     """``report.md`` (and ``comparison.csv``) from the rows of ``units.csv`` present now."""
+    from medcl.io.runs import to_markdown_table
+
     rows = table[table.method.isin(methods)]
     ok = rows[rows.status == "ok"]
     order = {m: i for i, m in enumerate(methods)}
     ok = ok.assign(_o=ok.method.map(order)).sort_values("_o", kind="stable")
     comparison = ok.drop(columns=["_o", "status", "error"]).reset_index(drop=True)
-    md = folder.write_table("comparison", comparison)
+    folder.write_table("comparison", comparison)
+    ours = ["method", *(c for c in comparison.columns if c.startswith(OURS))]
+    authors = [c for c in comparison.columns if c not in ours]
+    md_authors = to_markdown_table(comparison[authors])
+    md_ours = (comparison[ours].rename(columns=lambda c: c.removeprefix(OURS))
+               .pipe(to_markdown_table))
 
     def rate(attr: str) -> str:
         return f"{chance[attr]:.2f}" if attr in chance else "n/a"
@@ -232,10 +293,15 @@ def _benchmark_report(folder, table: pd.DataFrame, methods: tuple[str, ...], n_p
         "## sepclr: digits on textures\n\n"
         f"{n_per_group} background texture patches and {n_per_group} target patches with a "
         f"handwritten digit ({size}x{size}); every method trained {epochs} epochs on 70% of the "
-        "images, then logistic-regression probes fit on those images' representations and "
+        f"images ({protocol_label(base)}), then linear probes fit on those images' codes and "
         "scored on the held-out 30% of target images. `(up)`: wanted information, higher is "
         "better; `(down)`: leaked information, lower is better (chance: digit "
-        f"{rate('digit')}, texture {rate('texture')}).\n\n{md}"
+        f"{rate('digit')}, texture {rate('texture')}).\n\n"
+        "### Authors' probe (default LogisticRegression on the raw codes, target images, "
+        f"{base.probe_metric.replace('_', ' ')})\n\n{md_authors}\n\n"
+        "### Our probe (standardised codes, logistic regression to convergence; the "
+        "`ours: ` columns of comparison.csv)\n\n"
+        f"{md_ours}\n"
     )
     if notes:
         report += "\n" + "\n".join(notes) + "\n"
@@ -257,16 +323,26 @@ def _save_tsne(folder, name: str, reps: dict[str, np.ndarray], attributes: pd.Da
 
 
 def _report_probes(folder, results_reps, attributes, is_target, train_idx, test_idx,
-                   seed: int) -> str:
-    """Write ``probes.csv``, ``leakage.csv`` and ``tsne.png``; return their Markdown."""
+                   seed: int, metric: str = "accuracy") -> str:
+    """Write ``authors_probes.csv``, ``probes.csv``, ``leakage.csv`` and ``tsne.png``; return
+    their Markdown, each table labelled."""
     table = probe_table(results_reps, attributes, is_target, train_idx, test_idx)
     if table.empty:
         return ("No attribute has two classes in a group's training rows: nothing to probe.\n")
+    authors = authors_probe_table(results_reps, attributes, is_target, train_idx, test_idx,
+                                  metric)
+    authors_md = (folder.write_table("authors_probes", authors) if len(authors)
+                  else "(no attribute has two classes in the training target images)")
     probes_md = folder.write_table("probes", table)
     leakage_md = folder.write_table("leakage", leakage_summary(table))
     _save_tsne(folder, "tsne", results_reps, attributes, is_target, seed)
-    return ("### Linear probes (logistic regression; fit on training rows, scored on held-out "
-            f"rows of each group)\n\n{probes_md}\n\n### Leakage on target images (wanted: "
+    return ("### Linear probes, the authors' protocol (default LogisticRegression on the codes; "
+            "target images; "
+            f"fit on training rows, scored on the fixed held-out rows; {metric})\n\n"
+            f"{authors_md}\n\n"
+            "### Linear probes, ours (standardised codes, logistic regression to convergence; "
+            f"fit on training rows, scored on held-out rows of each group)\n\n{probes_md}\n\n"
+            "### Leakage on target images, our probes (wanted: "
             f"higher is better; leaked: lower is better)\n\n{leakage_md}\n\n"
             "![t-SNE of both spaces](tsne.png)\n")
 
@@ -277,22 +353,28 @@ def fit_run(cfg: SepCLRConfig, background: Path, target: Path, out: Path, *,
 
     Inputs are validated before the run folder is created, so bad input leaves nothing behind.
     With ``attributes`` a stratified ``cfg.holdout`` share of the images is kept out of
-    training and used to score the probes. Writes ``config.yaml``, ``metrics.csv`` (the
-    per-epoch training log), ``model.pt``, ``report.md`` and, with attributes, ``probes.csv``,
-    ``leakage.csv`` and ``tsne.png``.
+    training and used to score the probes; the split depends on the data only
+    (:data:`HOLDOUT_SEED`), so runs of other seeds are scored on the same images. Writes
+    ``config.yaml``, ``metrics.csv`` (the per-epoch training log), ``model.pt``, ``report.md``
+    and, with attributes, ``split.csv`` (each image's split), ``authors_probes.csv``,
+    ``probes.csv``, ``leakage.csv`` and ``tsne.png``.
     """
     from medcl.io import RunFolder
 
     from .data import load_contrastive, load_group_attributes
     from .train import train
 
+    if cfg.pretrained is not None:  # checked before anything is written
+        from .model import read_resnet18_weights
+
+        read_resnet18_weights(cfg.pretrained)
     data = load_contrastive(background, target, size=cfg.image_size, channels=cfg.channels,
                             nifti_slice=cfg.nifti_slice)
     attrs = load_group_attributes(attributes, data) if attributes is not None else None
     cfg = replace(cfg, image_size=int(data.images.shape[-1]), channels=int(data.images.shape[1]))
     is_target = data.is_target.numpy()
     if attrs is not None:
-        train_idx, test_idx = holdout_split(is_target, cfg.holdout, cfg.seed)
+        train_idx, test_idx = holdout_split(is_target, cfg.holdout, HOLDOUT_SEED)
     else:
         train_idx, test_idx = np.arange(len(is_target)), np.arange(0)
     folder = RunFolder.create(out)
@@ -308,14 +390,19 @@ def fit_run(cfg: SepCLRConfig, background: Path, target: Path, out: Path, *,
     terms = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
                       if k not in ("epoch", "step", "lr", "seconds"))
     notes = "".join(f"- {n}\n" for n in data.notes) or "- none\n"
-    report = (f"# SepCLR run ({cfg.method})\n\n"
+    report = (f"# SepCLR run ({cfg.method})\n\n{protocol_label(cfg)}"
+              + (f" (settings of data card `{cfg.card}`)" if cfg.card else "") + ".\n\n"
               f"Background `{background}`: {int((~is_target).sum())} images; target `{target}`: "
               f"{int(is_target.sum())} images; {cfg.channels} channel(s), {cfg.image_size} px. "
               f"Trained on {len(train_idx)} images for {cfg.epochs} epochs (last epoch: "
               f"{terms}).\n\nInput notes:\n{notes}\n")
     if attrs is not None and len(test_idx):
+        split = np.full(len(is_target), "train", dtype=object)
+        split[test_idx] = "test"
+        folder.write_table("split", pd.DataFrame({"name": data.names, "split": split}))
         reps = represent(model, data.images)
-        report += _report_probes(folder, reps, attrs, is_target, train_idx, test_idx, cfg.seed)
+        report += _report_probes(folder, reps, attrs, is_target, train_idx, test_idx, cfg.seed,
+                                 cfg.probe_metric)
     folder.write_report(report)
     return folder.report_path
 
@@ -338,12 +425,13 @@ def evaluate_run(model_dir: Path, background: Path, target: Path, attributes: Pa
                             nifti_slice=cfg.nifti_slice)
     attrs = load_group_attributes(attributes, data)
     is_target = data.is_target.numpy()
-    train_idx, test_idx = holdout_split(is_target, test_fraction, cfg.seed)
+    train_idx, test_idx = holdout_split(is_target, test_fraction, HOLDOUT_SEED)
     folder = RunFolder.create(out)
     folder.write_config({"model": str(model_dir), "background": str(background),
                          "target": str(target), "attributes": str(attributes),
                          "test_fraction": test_fraction, "method": cfg.method}, seed=cfg.seed)
     reps = represent(model, data.images)
-    body = _report_probes(folder, reps, attrs, is_target, train_idx, test_idx, cfg.seed)
+    body = _report_probes(folder, reps, attrs, is_target, train_idx, test_idx, cfg.seed,
+                          cfg.probe_metric)
     folder.write_report(f"# SepCLR evaluation of `{model_dir}` ({cfg.method})\n\n{body}")
     return folder.report_path

@@ -13,19 +13,48 @@ from torch.utils.data import DataLoader, Dataset
 from .config import SepCLRConfig
 
 
+def build_augment(cfg: SepCLRConfig, image_size: int):
+    """The authors' augmentation pipeline (their ``*/data_augmentation.py``), per image.
+
+    Random resized crop of scale ``(cfg.crop_scale, cfg.crop_scale_max)`` to ``cfg.crop_size``
+    (default: ``image_size``), horizontal flip (``cfg.hflip``), vertical flip (``cfg.vflip``),
+    colour jitter ``cfg.jitter`` applied with probability ``cfg.jitter_p``, grayscale with
+    probability ``cfg.grayscale_p``, rotation up to ``cfg.rotation`` degrees. Defaults: SimCLR's
+    (crop scale (0.2, 1), flip 0.5, jitter (0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale 0.2);
+    per-dataset extras come from the data card (X-rays: rotation 45; ODIR: scale (0.75, 1),
+    vertical instead of horizontal flip).
+
+    Departures from the authors' code: their kornia pipeline runs on whole batches and wraps
+    the jitter in torchvision's ``RandomApply``, which draws *one* coin per batch (every image
+    of a batch is jittered, or none); here each image draws its own, as SimCLR describes.
+    The order is fixed (crop, flips, colour, grayscale, rotation) where the authors' varies by
+    dataset; flips and rotations of symmetric range commute in distribution with the colour
+    operations, so the distribution of views is the same. Saturation and hue leave
+    one-channel images unchanged (torchvision), as the authors' pipelines on grayscale input.
+    """
+    from torchvision.transforms import v2
+
+    size = cfg.crop_size or image_size
+    steps: list = [v2.RandomResizedCrop(size, scale=(cfg.crop_scale, cfg.crop_scale_max),
+                                        antialias=True)]
+    if cfg.hflip > 0:
+        steps.append(v2.RandomHorizontalFlip(cfg.hflip))
+    if cfg.vflip > 0:
+        steps.append(v2.RandomVerticalFlip(cfg.vflip))
+    if cfg.jitter_p > 0 and any(cfg.jitter):
+        steps.append(v2.RandomApply([v2.ColorJitter(*cfg.jitter)], p=cfg.jitter_p))
+    if cfg.grayscale_p > 0:
+        steps.append(v2.RandomGrayscale(cfg.grayscale_p))
+    if cfg.rotation > 0:
+        steps.append(v2.RandomRotation(cfg.rotation))
+    return v2.Compose(steps)
+
+
 class TwoViews(Dataset):
-    """Two augmented views of each image and its group (per-sample torchvision transforms:
-    random resized crop and horizontal flip, as the authors' CIFAR/CelebA pipelines)."""
+    """Two augmented views of each image and its group (:func:`build_augment`)."""
 
-    def __init__(self, images: Tensor, is_target: Tensor, crop_scale: float) -> None:
-        from torchvision.transforms import v2
-
-        self.images, self.is_target = images, is_target
-        size = images.shape[-1]
-        self.augment = v2.Compose([
-            v2.RandomResizedCrop(size, scale=(crop_scale, 1.0), antialias=True),
-            v2.RandomHorizontalFlip(),
-        ])
+    def __init__(self, images: Tensor, is_target: Tensor, augment) -> None:
+        self.images, self.is_target, self.augment = images, is_target, augment
 
     def __len__(self) -> int:
         return len(self.images)
@@ -46,21 +75,41 @@ class Plain(Dataset):
         return self.images[i], self.is_target[i]
 
 
-def build_model(cfg: SepCLRConfig, in_channels: int, image_size: int) -> nn.Module:
-    """The network of ``cfg.method`` for images of ``in_channels`` x ``image_size``^2."""
+def build_model(cfg: SepCLRConfig, in_channels: int, image_size: int, *,
+                pretrained: bool = True) -> nn.Module:
+    """The network of ``cfg.method`` for images of ``in_channels`` x ``image_size``^2.
+
+    ``pretrained``: initialise from ``cfg.pretrained`` when set (``False`` when a trained run's
+    weights are loaded next, see :func:`load_run`)."""
     if cfg.method == "cvae":
         from .cvae import ContrastiveVAE
 
         return ContrastiveVAE(in_channels, image_size, cfg.common_dim, cfg.salient_dim,
                               width=cfg.widths[0] * 2, beta=cfg.cvae_beta)
-    from .model import PooledSimCLRNet, SepCLRNet
+    from .model import PooledSimCLRNet, SepCLRNet, read_resnet18_weights
 
+    weights = (read_resnet18_weights(cfg.pretrained)
+               if pretrained and cfg.pretrained is not None else None)
     cls = SepCLRNet if cfg.method == "sepclr" else PooledSimCLRNet
-    return cls(in_channels, cfg.widths, cfg.common_dim, cfg.salient_dim)
+    return cls(in_channels, cfg.widths, cfg.common_dim, cfg.salient_dim, encoder=cfg.encoder,
+               image_size=image_size, projector_hidden=cfg.projector_hidden, weights=weights)
+
+
+def _two_passes(model, v1: Tensor, v2: Tensor, separate: bool):
+    """The model's outputs on each view: one forward pass per view (``separate``, the authors':
+    batch norm normalises each view's batch alone) or one pass on both views stacked."""
+    if separate:
+        return model(v1), model(v2)
+    out = model(torch.cat([v1, v2]))
+    n = len(v1)
+    if isinstance(out, tuple):
+        return tuple(o[:n] for o in out), tuple(o[n:] for o in out)
+    return out[:n], out[n:]
 
 
 def _step_fn(cfg: SepCLRConfig):
-    """``step(model, batch)`` for the engine, calling the wrapped model's forward once."""
+    """``step(model, batch)`` for the engine: the loss of one batch of two views."""
+    separate = cfg.views == "separate"
     if cfg.method == "cvae":
         def step(model, batch):
             x, is_target = batch
@@ -75,9 +124,8 @@ def _step_fn(cfg: SepCLRConfig):
 
         def step(model, batch):
             v1, v2, is_target = batch
-            c, s = model(torch.cat([v1, v2]))
-            n = len(v1)
-            return loss_fn(c[:n], c[n:], s[:n], s[n:], is_target)
+            (c1, s1), (c2, s2) = _two_passes(model, v1, v2, separate)
+            return loss_fn(c1, c2, s1, s2, is_target)
 
         return step
     from medcl.contrastive.losses import NTXentLoss
@@ -86,8 +134,8 @@ def _step_fn(cfg: SepCLRConfig):
 
     def step(model, batch):
         v1, v2, _ = batch
-        z = model(torch.cat([v1, v2]))
-        return ntxent(z[: len(v1)], z[len(v1):])
+        z1, z2 = _two_passes(model, v1, v2, separate)
+        return ntxent(z1, z2)
 
     return step
 
@@ -110,7 +158,7 @@ def train(cfg: SepCLRConfig, images: Tensor, is_target: Tensor, run_dir: Path | 
     if cfg.method == "cvae":
         dataset: Dataset = Plain(images, is_target)
     else:
-        dataset = TwoViews(images, is_target, cfg.crop_scale)
+        dataset = TwoViews(images, is_target, build_augment(cfg, images.shape[-1]))
     batch = min(cfg.batch_size, len(dataset))
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=len(dataset) > batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -131,6 +179,14 @@ def load_run(run_dir: str | Path) -> tuple[SepCLRConfig, nn.Module]:
                           path=folder.config_path, fix="pass the folder written by "
                           "`medcl sepclr fit --out RUN`")
     cfg = SepCLRConfig(**cfg_dict)
-    model = build_model(cfg, cfg.channels, cfg.image_size)
-    model.load_state_dict(folder.load_model())
+    model = build_model(cfg, cfg.channels, cfg.image_size, pretrained=False)
+    try:
+        model.load_state_dict(folder.load_model())
+    except RuntimeError as err:  # another architecture (e.g. a run of an older medcl)
+        raise ConfigError(f"model.pt does not fit the network of config.yaml ({cfg.method}, "
+                          f"encoder {cfg.encoder}): {str(err).splitlines()[0]}",
+                          path=folder.root / "model.pt",
+                          fix="retrain with `medcl sepclr fit` (runs written before the "
+                          "encoder had a code layer and the authors' projector cannot be "
+                          "loaded)") from err
     return cfg, model.eval()

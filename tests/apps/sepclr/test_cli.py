@@ -4,8 +4,8 @@ naming the file, nothing half-written."""
 import pandas as pd
 import pytest
 
-SMALL = ["--epochs", "1", "--batch-size", "16", "--widths", "4,8,8,8", "--common-dim", "4",
-         "--salient-dim", "4"]
+SMALL = ["--epochs", "1", "--batch-size", "16", "--encoder", "small", "--widths", "4,8,8,8",
+         "--common-dim", "4", "--salient-dim", "4"]
 
 
 
@@ -36,7 +36,8 @@ def test_fit_embed_evaluate(dataset, tmp_path, medcl_cli):
     assert code == 0, err
     table = pd.read_parquet(emb)
     assert len(table) == 40 and table.file.iloc[0] == "tg_00000.png"
-    assert {"common_0", "salient_7"} <= set(table.columns)  # 8-wide pooled features
+    # the codes the probes read (the encoders' last linear layer), 4 + 4 wide
+    assert {"common_3", "salient_3"} <= set(table.columns) and "salient_4" not in table.columns
 
     code, out, err = medcl_cli(["sepclr", "evaluate", "--model", run_dir, "--background",
                           dataset / "background", "--target", dataset / "target",
@@ -109,3 +110,40 @@ def test_bad_option_values(dataset, tmp_path, medcl_cli):
     code, _, err = medcl_cli(["sepclr", "benchmark", "--methods", "sepclr,pca", "--out",
                         tmp_path / "b"])
     assert code == 2 and "--methods" in err
+
+
+def test_fit_with_card_writes_its_weights_and_the_authors_probes(dataset, tmp_path, medcl_cli):
+    """``--card`` picks the dataset's loss weights (item 11); the report holds the authors'
+    probe table beside ours (item 12), scored on a split that does not move with the seed."""
+    import yaml
+
+    splits = []
+    for seed in (0, 1):
+        run_dir = tmp_path / f"run{seed}"
+        code, _, err = _fit(medcl_cli, dataset / "background", dataset / "target", run_dir,
+                            "--card", "chexpert_subtypes", "--attributes",
+                            dataset / "attributes.csv", "--seed", str(seed))
+        assert code == 0, err
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())["config"]
+        assert [cfg[k] for k in ("common_weight", "salient_weight", "regulariser_weight",
+                                 "mi_weight")] == [1, 1, 10, 10]
+        assert cfg["card"] == "chexpert_subtypes" and cfg["rotation"] == 45
+        authors = pd.read_csv(run_dir / "authors_probes.csv")
+        assert set(authors.metric) == {"balanced_accuracy"}
+        assert set(authors.space) == {"common", "salient"}
+        report = (run_dir / "report.md").read_text()
+        assert "the authors' protocol" in report and "Linear probes, ours" in report
+        splits.append(pd.read_csv(run_dir / "split.csv"))
+    pd.testing.assert_frame_equal(splits[0], splits[1])  # a fixed test split
+
+
+def test_fit_refuses_bad_card_and_weights_before_writing(dataset, tmp_path, medcl_cli):
+    out = tmp_path / "out"
+    code, _, err = _fit(medcl_cli, dataset / "background", dataset / "target", out,
+                        "--card", "flare22")
+    assert code == 2 and "flare22" in err and "protocol.sepclr" in err
+    code, _, err = medcl_cli(["sepclr", "fit", "--background", dataset / "background",
+                              "--target", dataset / "target", "--out", out, "--epochs", "1",
+                              "--pretrained", tmp_path / "resnet18.pth"])
+    assert code == 2 and "resnet18.pth" in err and "not found" in err
+    assert not out.exists()

@@ -2,12 +2,13 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
 from medcl.sepclr.config import SepCLRConfig
 from medcl.sepclr.evaluate import attribute_roles, leakage_summary, probe_table
-from medcl.sepclr.harness import holdout_split, run_method
+from medcl.sepclr.harness import holdout_split
 from medcl.sepclr.textures import make_digits_on_textures
 
 
@@ -44,32 +45,35 @@ def test_holdout_split_is_stratified_by_group():
     assert len(set(tr) & set(te)) == 0
 
 
-def test_short_training_separates_the_groups_in_the_salient_space():
-    """SepCLR's mechanism after a short training, on held-out images: background salient codes
-    are pulled to the null vector while target ones spread out (the regulariser and salient
-    uniformity of eq. 8-9), so the group is readable from the salient space alone, and the
-    texture (present in both groups) lives in the common space.
+@pytest.mark.slow
+def test_short_training_pulls_background_salient_outputs_to_zero():
+    """SepCLR's mechanism after a short training with the authors' settings (one pass per
+    view, their augmentations, weights 1/1000/1000/10), on held-out images: the
+    information-less regulariser (eq. 8) pulls the background's salient outputs towards the
+    null vector while the salient uniformity spreads the target's, so background salient
+    outputs are shorter and the group is readable from them.
 
-    At this budget the *digit* margin between the salient and common spaces is within
-    run-to-run noise (0.18 vs 0.17 on one CPU, 0.12 vs 0.10 with seed 1, chance 0.16), so it
-    is not asserted: a learning outcome asserted here must hold on any x86 CPU (Intel and AMD
-    round differently). Measured (seeds 0 / 1): group from salient 0.99 / 1.00 vs from common
-    0.68 / 0.54; background / target median salient norm 0.51 / 0.50; texture from common 0.62 /
-    0.59 vs from salient 0.34 / 0.37."""
+    Only the mechanism is asserted, with wide margins: at this budget which attribute lands
+    in which code is within run-to-run noise (issue 11: 0.18 vs 0.17 on one CPU), and a
+    learning outcome asserted here must hold on any x86 CPU (Intel and AMD round
+    differently). Measured on one CPU (seeds 0 / 1): regulariser 1.20 after epoch 1, 0.19
+    after epoch 6; median salient-output norm background / target 0.44 / 0.73 and 0.44 /
+    1.00; group from the salient output 0.80 / 0.79 (chance 0.5)."""
+    from medcl.sepclr.train import train
+
     n = 300
     data = make_digits_on_textures(n_background=n, n_target=n, size=32, seed=0)
     images = torch.cat([data.background, data.target])
     is_target = torch.arange(2 * n) >= n
-    attrs = data.attributes.reset_index(drop=True)
     tr, te = holdout_split(is_target.numpy(), 0.3, 0)
-    cfg = SepCLRConfig(widths=[8, 16, 32, 64], common_dim=16, salient_dim=16, batch_size=64,
-                       lr=1e-3, epochs=15, seed=0)
-    res = run_method(cfg, images, is_target, attrs, tr, te, None, progress=False)
+    cfg = SepCLRConfig(encoder="small", widths=[8, 16, 32, 64], common_dim=16, salient_dim=16,
+                       batch_size=64, lr=1e-3, epochs=15, seed=0)
+    model, history = train(cfg, images[tr], is_target[tr], None, progress=False)
+    assert history[-1]["regulariser"] < 0.4 * history[0]["regulariser"]
+    with torch.no_grad():
+        salient = model(images)[1].numpy()  # the salient projector's output, eval mode
     y = is_target.numpy()
-    group = {space: LogisticRegression(max_iter=2000).fit(reps[tr], y[tr]).score(reps[te], y[te])
-             for space, reps in res.reps.items()}
-    assert group["salient"] > 0.9 and group["salient"] > group["common"] + 0.2
-    norms = np.linalg.norm(np.asarray(res.reps["salient"])[te], axis=1)
-    assert np.median(norms[~y[te]]) < 0.75 * np.median(norms[y[te]])
-    leak = res.leakage.set_index("attribute")
-    assert leak.loc["texture", "wanted"] > leak.loc["texture", "leaked"] + 0.1
+    norms = np.linalg.norm(salient[te], axis=1)
+    assert np.median(norms[~y[te]]) < 0.8 * np.median(norms[y[te]])
+    probe = LogisticRegression(max_iter=2000).fit(salient[tr], y[tr])
+    assert probe.score(salient[te], y[te]) > 0.65

@@ -11,20 +11,19 @@ def test_sepclr_net_codes_and_representations():
     c, s = net(torch.rand(6, 3, 32, 32))
     assert c.shape == (6, 5) and s.shape == (6, 7)
     common, salient = net.represent(torch.rand(6, 3, 32, 32))
-    assert common.shape == (6, 16) and salient.shape == (6, 16)
+    assert common.shape == (6, 5) and salient.shape == (6, 7)  # the codes, before projectors
     # two separate encoders: no parameter is shared
     ids = {id(p) for p in net.common_encoder.parameters()}
     assert not ids & {id(p) for p in net.salient_encoder.parameters()}
 
 
-def test_pooled_simclr_splits_one_representation_in_halves():
-    net = PooledSimCLRNet(1, (4, 8, 8, 16), common_dim=3, salient_dim=3)
-    assert net(torch.rand(2, 1, 32, 32)).shape == (2, 6)
+def test_pooled_simclr_splits_one_code_in_two():
+    net = PooledSimCLRNet(1, (4, 8, 8, 16), common_dim=3, salient_dim=5).eval()
+    assert net(torch.rand(2, 1, 32, 32)).shape == (2, 8)
     x = torch.rand(2, 1, 32, 32)
     common, salient = net.represent(x)
+    assert common.shape == (2, 3) and salient.shape == (2, 5)
     torch.testing.assert_close(torch.cat([common, salient], 1), net.encoder(x))
-    with pytest.raises(ValueError, match="even"):
-        PooledSimCLRNet(1, (4, 8, 8, 15))
 
 
 def test_encoder_checks_widths_and_accepts_other_sizes():
@@ -35,7 +34,8 @@ def test_encoder_checks_widths_and_accepts_other_sizes():
 
 @pytest.mark.parametrize("method", ["sepclr", "simclr", "cvae"])
 def test_build_model_for_each_method(method):
-    cfg = SepCLRConfig(method=method, widths=[4, 8, 8, 16], common_dim=4, salient_dim=4)
+    cfg = SepCLRConfig(method=method, encoder="small", widths=[4, 8, 8, 16], common_dim=4,
+                       salient_dim=4)
     model = build_model(cfg, 1, 32)
     from medcl.sepclr.evaluate import represent
 
