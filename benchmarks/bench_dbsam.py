@@ -15,7 +15,10 @@ Random weights (speed does not depend on them), batch 1, one box prompt, inferen
     model and runs one slice; "peak" is the whole process (interpreter, torch, weights,
     activations), "slice" its growth during the slice (activations, workspace).
 (d) GFLOP of ``embed`` counted by ``torch.utils.flop_counter`` on the meta device (no
-    compute), a measure of the added work that the shared machine cannot disturb.
+    compute), a measure of the added work that the shared machine cannot disturb. The counter
+    counts matrix products and convolutions, not ``grid_sample`` (the deformable attention's
+    bilinear sampling: about 4 x 12 heads x 5 levels x 4 points x 64 channels x 2 per query,
+    under 1 % of DB-SAM's count at ViT-B 1024²).
 (e) one training step (forward + backward) of ``tiny`` at 256, batch 2, DB-SAM.
 (f) the decoder kernels (``medcl.dbsam._kernels``, ``fast=True``) against segment-anything's
     own ``MaskDecoder`` (``fast=False``): ``decode`` time on cached embeddings, batch 1 and 4.
@@ -59,13 +62,13 @@ def _inputs(size: int, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return images, box.repeat(batch, 1)
 
 
-def _models(arch: str, size: int, kv_grid: int, ffn_ratio: float) -> dict:
+def _models(arch: str, size: int, ffn_ratio: float) -> dict:
     from medcl.dbsam.model import DBSAM, VanillaSAM, build_sam
 
     torch.manual_seed(0)
     sam = build_sam(arch, size)
     # Both wrappers share the SAM modules, so they compare the same weights.
-    models = {BASELINE: VanillaSAM(sam), "dbsam": DBSAM(sam, kv_grid=kv_grid, ffn_ratio=ffn_ratio)}
+    models = {BASELINE: VanillaSAM(sam), "dbsam": DBSAM(sam, ffn_ratio=ffn_ratio)}
     return {name: model.eval() for name, model in models.items()}
 
 
@@ -101,12 +104,12 @@ def reprompt_ms(model, size: int, repeats: int = 30) -> tuple[float, float]:
             statistics.median(c for _, c in times) * 1e3)
 
 
-def embed_gflop(arch: str, size: int, kv_grid: int, ffn_ratio: float) -> dict[str, float]:
+def embed_gflop(arch: str, size: int, ffn_ratio: float) -> dict[str, float]:
     from torch.utils.flop_counter import FlopCounterMode
 
     out = {}
     with torch.device("meta"):
-        models = _models(arch, size, kv_grid, ffn_ratio)
+        models = _models(arch, size, ffn_ratio)
         images = torch.empty(1, 3, size, size)
         for name, model in models.items():
             counter = FlopCounterMode(display=False)
@@ -116,14 +119,13 @@ def embed_gflop(arch: str, size: int, kv_grid: int, ffn_ratio: float) -> dict[st
     return out
 
 
-def memory_child(kind: str, arch: str, size: int, kv_grid: int, ffn_ratio: float) -> None:
+def memory_child(kind: str, arch: str, size: int, ffn_ratio: float) -> None:
     """Subprocess body: build one model, run one slice, print peak and growth in MB."""
     from medcl.dbsam.model import DBSAM, VanillaSAM, build_sam
 
     torch.manual_seed(0)
     sam = build_sam(arch, size)
-    model = VanillaSAM(sam) if kind == BASELINE else DBSAM(sam, kv_grid=kv_grid,
-                                                             ffn_ratio=ffn_ratio)
+    model = VanillaSAM(sam) if kind == BASELINE else DBSAM(sam, ffn_ratio=ffn_ratio)
     model.eval()
     images, box = _inputs(size)
     before = _peak_mb()
@@ -132,18 +134,18 @@ def memory_child(kind: str, arch: str, size: int, kv_grid: int, ffn_ratio: float
     print(json.dumps({"peak": _peak_mb(), "slice": _peak_mb() - before}))
 
 
-def peak_memory(kind: str, arch: str, size: int, kv_grid: int, ffn_ratio: float) -> dict:
+def peak_memory(kind: str, arch: str, size: int, ffn_ratio: float) -> dict:
     cmd = [sys.executable, __file__, "--memory-child", kind, arch, str(size),
-           "--kv-grid", str(kv_grid), "--ffn-ratio", str(ffn_ratio)]
+           "--ffn-ratio", str(ffn_ratio)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def train_step_seconds(kv_grid: int, ffn_ratio: float, repeats: int = 5) -> float:
+def train_step_seconds(ffn_ratio: float, repeats: int = 5) -> float:
     from medcl.dbsam.model import DBSAM, build_sam
 
     torch.manual_seed(0)
-    model = DBSAM(build_sam("tiny", 256), kv_grid=kv_grid, ffn_ratio=ffn_ratio).train()
+    model = DBSAM(build_sam("tiny", 256), ffn_ratio=ffn_ratio).train()
     images, box = _inputs(256, batch=2)
     times = []
     for _ in range(repeats + 1):
@@ -183,7 +185,6 @@ def main() -> None:
     parser.add_argument("--skip-vit-b", action="store_true", help="leave out ViT-B at 1024")
     parser.add_argument("--repeats", type=int, default=10, help="timed slices, tiny at 256")
     parser.add_argument("--vit-b-repeats", type=int, default=2)
-    parser.add_argument("--kv-grid", type=int, default=16)
     parser.add_argument("--ffn-ratio", type=float, default=None,
                         help="DB-SAM's FFN ratio (default: DBSAM's own default)")
     parser.add_argument("--skip-memory", action="store_true")
@@ -199,15 +200,15 @@ def main() -> None:
         args.ffn_ratio = inspect.signature(DBSAM).parameters["ffn_ratio"].default
     if args.memory_child:
         kind, arch, size = args.memory_child
-        memory_child(kind, arch, int(size), args.kv_grid, args.ffn_ratio)
+        memory_child(kind, arch, int(size), args.ffn_ratio)
         return
 
     configs = [("tiny", 256, args.repeats), ("tiny", 1024, max(2, args.repeats // 3))]
     if not args.skip_vit_b:
         configs.append(("vit_b", 1024, args.vit_b_repeats))
     threads = torch.get_num_threads()
-    print(f"CPU, {threads} thread(s), torch {torch.__version__}; DB-SAM kv_grid {args.kv_grid}, "
-          f"ffn_ratio {args.ffn_ratio}; random weights, batch 1, one box\n")
+    print(f"CPU, {threads} thread(s), torch {torch.__version__}; DB-SAM ffn_ratio "
+          f"{args.ffn_ratio}; random weights, batch 1, one box\n")
     lines = [
         "| encoder | input | model | slice ms wall | slice ms CPU | / SAM wall | / SAM CPU | "
         "re-prompt ms wall | re-prompt ms CPU | embed GFLOP | / SAM GFLOP | peak MB | slice MB |",
@@ -215,13 +216,13 @@ def main() -> None:
     ]
     print("\n".join(lines), flush=True)
     for arch, size, repeats in configs:
-        models = _models(arch, size, args.kv_grid, args.ffn_ratio)
+        models = _models(arch, size, args.ffn_ratio)
         seconds = slice_times(models, size, repeats)
-        gflop = embed_gflop(arch, size, args.kv_grid, args.ffn_ratio)
+        gflop = embed_gflop(arch, size, args.ffn_ratio)
         for name, model in models.items():
             reprompt = reprompt_ms(model, size)
             mem = ({"peak": float("nan"), "slice": float("nan")} if args.skip_memory
-                   else peak_memory(name, arch, size, args.kv_grid, args.ffn_ratio))
+                   else peak_memory(name, arch, size, args.ffn_ratio))
             label = "DB-SAM" if name == "dbsam" else "SAM"
             (wall, cpu), (base_wall, base_cpu) = seconds[name], seconds[BASELINE]
             line = (f"| {arch} | {size}² | {label} | {wall * 1e3:.0f} | {cpu * 1e3:.0f} | "
@@ -233,7 +234,7 @@ def main() -> None:
             print(line, flush=True)
         del models
     table = "\n".join(lines)
-    step = train_step_seconds(args.kv_grid, args.ffn_ratio)
+    step = train_step_seconds(args.ffn_ratio)
     kernels = "\n".join(line for size in (256, 1024) for line in kernel_speedup(size))
     notes = (f"\nGoals: DB-SAM / SAM <= 1.3; re-prompt <= 100 ms at 1024², <= 20 ms at 256².\n"
              f"(e) DB-SAM tiny 256², batch 2, forward + backward: {step * 1e3:.0f} ms "
@@ -242,7 +243,7 @@ def main() -> None:
              f"the slice.")
     print(notes)
     if args.out:
-        header = (f"CPU, {threads} thread(s), torch {torch.__version__}; kv_grid {args.kv_grid}, "
+        header = (f"CPU, {threads} thread(s), torch {torch.__version__}; "
                   f"ffn_ratio {args.ffn_ratio}\n\n")
         args.out.write_text(header + table + "\n" + notes + "\n")
 

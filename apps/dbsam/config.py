@@ -1,6 +1,9 @@
 """Hyper-parameters of a DB-SAM run, with the paper's defaults (Qin et al., MICCAI 2024,
 arXiv:2410.04172, Sec. 3: SAM ViT-B at 1024², MONAI DiceCE, AdamW lr 1e-4 / wd 0.01, one warm-up
-epoch then polynomial decay, 20 epochs; boxes from the labels jittered by 0-20 px in training)."""
+epoch then polynomial decay, 20 epochs; training boxes from the labels with each side moved
+outward by 0-19 px and evaluation boxes grown by 9 px, both counted on 256² slices as the
+authors' released data loaders; deformable attention with 4 points, FFN ratio 4, drop path
+0.3)."""
 
 from __future__ import annotations
 
@@ -22,9 +25,13 @@ class DBSAMConfig:
     modality : ``"ct"`` (window ``window`` or ``preset``) or ``"mr"`` (0.5-99.5 percentiles).
     labels : label codes to learn (``None``: every non-zero code found).
     min_pixels : a (slice, label) pair is a training sample when the label covers this many pixels.
-    jitter : training boxes move each side by up to this many pixels (original slice pixels).
-    eval_margin : evaluation boxes are the label's tight box grown by this many pixels.
-    nsd_tolerance_mm : tolerance of the normalised surface Dice.
+    jitter : training boxes move each side outward by 0..``jitter`` pixels of a 256² slice
+        (scaled to the slice's longest side, :func:`medcl.dbsam.prompts.px_at_256`).
+    eval_margin : evaluation boxes are the label's tight box grown by this many pixels of a
+        256² slice (scaled likewise).
+    nsd_tolerance_mm : tolerance of our normalised surface Dice (``nsd_2mm``, native grid); the
+        authors' (``nsd_paper``) is fixed: 1 voxel on the 256² grid.
+    num_points, ffn_ratio, drop_path : of the deformable interaction and fusion blocks.
     accelerator : training device, ``"auto"``, ``"cpu"`` or ``"cuda"``.
     """
 
@@ -43,10 +50,12 @@ class DBSAMConfig:
     weight_decay: float = 0.01
     warmup_epochs: int = 1
     poly_power: float = 0.9
-    jitter: int = 20
-    eval_margin: int = 5
+    jitter: int = 19
+    eval_margin: int = 9
     nsd_tolerance_mm: float = 2.0
-    kv_grid: int = 16
+    num_points: int = 4
+    ffn_ratio: float = 4.0
+    drop_path: float = 0.3
     seed: int = 0
     accelerator: str = "auto"
 
@@ -66,3 +75,5 @@ class DBSAMConfig:
             raise ValueError(f"device must be one of {DEVICES}, got {self.accelerator!r}")
         if self.jitter < 0 or self.eval_margin < 0 or self.min_pixels < 1:
             raise ValueError("jitter and eval_margin >= 0, min_pixels >= 1 are needed")
+        if self.num_points < 1 or self.ffn_ratio <= 0 or not 0 <= self.drop_path < 1:
+            raise ValueError("num_points >= 1, ffn_ratio > 0 and 0 <= drop_path < 1 are needed")

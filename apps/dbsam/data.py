@@ -182,9 +182,11 @@ class SliceDataset(Dataset):
     """Training samples ``(image (3, S, S), box (4,), target (1, S/4, S/4))``.
 
     One sample per (slice, label) where the label covers at least ``cfg.min_pixels`` pixels
-    ("slices containing the target"). The box is the label's tight box with each side jittered
-    by 0 to ``cfg.jitter`` pixels (DB-SAM/MedSAM training); the jitter draws from torch's RNG so
-    the engine's per-epoch reseeding makes runs and resumes exact.
+    ("slices containing the target"). The box is the label's tight box with each side moved
+    outward by 0 to ``cfg.jitter`` pixels of a 256² slice, scaled to the slice
+    (:func:`medcl.dbsam.prompts.jitter_box`, :func:`~medcl.dbsam.prompts.px_at_256`; DB-SAM's
+    released loader: 0-19 px); the jitter draws from torch's RNG so the engine's per-epoch
+    reseeding makes runs and resumes exact.
     """
 
     def __init__(self, cases: list[CaseData], cfg: DBSAMConfig, *, jitter: int | None = None):
@@ -208,13 +210,14 @@ class SliceDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         from .preprocess import slice_to_input
-        from .prompts import jitter_box, mask_box
+        from .prompts import jitter_box, mask_box, px_at_256
 
         img, mask = self.items[i]
         x, geom = slice_to_input(img, self.cfg.image_size)
         box = mask_box(mask)
-        if self.jitter > 0:
+        max_px = px_at_256(self.jitter, mask.shape)
+        if max_px > 0:
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
-            box = jitter_box(box, mask.shape, self.jitter, rng)
+            box = jitter_box(box, mask.shape, max_px, rng)
         target = torch.as_tensor(geom.mask_to_input(mask) > 0, dtype=torch.float32)[None]
         return x, torch.as_tensor(geom.box_to_input(box), dtype=torch.float32), target

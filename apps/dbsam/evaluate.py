@@ -1,14 +1,30 @@
-"""Scoring of box-prompted segmentations: 3-D Dice and normalised surface Dice (MONAI).
+"""Scoring of box-prompted segmentations: 3-D Dice and normalised surface Dice (MONAI), the
+authors' way and ours.
 
 Protocol (MedSAM / DB-SAM, Qin et al. 2024, Sec. 4): for every label of a case, every slice that
-holds the label gets the label's tight box (grown by a fixed margin) as prompt; the per-slice
-masks are stacked and scored in 3-D against the label. Slices without the label get no prompt,
-so the prompts carry the structure's slice range: this is the published protocol, and the
-numbers are not comparable to fully automatic segmentation.
+holds the label gets the label's tight box grown by 9 px of a 256² slice (scaled to the slice,
+:func:`medcl.dbsam.prompts.px_at_256`) as prompt; the per-slice masks are stacked and scored in
+3-D against the label. Slices without the label get no prompt, so the prompts carry the
+structure's slice range: this is the published protocol, and the numbers are not comparable to
+fully automatic segmentation.
 
-Conventions: a label absent from the prediction scores Dice 0 and NSD 0; NSD (Nikolov et al.
-2021) counts the fraction of both surfaces within ``tolerance_mm`` of the other, with the slices'
-voxel spacing.
+Scores (one row per method, case and label in ``cases.csv``):
+
+``dice``
+    3-D Dice; 1 when both masks are empty (the authors' ``compute_dice``), 0 when exactly one
+    is.
+``nsd_paper``
+    The authors' normalised surface Dice (their ``surface_dice.py``, DeepMind's
+    ``surface-distance``, Nikolov et al. 2021): every slice resampled (nearest neighbour) to the
+    256 x 256 grid their data lives on, unit spacing on all three axes, tolerance 1 voxel,
+    surface elements weighted by their area (MONAI ``compute_surface_dice`` with
+    ``use_subvoxels=True``, the same computation).
+``nsd_2mm``
+    Ours: the same surface Dice on the native grid with the scan's voxel spacing and a
+    tolerance in millimetres (``nsd_tolerance_mm``, 2 mm by default), boundary voxels counted
+    (MONAI's default), comparable across scans of different resolution.
+
+Both NSDs are 1 when both masks are empty and 0 when exactly one is.
 """
 
 from __future__ import annotations
@@ -20,9 +36,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-CASE_COLUMNS = ["method", "case_id", "label", "dice", "nsd", "pred_voxels", "truth_voxels",
-                "slices", "seconds", "status", "error"]
+from .prompts import PROMPT_GRID
+
+CASE_COLUMNS = ["method", "case_id", "label", "dice", "nsd_paper", "nsd_2mm", "pred_voxels",
+                "truth_voxels", "slices", "seconds", "status", "error"]
 """Columns of ``cases.csv`` (one row per method x case x label)."""
+
+SCORE_COLUMNS = ("dice", "nsd_paper", "nsd_2mm")
+"""The score columns of ``cases.csv``, summarised as mean ± std."""
 
 
 def _onehot(mask: np.ndarray) -> torch.Tensor:
@@ -30,38 +51,84 @@ def _onehot(mask: np.ndarray) -> torch.Tensor:
     return torch.stack([~m, m]).float()[None]
 
 
-def dice_nsd(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
-             tolerance_mm: float) -> tuple[float, float]:
-    """Dice and normalised surface Dice of two binary masks ``(Z, H, W)`` (or ``(H, W)``).
+def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Dice of two binary masks of one shape; 1 when both are empty (the DB-SAM authors'
+    convention), 0 when exactly one is."""
+    p, t = np.asarray(pred, bool), np.asarray(truth, bool)
+    total = int(p.sum()) + int(t.sum())
+    if total == 0:
+        return 1.0
+    return 2.0 * int(np.logical_and(p, t).sum()) / total
 
-    ``spacing`` is the voxel size along the array's axes (mm). Both scores are NaN when both
-    masks are empty and 0 when exactly one is.
-    """
-    from monai.metrics import compute_dice, compute_surface_dice
+
+def _surface_dice(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
+                  tolerance: float, subvoxels: bool) -> float:
+    from monai.metrics import compute_surface_dice
 
     p, t = np.asarray(pred, bool), np.asarray(truth, bool)
     if not p.any() and not t.any():
-        return float("nan"), float("nan")
+        return 1.0
     if not p.any() or not t.any():
-        return 0.0, 0.0
-    yp, yt = _onehot(p), _onehot(t)
-    dice = float(compute_dice(yp, yt, include_background=False)[0, 0])
+        return 0.0
     with warnings.catch_warnings():
         # MONAI 1.5+ warns about an argument its own surface code passes internally
         warnings.simplefilter("ignore", FutureWarning)
-        nsd = float(compute_surface_dice(yp, yt, [float(tolerance_mm)],
-                                         include_background=False,
-                                         spacing=[float(s) for s in spacing])[0, 0])
-    return dice, nsd
+        return float(compute_surface_dice(_onehot(p), _onehot(t), [float(tolerance)],
+                                          include_background=False,
+                                          spacing=[float(v) for v in spacing],
+                                          use_subvoxels=subvoxels)[0, 0])
+
+
+def to_prompt_grid(volume: np.ndarray) -> np.ndarray:
+    """A ``(Z, H, W)`` binary volume with every slice resampled to 256 x 256 by nearest
+    neighbour (cell centres), the grid of DB-SAM's data."""
+    v = np.asarray(volume, bool)
+    if v.ndim == 2:
+        v = v[None]
+    h, w = v.shape[-2:]
+    rows = np.minimum(((np.arange(PROMPT_GRID) + 0.5) * h / PROMPT_GRID).astype(int), h - 1)
+    cols = np.minimum(((np.arange(PROMPT_GRID) + 0.5) * w / PROMPT_GRID).astype(int), w - 1)
+    return v[:, rows][:, :, cols]
+
+
+def nsd_paper(pred: np.ndarray, truth: np.ndarray) -> float:
+    """The DB-SAM authors' NSD: on the 256² grid, unit spacing, tolerance 1 voxel, surface
+    elements weighted by area (see the module docstring). ``pred``, ``truth``: ``(Z, H, W)``
+    or ``(H, W)`` binary masks of one shape."""
+    return _surface_dice(to_prompt_grid(pred), to_prompt_grid(truth), (1.0, 1.0, 1.0), 1.0,
+                         subvoxels=True)
+
+
+def nsd_native(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
+               tolerance_mm: float) -> float:
+    """Our NSD: native grid, voxel ``spacing`` (mm, along the array's axes), tolerance in mm."""
+    return _surface_dice(pred, truth, spacing, tolerance_mm, subvoxels=False)
+
+
+def scores(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
+           tolerance_mm: float) -> dict[str, float]:
+    """``{"dice", "nsd_paper", "nsd_2mm"}`` of two binary masks ``(Z, H, W)``; ``spacing`` is
+    the voxel size along the array's axes (mm)."""
+    return {"dice": dice_score(pred, truth), "nsd_paper": nsd_paper(pred, truth),
+            "nsd_2mm": nsd_native(pred, truth, spacing, tolerance_mm)}
+
+
+def dice_nsd(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
+             tolerance_mm: float) -> tuple[float, float]:
+    """Dice and our native-grid NSD (``nsd_2mm``) of two binary masks ``(Z, H, W)`` (or
+    ``(H, W)``); ``spacing`` is the voxel size along the array's axes (mm). Both are 1 when both
+    masks are empty and 0 when exactly one is."""
+    return dice_score(pred, truth), nsd_native(pred, truth, spacing, tolerance_mm)
 
 
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std of Dice and NSD per method and label (and over all labels), with counts."""
+    """Mean ± std of Dice and both NSDs per method and label (and over all labels), with
+    counts."""
     rows = []
     for (method, label), grp in _groups(table):
         ok = grp[grp.status == "ok"]
         row = {"method": method, "label": label}
-        for col in ("dice", "nsd"):
+        for col in SCORE_COLUMNS:
             vals = pd.to_numeric(ok[col], errors="coerce").dropna()
             row[col] = float(vals.mean()) if len(vals) else float("nan")
             row[f"{col}_std"] = float(vals.std(ddof=0)) if len(vals) else float("nan")

@@ -88,7 +88,7 @@ def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
     """
     from medcl.io import RunFolder, save_torch
 
-    from .model import DBSAM, build_sam, parameter_counts
+    from .model import build_sam, parameter_counts
     from .train import train_model
 
     _check_can_train(cfg, out, resume)
@@ -99,7 +99,7 @@ def train_run(cfg: DBSAMConfig, images: Path, labels: Path, out: Path, *,
     if cfg.sam_checkpoint is None:
         # no official weights: keep the start so `evaluate --baseline sam` can use the same SAM
         save_torch(folder.root / BASE_WEIGHTS, {k: v.clone() for k, v in sam.state_dict().items()})
-    model = DBSAM(sam, kv_grid=cfg.kv_grid)
+    model = _dbsam(sam, cfg)
     counts = parameter_counts(model)
     codes = sorted({int(c) for d in data for s in d.labels for c in np.unique(s) if c})
     folder.write_config(cfg, seed=cfg.seed, extra={
@@ -122,22 +122,46 @@ def load_config(run_dir: Path) -> DBSAMConfig:
 
     folder = RunFolder(Path(run_dir))
     raw = folder.read_config().get("config")
-    if not raw or "kv_grid" not in raw or "arch" not in raw:
+    if not raw or "eval_margin" not in raw or "arch" not in raw:
         raise ConfigError("config.yaml is not a DB-SAM run's", path=folder.config_path,
                           fix="pass the folder written by `medcl dbsam train --out RUN`")
     known = {f.name for f in fields(DBSAMConfig)}
     return DBSAMConfig(**{k: v for k, v in raw.items() if k in known})
 
 
-def load_run(run_dir: Path) -> tuple[DBSAMConfig, torch.nn.Module]:
-    """(config, trained DB-SAM) of a train run."""
-    from medcl.io import RunFolder
+def _dbsam(sam, cfg: DBSAMConfig) -> torch.nn.Module:
+    """DB-SAM around ``sam`` with the run's architecture settings."""
+    from .model import DBSAM
 
-    from .model import DBSAM, build_sam
+    return DBSAM(sam, num_points=cfg.num_points, ffn_ratio=cfg.ffn_ratio,
+                 drop_path=cfg.drop_path)
+
+
+def load_run(run_dir: Path) -> tuple[DBSAMConfig, torch.nn.Module]:
+    """(config, trained DB-SAM) of a train run.
+
+    Raises
+    ------
+    medcl.io.RunFolderError
+        ``model.pt`` does not fit the architecture (e.g. a run trained before the image
+        pyramid and deformable attention replaced the single-scale branch and pooled
+        attention).
+    """
+    from medcl.io import RunFolder, RunFolderError
+
+    from .model import build_sam
 
     cfg = load_config(run_dir)
-    model = DBSAM(build_sam(cfg.arch, cfg.image_size), kv_grid=cfg.kv_grid)
-    model.load_state_dict(RunFolder(Path(run_dir)).load_model())
+    model = _dbsam(build_sam(cfg.arch, cfg.image_size), cfg)
+    folder = RunFolder(Path(run_dir))
+    try:
+        model.load_state_dict(folder.load_model())
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunFolderError(
+            f"model.pt does not fit this version's DB-SAM architecture ({first})",
+            path=folder.model_path,
+            fix="re-train the run with this version (`medcl dbsam train`)") from err
     return cfg, model.eval()
 
 
@@ -195,7 +219,7 @@ def _panels(table: pd.DataFrame, cases, cfg: DBSAMConfig, nets: dict, n: int = 3
     label is largest, with each method's prediction from the evaluation prompt on that slice."""
     from .data import load_case
     from .infer import SliceSegmenter
-    from .prompts import expand_box, mask_box
+    from .prompts import expand_box, mask_box, px_at_256
 
     ok = table[(table.status == "ok") & (table.method == "dbsam")]
     panels = []
@@ -208,7 +232,7 @@ def _panels(table: pd.DataFrame, cases, cfg: DBSAMConfig, nets: dict, n: int = 3
         truth = case.label_volume() == code
         z = int(truth.sum(axis=(1, 2)).argmax())
         h, w = truth.shape[1:]
-        box = expand_box(mask_box(truth[z]), cfg.eval_margin, (h, w))
+        box = expand_box(mask_box(truth[z]), px_at_256(cfg.eval_margin, (h, w)), (h, w))
         preds = {m: SliceSegmenter(net, case).predict(z, box) for m, net in nets.items()}
         panels.append({"title": f"{cid} slice {z} label {code}", "image": case.slices[z],
                        "truth": truth[z], "preds": preds})
@@ -223,7 +247,8 @@ def _evaluation_signature(run_dir: Path, images: Path, labels: Path, baseline: b
     return {"model": str(Path(run_dir).resolve()), "images": str(Path(images).resolve()),
             "labels": str(Path(labels).resolve()), "baseline": "sam" if baseline else None,
             "channel": cfg.channel, "labels_scored": cfg.labels,
-            "eval_margin": cfg.eval_margin, "nsd_tolerance_mm": cfg.nsd_tolerance_mm}
+            "eval_margin": cfg.eval_margin, "nsd_tolerance_mm": cfg.nsd_tolerance_mm,
+            "scores": "dice,nsd_paper,nsd_2mm"}
 
 
 def _label_codes(vol: np.ndarray, cfg: DBSAMConfig, label: Path) -> list[int]:
@@ -246,8 +271,8 @@ def score_case(net: torch.nn.Module, cfg: DBSAMConfig, image: Path, label: Path)
     Returns
     -------
     list of dict
-        One row per scored label code: ``label, dice, nsd, pred_voxels, truth_voxels, slices,
-        seconds``.
+        One row per scored label code: ``label, dice, nsd_paper, nsd_2mm, pred_voxels,
+        truth_voxels, slices, seconds`` (see :mod:`medcl.dbsam.evaluate`).
 
     Raises
     ------
@@ -255,7 +280,7 @@ def score_case(net: torch.nn.Module, cfg: DBSAMConfig, image: Path, label: Path)
         An unreadable case, or a label map without a scored structure.
     """
     from .data import load_case
-    from .evaluate import dice_nsd
+    from .evaluate import scores
     from .infer import SliceSegmenter, predict_label
 
     case = load_case(image, label, cfg)
@@ -267,8 +292,8 @@ def score_case(net: torch.nn.Module, cfg: DBSAMConfig, image: Path, label: Path)
         t0 = time.perf_counter()
         pred = predict_label(seg, code, cfg.eval_margin)
         truth = vol == code
-        dice, nsd = dice_nsd(pred, truth, spacing, cfg.nsd_tolerance_mm)
-        rows.append({"label": code, "dice": dice, "nsd": nsd, "pred_voxels": int(pred.sum()),
+        rows.append({"label": code, **scores(pred, truth, spacing, cfg.nsd_tolerance_mm),
+                     "pred_voxels": int(pred.sum()),
                      "truth_voxels": int(truth.sum()),
                      "slices": int(truth.any(axis=(1, 2)).sum()),
                      "seconds": round(time.perf_counter() - t0, 3)})
@@ -319,9 +344,12 @@ def _evaluation_report(run_dir: Path, n_cases: int, cfg: DBSAMConfig, table: pd.
     return (
         f"# DB-SAM evaluation of `{run_dir}`\n\n{n_cases} cases"
         f"{f'; failed: {failed}' if failed else ''}. Prompt: each label's tight box grown by "
-        f"{cfg.eval_margin} px on every slice that holds it (MedSAM/DB-SAM protocol); 3-D Dice "
-        f"and normalised surface Dice (tolerance {cfg.nsd_tolerance_mm} mm), mean ± std over "
-        f"cases; `sam` is vanilla SAM with the weights DB-SAM started from.\n\n{summary_md}\n\n"
+        f"{cfg.eval_margin} px of a 256² slice (scaled to the slice) on every slice that holds "
+        f"it (MedSAM/DB-SAM protocol); 3-D Dice (1 when both masks are empty), the authors' "
+        f"normalised surface Dice `nsd_paper` (256² grid, unit spacing, tolerance 1 voxel) and "
+        f"ours `nsd_2mm` (native grid and spacing, tolerance {cfg.nsd_tolerance_mm} mm), mean "
+        f"± std over cases; `sam` is vanilla SAM with the weights DB-SAM started from.\n\n"
+        f"{summary_md}\n\n"
         f"Per case and label: `cases.csv`."
         + ("\n\n![overlays](overlays.png)\n" if overlays else "\n")
         + (f"\nFailed cases:{failed_md}\n" if failed_md else ""))

@@ -221,19 +221,21 @@ def segment_prompt_mask(seg: SliceSegmenter, coarse: list[np.ndarray], *,
 
 def predict_label(seg: SliceSegmenter, code: int, margin: int,
                   on_slice: Callable[[], None] | None = None) -> np.ndarray:
-    """Evaluation prompt: the label's tight box (grown by ``margin``) on every slice holding it;
-    returns the predicted binary volume ``(Z, H, W)``."""
-    from .prompts import expand_box, mask_box
+    """Evaluation prompt: the label's tight box grown by ``margin`` pixels of a 256² slice
+    (scaled to the slice, :func:`medcl.dbsam.prompts.px_at_256`; DB-SAM's test loader: 9 px) on
+    every slice holding it; returns the predicted binary volume ``(Z, H, W)``."""
+    from .prompts import expand_box, mask_box, px_at_256
 
     case = seg.case
     assert case.labels is not None
     h, w = case.slices[0].shape[:2]
+    grow = px_at_256(margin, (h, w))
     out = np.zeros((len(case.slices), h, w), bool)
     for z, lab in enumerate(case.labels):
         m = lab == code
         if not m.any():
             continue
-        out[z] = seg.predict(z, expand_box(mask_box(m), margin, (h, w)))
+        out[z] = seg.predict(z, expand_box(mask_box(m), grow, (h, w)))
         if on_slice is not None:
             on_slice()
     return out

@@ -6,10 +6,14 @@ MICCAI 2024, arXiv:2410.04172.
 DB-SAM keeps SAM's ViT image encoder frozen and adds, around it,
 
 * a learnable **channel-attention block** after every transformer block (ViT branch);
-* a light **convolution branch** on the image, producing features on the ViT token grid;
-* **bilateral cross-attention** at four stages (after the global-attention blocks): ViT tokens
-  attend to convolution features and convolution features attend to ViT tokens;
-* a **ViT-convolution fusion block** whose output feeds SAM's neck;
+* a **convolution branch**, an image pyramid: the slice at 1/2, 1/4, 1/8 and 1/16 of its
+  side, each through its own small convolution stack onto the ViT token grid;
+* **bilateral cross-attention** at four stages (after the global-attention blocks):
+  multi-scale deformable attention over the joint set of ViT tokens and convolution levels, so
+  ViT tokens read the convolution levels and the levels read the ViT tokens, at full
+  resolution;
+* a **ViT-convolution fusion block**, a per-channel softmax over the levels and the ViT
+  tokens, whose output feeds SAM's neck;
 
 and decodes with SAM's prompt encoder and mask decoder (box and mask prompts, one mask per
 prompt). :class:`VanillaSAM` is SAM as is, the baseline with the same interface.
@@ -19,8 +23,8 @@ The models hold the architecture only. Decoding has two paths with the same resu
 segment-anything's own ``MaskDecoder`` unchanged, one (embedding, prompt) pair at a time.
 
 Every addition is initialised so that an untrained :class:`DBSAM` computes *exactly* SAM's image
-embedding: the channel-attention blocks' last projection, the ViT-side output projection and FFN
-of the cross-attention, and the fusion's residual scale all start at zero. Training therefore
+embedding: the channel-attention blocks' last projection, the ViT-side scales of the
+cross-attention's two updates, and the fusion's residual scale all start at zero. Training therefore
 starts from the pretrained SAM rather than from a perturbed one.
 
 Nothing here needs custom CUDA; it runs on CPU and CUDA, under ``torch.autocast`` too.
@@ -250,45 +254,52 @@ class DBSAM(PromptableSegmenter):
 
     ``embed``: patch embedding and position embedding of SAM's frozen ViT; after every frozen
     transformer block a trainable :class:`ChannelAttentionBlock`; in parallel a
-    :class:`ConvBranch` on the image; after each global-attention block (four in ViT-B/L/H,
-    two in ``tiny``) a :class:`BilateralCrossAttention` between the two branches; a
-    :class:`ViTConvFusion`; SAM's neck. ``decode``: SAM's prompt encoder and mask decoder.
+    :class:`ConvBranch`, the image pyramid (the slice at 1/2, 1/4, 1/8 and 1/16 of its side,
+    each through its own convolution stack onto the ViT token grid); after each
+    global-attention block (four in ViT-B/L/H, two in ``tiny``) a
+    :class:`BilateralCrossAttention`, multi-scale deformable attention over the joint set of
+    ViT tokens and convolution levels; a per-channel :class:`ViTConvFusion` of all levels;
+    SAM's neck. ``decode``: SAM's prompt encoder and mask decoder.
 
     Trainable: the added blocks, the neck, the prompt encoder and the mask decoder (less its
     unused single-mask parts, see :class:`PromptableSegmenter`). Frozen
     (``requires_grad=False``): SAM's patch embedding, position embedding and transformer blocks.
 
-    Untrained, DB-SAM's image embedding equals SAM's exactly: every added residual path ends in
-    a zero-initialised projection or scale (see the blocks' docstrings).
+    Untrained, DB-SAM's image embedding equals SAM's exactly: every added path into the ViT
+    tokens ends in a zero-initialised projection or scale (see the blocks' docstrings).
 
     Parameters
     ----------
     sam : segment_anything.modeling.Sam
         From :func:`build_sam`; its modules are adopted, not copied.
-    kv_grid : int
-        Pooled key/value grid side of the cross-attention (M = ``kv_grid``\\ :sup:`2` keys).
+    num_points : int
+        Sampling points per head and level of the deformable attention (4 in DB-SAM). Its
+        heads are the ViT's (12 for ViT-B).
     ffn_ratio : float
-        FFN hidden width of the cross-attention and fusion blocks, as a multiple of the ViT
-        width. The default 1.0 keeps ViT-B's encoder at 1024 x 1024 at 1.27x SAM's
-        floating-point work (1.2x its CPU time); the usual transformer value 4.0 would cost
-        1.54x (see ``benchmarks/bench_dbsam.py``).
+        FFN hidden width of the interaction and fusion blocks, as a multiple of the ViT width
+        (4 in DB-SAM). See ``benchmarks/bench_dbsam.py`` for what it costs.
+    drop_path : float
+        Stochastic-depth probability of the interaction and fusion updates (0.3 in DB-SAM).
+    dropout : float
+        Dropout of the deformable attention's output and inside its FFN (0.1 in DB-SAM).
     conv_widths : tuple of int, optional
-        Widths of the convolution branch's stem and three stages; by default C/24, C/12, C/6
-        and C/3 rounded up to multiples of 8 (32, 64, 128, 256 for ViT-B; 8, 16, 32, 64 for
-        ``tiny``).
+        Widths of the three (3x3, 1x1) pairs of each pyramid stack; by default C/6, C/3 and
+        2C/3 rounded up to multiples of 8 (128, 256, 512 for ViT-B as the authors; 32, 64,
+        128 for ``tiny``).
     fast : bool
         The decoding path, see :class:`PromptableSegmenter`.
     """
 
-    def __init__(self, sam: Sam, *, kv_grid: int = 16, ffn_ratio: float = 1.0,
+    def __init__(self, sam: Sam, *, num_points: int = 4, ffn_ratio: float = 4.0,
+                 drop_path: float = 0.3, dropout: float = 0.1,
                  conv_widths: tuple[int, ...] | None = None, fast: bool = True) -> None:
         super().__init__(sam, fast=fast)
         encoder = self.image_encoder
         dim = encoder.patch_embed.proj.out_channels
         if conv_widths is None:
-            # C/24, C/12, C/6, C/3 in multiples of 8: 32-64-128-256 for ViT-B, and a branch
-            # that stays in proportion for the narrower tiny and wider ViT-L/H encoders.
-            conv_widths = tuple(8 * math.ceil(dim / d / 8) for d in (24, 12, 6, 3))
+            # C/6, C/3, 2C/3 in multiples of 8: the authors' 128-256-512 for ViT-B, and a
+            # branch that stays in proportion for the narrower tiny and wider ViT-L/H encoders.
+            conv_widths = tuple(8 * math.ceil(dim * f / 8) for f in (1 / 6, 1 / 3, 2 / 3))
         heads = encoder.blocks[0].attn.num_heads
         encoder.requires_grad_(True)
         encoder.patch_embed.requires_grad_(False)
@@ -299,10 +310,13 @@ class DBSAM(PromptableSegmenter):
         self.stage_indexes: tuple[int, ...] = tuple(stages or [len(encoder.blocks) - 1])
         self.adapters = nn.ModuleList(ChannelAttentionBlock(dim) for _ in encoder.blocks)
         self.conv_branch = ConvBranch(dim, conv_widths)
+        levels = 1 + self.conv_branch.levels
         self.cross_attn = nn.ModuleList(
-            BilateralCrossAttention(dim, heads, kv_grid=kv_grid, ffn_ratio=ffn_ratio)
+            BilateralCrossAttention(dim, heads, num_levels=levels, num_points=num_points,
+                                    ffn_ratio=ffn_ratio, drop_path=drop_path, dropout=dropout)
             for _ in self.stage_indexes)
-        self.fusion = ViTConvFusion(dim, ffn_ratio=ffn_ratio)
+        self.fusion = ViTConvFusion(dim, num_conv=self.conv_branch.levels, ffn_ratio=ffn_ratio,
+                                    drop_path=drop_path)
 
     def embed(self, images: Tensor) -> Tensor:
         """DB-SAM's image embedding, (B, 256, S/16, S/16), of normalised (B, 3, S, S) images."""
@@ -311,13 +325,13 @@ class DBSAM(PromptableSegmenter):
         x = encoder.patch_embed(images)
         if encoder.pos_embed is not None:
             x = x + encoder.pos_embed
-        conv = self.conv_branch(images)
+        convs = self.conv_branch(images)
         stage = dict(zip(self.stage_indexes, self.cross_attn, strict=True))
         for i, (block, adapter) in enumerate(zip(encoder.blocks, self.adapters, strict=True)):
             x = adapter(block(x))
             if i in stage:
-                x, conv = stage[i](x, conv)
-        x = self.fusion(x, conv)
+                x, convs = stage[i](x, convs)
+        x = self.fusion(x, convs)
         return encoder.neck(x.permute(0, 3, 1, 2))
 
 

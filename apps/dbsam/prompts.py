@@ -2,7 +2,8 @@
 
 DB-SAM (Qin et al., MICCAI 2024, arXiv:2410.04172) is prompted like MedSAM (Ma et al.,
 Nature Communications 2024): with one bounding box per object and slice. During training the
-box is the ground truth's bounding box with each side jittered by 0-20 px; at inference the user
+box is the ground truth's bounding box with each side moved outward by 0-19 px (on 256² slices,
+scaled to the slice size); for evaluation it is grown by 9 px on every side; at inference the user
 gives a box (2-D), a 3-D box, a box on one key slice that is propagated slice by slice (as in
 LiteMedSAM's 3-D inference), or a coarse 3-D mask.
 
@@ -32,6 +33,8 @@ __all__ = [
     "expand_box",
     "jitter_box",
     "mask_box",
+    "px_at_256",
+    "PROMPT_GRID",
     "parse_box3d",
     "parse_labelled_box",
     "parse_box_slice",
@@ -79,18 +82,34 @@ def expand_box(box: np.ndarray, margin: int, shape: tuple[int, int]) -> np.ndarr
     return np.concatenate([lo, hi])
 
 
+PROMPT_GRID = 256
+"""Side of the square slices DB-SAM's protocol counts box pixels on (MedSAM's 256² npz data)."""
+
+
+def px_at_256(px: float, shape: tuple[int, int]) -> int:
+    """``px`` pixels of a 256² slice in pixels of an ``(H, W)`` slice, rounded.
+
+    DB-SAM's training and test slices are 256 x 256 (MedSAM's preprocessed data, Ma et al.,
+    Nature Communications 2024), and its box jitter and margin are counted there (Qin et al.,
+    MICCAI 2024, arXiv:2410.04172, released ``npy_dataset.py`` / ``npz_dataset.py``). A slice
+    of another size gets the same share of its longest side, e.g. 19 px -> 38 px at 512.
+    """
+    return int(round(float(px) * max(int(shape[0]), int(shape[1])) / PROMPT_GRID))
+
+
 def jitter_box(
     box: np.ndarray | Sequence[int],
     shape: tuple[int, int],
     max_px: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Move each side of a box by a random number of pixels, as in MedSAM/DB-SAM training.
+    """Move each side of a box **outward** by a random 0..``max_px`` pixels (DB-SAM training).
 
-    Each side moves independently by an integer drawn uniformly from ``-max_px..max_px``
-    (outward or inward; DB-SAM trains with up to 20 px per side). Inward moves are limited to
-    half the box's width (height) so that the box never inverts, and the result is clipped to
-    the slice.
+    Each side moves independently by an integer drawn uniformly from ``0..max_px`` (inclusive),
+    away from the box's centre, and the result is clipped to the slice. The box therefore
+    always contains the object, as in the authors' released training data loader
+    (``np.random.randint(0, 20)`` per side, i.e. 0-19 px on 256² slices; Qin et al., MICCAI
+    2024, arXiv:2410.04172). Use :func:`px_at_256` to turn the 256² figure into slice pixels.
 
     Parameters
     ----------
@@ -99,23 +118,21 @@ def jitter_box(
     shape : tuple of int
         ``(H, W)`` of the slice.
     max_px : int
-        Largest shift of a side, >= 0.
+        Largest outward shift of a side in slice pixels, >= 0.
     rng : numpy.random.Generator
 
     Returns
     -------
     numpy.ndarray of int64, shape (4,)
-        A valid box: ``0 <= x0 <= x1 <= W - 1`` and ``0 <= y0 <= y1 <= H - 1``.
+        A box that contains ``box``: ``0 <= x0 <= box[0]``, ``box[2] <= x1 <= W - 1`` and the
+        same for ``y``.
     """
     if max_px < 0:
         raise ValueError(f"max_px must be >= 0, got {max_px}")
     b = np.rint(np.asarray(box, dtype=np.float64)).astype(np.int64)
     H, W = shape
-    half = np.array([b[2] - b[0], b[3] - b[1]]) // 2
-    inward = np.minimum(max_px, np.concatenate([half, half]))
-    # Positive draws move a side inward; the sign flips for the max sides.
-    draw = rng.integers(-max_px, inward + 1, size=4)
-    out = b + draw * np.array([1, 1, -1, -1])
+    draw = rng.integers(0, max_px + 1, size=4)
+    out = b + draw * np.array([-1, -1, 1, 1])
     out[[0, 2]] = np.clip(out[[0, 2]], 0, W - 1)
     out[[1, 3]] = np.clip(out[[1, 3]], 0, H - 1)
     return out

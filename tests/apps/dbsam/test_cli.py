@@ -129,7 +129,10 @@ def test_evaluate_with_baseline_resumes_and_survives_a_bad_case(run, phantoms, t
     assert set(ok.case_id) == {"case_000", "case_001"} and set(ok.label) == {1, 2}
     failed = cases[cases.status == "failed"]
     assert set(failed.case_id) == {"case_002"} and "case_002" in failed.error.iloc[0]
-    assert ok.dice.between(0, 1).all() and ok.nsd.between(0, 1).all()
+    for col in ("dice", "nsd_paper", "nsd_2mm"):  # the authors' NSD and ours
+        assert ok[col].between(0, 1).all(), col
+    assert "nsd" not in cases.columns
+    assert "nsd_paper" in (out / "summary.md").read_text()
     for name in ("summary.md", "summary.csv", "overlays.png", "report.md"):
         assert (out / name).exists(), name
     assert not (out / "metrics.csv").exists()  # metrics.csv is the per-epoch training log

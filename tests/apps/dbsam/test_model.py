@@ -1,6 +1,7 @@
 """Tests for dbsam.model (Qin et al., "DB-SAM", MICCAI 2024, arXiv:2410.04172): shapes,
-per-element prompts, frozen/trainable parts, start-as-SAM, pooled cross-attention keys and
-checkpoint loading (interpolation, wrong size, damaged and unsafe files)."""
+per-element prompts, frozen/trainable parts, start-as-SAM, deformable interaction over the full
+joint set, the authors' ViT-B settings, and checkpoint loading (interpolation, wrong size,
+damaged and unsafe files)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medcl.dbsam.blocks import BilateralCrossAttention
 from medcl.dbsam.model import (
     ARCHS,
     DBSAM,
@@ -122,6 +122,7 @@ def test_frozen_and_trainable_parts(dbsam, vanilla):
 
 
 def test_gradients_reach_trainable_parameters_only(dbsam, images):
+    torch.manual_seed(0)  # drop path and dropout draw from torch's RNG
     _perturb(dbsam)
     dbsam.train()
     # boxes alone, and boxes with a mask prompt: together they use every prompt path
@@ -146,21 +147,41 @@ def test_untrained_dbsam_embeds_exactly_as_sam(dbsam, vanilla, images):
         assert not torch.allclose(dbsam.embed(images), sams)
 
 
-def test_cross_attention_keys_are_pooled(tiny_sam, images, monkeypatch):
-    assert BilateralCrossAttention(192, 3).kv_shape(64, 64) == (16, 16)  # 1024 x 1024 input
-    model = DBSAM(copy.deepcopy(tiny_sam), kv_grid=4).eval()
+def test_interaction_is_deformable_attention_over_the_full_joint_set(tiny_sam, images,
+                                                                     monkeypatch):
+    import medcl.dbsam.blocks as blocks
+
+    model = DBSAM(copy.deepcopy(tiny_sam)).eval()
     seen = []
-    sdpa = F.scaled_dot_product_attention
+    sample = blocks.deformable_sample
 
-    def spy(q, k, v, *args, **kwargs):
-        seen.append((q.shape[-2], k.shape[-2]))
-        return sdpa(q, k, v, *args, **kwargs)
+    def spy(value, shapes, locations, weights):
+        seen.append((list(shapes), tuple(locations.shape)))
+        return sample(value, shapes, locations, weights)
 
-    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    monkeypatch.setattr(blocks, "deformable_sample", spy)
     with torch.no_grad():
         model.embed(images[:1])
-    # two stages (tiny's two global blocks), each attending both ways: 256 queries, 16 keys
-    assert seen == [(256, 16)] * 4
+    # two stages (tiny's two global blocks); no pooling: the ViT grid (16 x 16 at 256²) and the
+    # four pyramid levels on it, every token a query: 5 x 256 queries, 3 heads, 5 levels,
+    # 4 points
+    assert seen == [([(16, 16)] * 5, (1, 5 * 256, 3, 5, 4, 2))] * 2
+
+
+def test_vit_b_settings_are_the_authors():
+    model = DBSAM(build_sam("vit_b", 256))
+    block = model.cross_attn[0]
+    assert len(model.cross_attn) == 4
+    attn = block.attn
+    assert (attn.num_heads, attn.num_levels, attn.num_points) == (12, 5, 4)
+    assert block.ffn.fc1.out_features == 4 * 768
+    assert block.ffn.dwconv.groups == 4 * 768  # depthwise
+    assert block.drop_path.p == pytest.approx(0.3)
+    assert model.fusion.drop_path.p == pytest.approx(0.3)
+    assert len(model.fusion.gates) == 5  # four pyramid levels and the ViT tokens
+    widths = [m.out_channels for m in model.conv_branch.stacks[0].modules()
+              if isinstance(m, torch.nn.Conv2d)]
+    assert widths == [128, 128, 256, 256, 512, 512, 768]
 
 
 def test_build_errors():

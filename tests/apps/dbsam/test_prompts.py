@@ -13,6 +13,7 @@ from medcl.dbsam.prompts import (
     parse_box3d,
     parse_box_slice,
     propagate,
+    px_at_256,
 )
 from medcl.io.errors import ConfigError
 
@@ -36,29 +37,36 @@ def test_expand_box_clips_to_the_slice() -> None:
     np.testing.assert_array_equal(expand_box(np.array([2, 3, 10, 12]), 5, (15, 13)), [0, 0, 12, 14])
 
 
-def test_jitter_bounds_and_validity() -> None:
+def test_jitter_is_outward_only_within_bounds() -> None:
     rng = np.random.default_rng(0)
     shape = (100, 120)
     box = np.array([30, 40, 70, 60])
     seen = []
-    for _ in range(500):
-        j = jitter_box(box, shape, 20, rng)
-        assert j[0] <= j[2] and j[1] <= j[3]
-        assert np.all(np.abs(j - box) <= 20)
+    for _ in range(2000):
+        j = jitter_box(box, shape, 19, rng)
         seen.append((j - box) * np.array([-1, -1, 1, 1]))  # > 0: the side moved outward
     outward = np.array(seen)
-    assert (outward.max(axis=0) == 20).all()
-    # Inward moves are capped at half the width (40 -> 20) and height (20 -> 10).
-    np.testing.assert_array_equal(outward.min(axis=0), [-20, -10, -20, -10])
-    # Near the border: clipped to the image.
+    # every side moves outward by 0..19 px (the authors' randint(0, 20)), never inward, and
+    # every value is drawn
+    assert outward.min() == 0 and outward.max() == 19
+    for side in range(4):
+        assert set(outward[:, side].tolist()) == set(range(20))
+    # Near the border: clipped to the image, still containing the box.
     for _ in range(200):
-        j = jitter_box(np.array([2, 1, 117, 98]), shape, 20, rng)
+        j = jitter_box(np.array([2, 1, 117, 98]), shape, 19, rng)
         assert j.min() >= 0 and j[2] <= 119 and j[3] <= 99
-    # A one-pixel box stays valid; zero jitter is the identity.
-    for _ in range(100):
-        j = jitter_box(np.array([50, 50, 50, 50]), shape, 5, rng)
-        assert j[0] <= j[2] and j[1] <= j[3] and j[0] <= 50 <= j[2]
+        assert j[0] <= 2 and j[1] <= 1 and j[2] >= 117 and j[3] >= 98
     np.testing.assert_array_equal(jitter_box(box, shape, 0, rng), box)
+    with pytest.raises(ValueError):
+        jitter_box(box, shape, -1, rng)
+
+
+def test_box_pixels_scale_from_the_256_grid() -> None:
+    assert px_at_256(19, (256, 256)) == 19
+    assert px_at_256(19, (512, 512)) == 38
+    assert px_at_256(9, (80, 80)) == 3  # 2.81 rounds to 3
+    assert px_at_256(9, (512, 300)) == 18  # the longest side counts
+    assert px_at_256(0, (1000, 1000)) == 0
 
 
 def test_parse_box3d() -> None:

@@ -84,7 +84,7 @@ def test_short_training_lowers_loss_and_beats_untrained_dice(cases):
     cfg = DBSAMConfig(arch="tiny", image_size=128, epochs=6, batch_size=8, lr=1e-3, seed=0,
                       accelerator="cpu")
     torch.manual_seed(0)
-    model = DBSAM(build_sam("tiny", 128), kv_grid=cfg.kv_grid)
+    model = DBSAM(build_sam("tiny", 128))
     train, held_out = cases[:3], cases[3:]
     before = _mean_dice(model, held_out, cfg)
     model, history = train_model(model, SliceDataset(train, cfg), cfg, None, progress=False)
