@@ -39,7 +39,8 @@ def train_run(cfg: PiradsConfig, images: Path, labels: Path, out: Path, *,
         "cases": [c for c, _, _ in cases], "n_unlabelled": 0 if XU is None else len(XU),
         "baseline": baseline, "label_map": label_map.origin,
         "label_codes": {int(k): int(v) for k, v in label_map.mapping.items()}})
-    model, histories = train_dual(cfg, X, Y, XU, folder.root, progress=progress)
+    model, histories = train_dual(cfg, X, Y, XU, folder.root, progress=progress,
+                                   baseline=baseline)
     folder.save_model(model.state_dict())
     missing = [name for code, name in ZONES.items() if code not in label_map.zones]
     labels_note = f"Labels: {label_map.origin}" + (
@@ -60,7 +61,9 @@ def train_run(cfg: PiradsConfig, images: Path, labels: Path, out: Path, *,
         f"{'; single-path MONAI baseline with the same budget in `unet/`' if baseline else ''}."
         f" {labels_note}."
         f"\n\nLast stage-1 epoch: "
-        + ", ".join(f"{k} {v:.4g}" for k, v in last.items()) + ".\n\nLosses per epoch: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in last.items()) + ".\n\n`model.pt` holds the "
+        "epoch of best validation Dice of the last stage (`last.pt` its last epoch; cases held "
+        "out for validation in `split.json`). Losses and validation Dice per epoch: "
         "`metrics.csv`. Segment with `medcl pirads segment --model " + str(out) + " ...`.\n")
     return folder.report_path
 
@@ -156,7 +159,11 @@ def evaluate_run(run_dir: Path, images: Path, labels: Path, out: Path, *,
     folder.write_report(
         f"# PI-RADS zones evaluation of `{run_dir}`\n\n{len(cases)} cases"
         f"{f'; failed: {failed}' if failed else ''}. Dice, MASD (mm, symmetric) and HD95 (mm) "
-        f"per zone, mean ± std over cases (per case: `cases.csv`). {labels_note}.\n\n"
+        f"per zone, mean ± std over cases (per case: `cases.csv`). A zone in the truth but "
+        f"not in the prediction is missed (`n_missed`; `n_spurious` the reverse): Dice 0, and "
+        f"`masd` / `hd95` count it at the scan's field-of-view diagonal, so a mean never "
+        f"improves by missing a structure; `masd_present` / `hd95_present` average only the "
+        f"cases where both maps hold the zone. {labels_note}.\n\n"
         f"{summary_md}\n\n"
         f"Anchors from the data card (Meyer et al. 2019 on ProstateX; their data, not ours):\n"
         f"{anchor_md}\n")

@@ -174,6 +174,7 @@ def segment_file(model: nn.Module, cfg: PiradsConfig, t2: Path, out: Path, *,
             write_volume(stack.enter_context(atomic_path(sectors)), back(smap), vol,
                          dtype=np.uint8)
             info["sectors"] = str(sectors)
+            info["sector_scheme"] = table.attrs["scheme"]  # "v2 36-sector": no v2.1 structures
             info["sector_table"] = table[table.voxels > 0].to_dict(orient="records")
         if report is not None:
             write_text(stack.enter_context(atomic_path(report)),

@@ -272,7 +272,9 @@ class DualPathLoss(nn.Module):
         labels
             Integer labels ``(B, 1, X, Y, Z)``.
         sdf
-            Signed distance in mm ``(B, 1, X, Y, Z)``; computed from ``labels`` when ``None``.
+            Signed distance in mm ``(B, 1, X, Y, Z)``; computed from ``labels`` when ``None``
+            (a Euclidean distance transform per volume on the CPU, every call: training passes
+            the targets cached once per case, :func:`medcl.pirads.train.distance_targets`).
 
         Returns
         -------

@@ -9,12 +9,23 @@ Conventions for a zone missing from one or both maps (see :func:`zone_metrics`):
 
 - absent in both prediction and truth: Dice NaN, MASD NaN, HD95 NaN (nothing to score; NaN
   keeps such cases out of the means instead of inflating them with a free 1.0);
-- absent in exactly one: Dice 0, MASD NaN, HD95 NaN (a distance to nothing is undefined);
+- absent in exactly one (``missed``: in the truth, not predicted; ``spurious``: predicted, not
+  in the truth): Dice 0, and MASD and HD95 scored as the largest distance in the scan's field
+  of view, the diagonal of the volume in mm (``sqrt(sum((shape * spacing) ** 2))``), so that a
+  mean never improves by missing a structure. A distance to nothing is undefined, and MONAI's
+  surface metrics return NaN or inf there (MONAI 1.x warns "may result in nan/inf
+  distance"); the penalty is the worst distance the scan allows, rather than a fixed
+  constant, so that it scales with the field of view actually scored. Both conventions are
+  kept, labelled: ``masd`` / ``hd95`` are the penalised values (the default),
+  ``masd_present`` / ``hd95_present`` the distances over zones present in both maps only
+  (NaN when either map lacks the zone: the optimistic convention used before, which drops a
+  missed zone from the mean). The summary counts the missed and spurious zones
+  (``n_missed``, ``n_spurious``);
 - not labelled by the dataset at all (e.g. DPU and AFS in Prostate158 or the Decathlon's
-  Task05, see :mod:`medcl.pirads.labels`): Dice, MASD and HD95 NaN with ``labelled`` false, shown as
-  "not labelled" in the summary; the prediction of such zones is scored as TZ, because these
+  Task05, see :mod:`medcl.pirads.labels`): Dice, MASD and HD95 NaN with ``labelled`` false, shown
+  as "not labelled" in the summary; the prediction of such zones is scored as TZ, because these
   two-zone datasets draw the urethra and anterior stroma inside their central gland (TZ) label
-  (as their data cards say).
+  (as their data cards say). Such zones are never counted as missed.
 """
 
 from __future__ import annotations
@@ -39,7 +50,8 @@ from medcl.io.units import Shard, run_units
 from .labels import IDENTITY, LabelMap, read_case
 from .zones import ZONES
 
-__all__ = ["CASE_COLUMNS", "ZONES", "evaluate_cases", "summary_table", "zone_metrics"]
+__all__ = ["CASE_COLUMNS", "ZONES", "evaluate_cases", "fov_diagonal", "summary_table",
+           "zone_metrics"]
 
 CASE_COLUMNS: list[str] = [
     "method",
@@ -49,6 +61,10 @@ CASE_COLUMNS: list[str] = [
     "dice",
     "masd",
     "hd95",
+    "masd_present",
+    "hd95_present",
+    "missed",
+    "spurious",
     "pred_voxels",
     "truth_voxels",
     "labelled",
@@ -56,6 +72,25 @@ CASE_COLUMNS: list[str] = [
     "error",
 ]
 """Columns of ``cases.csv`` written by :func:`evaluate_cases` (one row per case x zone)."""
+
+
+def fov_diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:
+    """The largest distance in a scan's field of view: the diagonal of the volume in mm.
+
+    Parameters
+    ----------
+    shape : sequence of 3 int
+        Voxels along X, Y, Z.
+    spacing : sequence of 3 float
+        Voxel size in mm.
+
+    Returns
+    -------
+    float
+        ``sqrt(sum((shape * spacing) ** 2))``, the penalty MASD / HD95 of a missed or spurious
+        zone (see the module docstring).
+    """
+    return float(np.sqrt(np.sum((np.asarray(shape, float) * np.asarray(spacing, float)) ** 2)))
 
 
 def zone_metrics(
@@ -80,11 +115,15 @@ def zone_metrics(
     -------
     list of dict
         One dict per zone with ``zone``, ``zone_name``, ``dice``, ``masd`` (mm), ``hd95`` (mm),
-        ``pred_voxels`` and ``truth_voxels``. Dice is MONAI's ``compute_dice``; MASD is
+        ``masd_present``, ``hd95_present`` (mm), ``missed``, ``spurious``, ``pred_voxels``,
+        ``truth_voxels`` and ``labelled``. Dice is MONAI's ``compute_dice``; MASD is
         ``compute_average_surface_distance(symmetric=True)``, the mean over the surface
         voxels of both maps of the distance to the other surface; HD95 is
         ``compute_hausdorff_distance(percentile=95)``, the larger of the two directed 95th
-        percentiles; ``labelled``. Missing zones follow the module's conventions (NaN / 0).
+        percentiles. A zone in both maps has ``masd == masd_present`` (likewise HD95). A zone
+        in exactly one map is ``missed`` (truth only) or ``spurious`` (prediction only): Dice 0,
+        ``masd`` and ``hd95`` equal to :func:`fov_diagonal` of the grid, ``masd_present`` and
+        ``hd95_present`` NaN. A zone in neither map, or not labelled, is NaN throughout.
     """
     pred = np.asarray(pred)
     truth = np.asarray(truth)
@@ -99,6 +138,8 @@ def zone_metrics(
     missing = sorted(set(ZONES) - zones)
     if missing and 2 in zones:
         pred = np.where(np.isin(pred, missing), 2, pred)
+    worst = fov_diagonal(truth.shape, spacing_t)
+    nan = float("nan")
     rows: list[dict] = []
     for label, name in ZONES.items():
         p = pred == label
@@ -107,9 +148,13 @@ def zone_metrics(
         row = {
             "zone": label,
             "zone_name": name,
-            "dice": float("nan"),
-            "masd": float("nan"),
-            "hd95": float("nan"),
+            "dice": nan,
+            "masd": nan,
+            "hd95": nan,
+            "masd_present": nan,
+            "hd95_present": nan,
+            "missed": False,
+            "spurious": False,
             "pred_voxels": n_p,
             "truth_voxels": n_t,
             "labelled": label in zones,
@@ -124,12 +169,12 @@ def zone_metrics(
             with warnings.catch_warnings():
                 # MONAI 1.5+ warns about an argument its own surface code passes internally
                 warnings.simplefilter("ignore", FutureWarning)
-                row["masd"] = float(compute_average_surface_distance(
+                row["masd"] = row["masd_present"] = float(compute_average_surface_distance(
                     yp, yt, include_background=True, symmetric=True, spacing=spacing_t)[0, 0])
-                row["hd95"] = float(compute_hausdorff_distance(
+                row["hd95"] = row["hd95_present"] = float(compute_hausdorff_distance(
                     yp, yt, include_background=True, percentile=95, spacing=spacing_t)[0, 0])
-        elif n_p or n_t:
-            row["dice"] = 0.0
+        elif n_p or n_t:  # in one map only: Dice 0, the worst distance the scan allows
+            row.update(dice=0.0, masd=worst, hd95=worst, missed=n_t > 0, spurious=n_p > 0)
         rows.append(row)
     return rows
 
@@ -230,6 +275,16 @@ def _truthy(values: pd.Series) -> pd.Series:
     return values.map(lambda v: str(v).strip().lower() not in ("false", "0", "0.0"))
 
 
+def _flag(values: pd.Series) -> pd.Series:
+    # a missed / spurious flag read back from CSV: bool, "True"/"False" or NaN (NaN: not set)
+    return values.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+
+
+#: (column, format) of the metrics :func:`summary_table` summarises, in order.
+_SUMMARISED = (("dice", "{:.3f}"), ("masd", "{:.2f}"), ("hd95", "{:.2f}"),
+               ("masd_present", "{:.2f}"), ("hd95_present", "{:.2f}"))
+
+
 def summary_table(cases: pd.DataFrame) -> pd.DataFrame:
     """Summarise a case table per method x zone.
 
@@ -241,12 +296,16 @@ def summary_table(cases: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per ``(method, zone)`` with ``dice_mean``, ``dice_std``, ``masd_mean``,
-        ``masd_std``, ``hd95_mean``, ``hd95_std`` over the ``ok`` rows (NaN values, i.e.
-        undefined metrics, left out; sample std, 0 for a single value), the same as text
-        ``"mean ± std"`` in ``dice``, ``masd``, ``hd95`` (``"not labelled"`` for a zone the
-        dataset does not label, ``"n/a"`` when undefined in every case), and the counts
-        ``n_ok`` and ``n_failed``.
+        One row per ``(method, zone)`` with ``<metric>_mean`` and ``<metric>_std`` for
+        ``dice``, ``masd``, ``hd95`` (missed and spurious zones scored with the field-of-view
+        diagonal, the default) and ``masd_present``, ``hd95_present`` (zones present in both
+        maps only), over the ``ok`` rows (NaN values, i.e. undefined metrics, left out; sample
+        std, 0 for a single value); the same as text ``"mean ± std"`` in columns named after
+        the metric (``"not labelled"`` for a zone the dataset does not label, ``"n/a"`` when
+        undefined in every case); and the counts ``n_missed`` (cases whose truth has the zone
+        and the prediction not), ``n_spurious`` (the reverse), ``n_ok`` and ``n_failed``.
+        A table written before the penalised convention existed has no ``missed`` column:
+        its ``masd`` / ``hd95`` are then the present-only values and the counts are 0.
     """
     out: list[dict] = []
     if cases.empty:
@@ -259,8 +318,8 @@ def summary_table(cases: pd.DataFrame) -> pd.DataFrame:
             "zone_name": ZONES.get(int(zone), str(zone)),
         }
         unlabelled = "labelled" in grp and not ok.empty and not _truthy(ok["labelled"]).any()
-        for metric, fmt in (("dice", "{:.3f}"), ("masd", "{:.2f}"), ("hd95", "{:.2f}")):
-            mean, std = _mean_std(ok[metric])
+        for metric, fmt in _SUMMARISED:
+            mean, std = _mean_std(ok[metric] if metric in ok else pd.Series(dtype=float))
             row[f"{metric}_mean"] = mean
             row[f"{metric}_std"] = std
             if unlabelled:
@@ -268,6 +327,8 @@ def summary_table(cases: pd.DataFrame) -> pd.DataFrame:
             else:
                 row[metric] = ("n/a" if np.isnan(mean)
                                else f"{fmt.format(mean)} ± {fmt.format(std)}")
+        for flag in ("missed", "spurious"):
+            row[f"n_{flag}"] = int(_flag(ok[flag]).sum()) if flag in ok else 0
         row["n_ok"] = int(len(ok))
         row["n_failed"] = int((grp["status"] == "failed").sum())
         out.append(row)

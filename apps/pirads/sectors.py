@@ -2,18 +2,25 @@
 
 This goes beyond Das et al. (arXiv:2309.12970), whose motivation is that zone segmentations
 should be usable for the PI-RADS sector map (Meyer et al., ISBI 2019). The map here is the
-36-sector prostate grid of PI-RADS v2 / v2.1 [1]_, computed geometrically from the zones, plus
-three DPU sectors:
+36-sector prostate grid of PI-RADS v2 [1]_ (labelled "v2 36-sector", :data:`SCHEME`),
+computed geometrically from the zones, plus three DPU sectors:
 
 * level: base / mid / apex = superior / middle / inferior third of the gland's z extent
   (by slice centre: ``t = (z - z_min + 0.5) / n_slices``; ``t < 1/3`` apex, ``t < 2/3`` mid,
   else base);
-* side: split at the gland's x centroid (mean voxel index); ``x > centroid`` is the patient's
-  right, since in nibabel's RAS+ canonical orientation the +x axis points to the patient's
-  **R**\\ ight (+y anterior, +z superior); ties go to the left;
-* anterior / posterior: split at the gland's y centroid, ``y > centroid`` anterior;
+* centre of each level: the split lines of a level go through that level's own centre
+  ``(cx, cy)`` (mean voxel index over the level's slices), not through one centroid of the
+  whole gland, so a gland that is tilted or curved along S-I (an oblique acquisition, an
+  enlarged median lobe) is split where it lies at every level. The centre is the DPU's
+  centroid in the level where the level has DPU voxels (PI-RADS centres the sector grid on the
+  urethra [1]_; the urethra is labelled here only as the DPU, in the apical third), else
+  the centroid of the level's gland voxels;
+* side: split at ``cx``; ``x > cx`` is the patient's right, since in nibabel's RAS+ canonical
+  orientation the +x axis points to the patient's **R**\\ ight (+y anterior, +z superior);
+  ties go to the left;
+* anterior / posterior: split at ``cy``, ``y > cy`` anterior;
 * posterior PZ, medial / lateral: in the axial plane, the angle ``phi`` (degrees, from mm
-  offsets) between the posterior midline and the line from the gland's centroid ``(cx, cy)``
+  offsets) between the posterior midline and the line from the level's centre ``(cx, cy)``
   to the voxel, ``phi = atan2(|x - cx|, cy - y)``; ``phi < 45`` is posteromedial (PZpm),
   ``phi >= 45`` posterolateral (PZpl). Posterior voxels have ``phi`` in ``[0, 90]``, so 45
   degrees halves the posterior quadrant of each side;
@@ -22,11 +29,11 @@ three DPU sectors:
   = 36 sectors (codes 1-36);
 * DPU (the distal urethra, not a PI-RADS sector): one sector per level (codes 37-39).
 
-Every gland voxel (label 1-4) gets exactly one code in ``1..39``; background stays 0. The
-seminal vesicles, the external urethral sphincter and the central zone at the base, which the
-v2.1 map also names, need structures that these four zones do not separate and are not produced.
-The centroid (not the urethra, which PI-RADS uses as the centre) defines the split lines
-because the urethra is only labelled in the apical third here.
+Every gland voxel (label 1-4) gets exactly one code in ``1..39``; background stays 0. What
+PI-RADS v2.1 adds to the v2 grid [1]_ (the two central-zone sectors at the base) and the
+non-prostate sectors of both versions (seminal vesicles, external urethral sphincter) need
+structures that these four zones do not separate; they are not produced, so the map is called
+"v2 36-sector", not v2.1 (:func:`sector_scheme` says which grid a table holds).
 
 References
 ----------
@@ -42,13 +49,17 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .zones import N_CLASSES, ZONE_CODES, ZONES
+from .zones import N_CLASSES, ZONE_CODE, ZONE_CODES, ZONES
 
 __all__ = [
     "MEDIAL_ANGLE_DEG",
+    "SCHEME",
+    "SCHEME_V21",
     "SECTOR_CODES",
     "SECTORS",
+    "level_centres",
     "sector_map",
+    "sector_scheme",
     "zone_volumes",
 ]
 
@@ -67,6 +78,15 @@ _PARTS: dict[str, tuple[str, str]] = {
 
 #: Angle (degrees from the posterior midline) separating posteromedial from posterolateral PZ.
 MEDIAL_ANGLE_DEG = 45.0
+
+#: The name of the grid this module produces: the 36 prostate sectors of PI-RADS v2, + 3 DPU.
+SCHEME = "PI-RADS v2 36-sector (+3 DPU)"
+
+#: The name a map would carry if it held the structures PI-RADS v2.1 adds (central zone).
+SCHEME_V21 = "PI-RADS v2.1"
+
+#: Zones (sector table ``zone`` values) only the v2.1 grid has; none is produced here.
+_V21_ONLY = frozenset({"CZ"})
 
 
 def _build() -> list[tuple[int, str, str, str, str, str]]:
@@ -127,6 +147,56 @@ def zone_volumes(zones: np.ndarray, spacing: Sequence[float]) -> dict[str, float
     return {name: float(counts[code]) * voxel_ml for code, name in ZONES.items()}
 
 
+def _levels(z: np.ndarray) -> np.ndarray:
+    """Level name of each gland voxel from its slice index ``z`` (thirds of the z extent)."""
+    z0, nz = z.min(), z.max() - z.min() + 1
+    t = (z - z0 + 0.5) / nz
+    return np.where(t < 1 / 3, "apex", np.where(t < 2 / 3, "mid", "base"))
+
+
+def level_centres(zones: np.ndarray) -> dict[str, tuple[float, float, str]]:
+    """The centre of the split lines of each level (see the module docstring).
+
+    Parameters
+    ----------
+    zones
+        ``(X, Y, Z)`` label map in RAS+ canonical orientation (0 background, 1-4 zones).
+
+    Returns
+    -------
+    dict of str to (float, float, str)
+        ``level -> (cx, cy, source)`` for each level holding gland voxels: the mean voxel
+        index along x and y of the level's DPU voxels (``source == "DPU"``) where it has any,
+        else of its gland voxels (``source == "gland"``). Empty for an empty map.
+    """
+    zones = np.asarray(zones)
+    x, y, z = np.nonzero(zones > 0)
+    if x.size == 0:
+        return {}
+    level = _levels(z)
+    dpu = zones[x, y, z] == ZONE_CODE["DPU"]
+    out: dict[str, tuple[float, float, str]] = {}
+    for name in _LEVELS:
+        here = level == name
+        if not here.any():
+            continue
+        pick, source = (here & dpu, "DPU") if (here & dpu).any() else (here, "gland")
+        out[name] = (float(x[pick].mean()), float(y[pick].mean()), source)
+    return out
+
+
+def sector_scheme(table: pd.DataFrame) -> str:
+    """The name of the sector grid a :func:`sector_map` table holds.
+
+    :data:`SCHEME_V21` only when the table has a non-empty sector of a structure that PI-RADS
+    v2.1 adds to v2 (the central zone); else :data:`SCHEME`, "v2 36-sector". The four zones
+    produced here never give v2.1 structures, so maps of this module are always
+    :data:`SCHEME`; the check keeps the label honest if the table ever grows.
+    """
+    filled = table[table["voxels"] > 0] if "voxels" in table else table
+    return SCHEME_V21 if set(filled["zone"]) & _V21_ONLY else SCHEME
+
+
 def sector_map(zones: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, pd.DataFrame]:
     """Split the gland into the PI-RADS sectors (see the module docstring for the convention).
 
@@ -145,7 +215,9 @@ def sector_map(zones: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray,
     table : pandas.DataFrame
         One row per sector (empty ones included) with columns ``code, name, zone, level, side,
         ap, voxels, volume_ml``; ``ap`` is ``anterior``, ``posterior``, ``posterolateral``,
-        ``posteromedial`` or ``midline``.
+        ``posteromedial`` or ``midline``. ``table.attrs`` holds ``"scheme"``
+        (:func:`sector_scheme`) and ``"centres"`` (:func:`level_centres`: each level's split
+        centre in voxel indices and whether it is the DPU's or the gland's).
 
     References
     ----------
@@ -154,12 +226,15 @@ def sector_map(zones: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray,
     zones = _check(zones, spacing)
     sectors = np.zeros(zones.shape, dtype=np.int16)
     gland = zones > 0
+    centres = level_centres(zones)
     if gland.any():
         x, y, z = np.nonzero(gland)
-        cx, cy = x.mean(), y.mean()
-        z0, nz = z.min(), z.max() - z.min() + 1
-        t = (z - z0 + 0.5) / nz
-        level = np.where(t < 1 / 3, "apex", np.where(t < 2 / 3, "mid", "base"))
+        level = _levels(z)
+        cx = np.zeros(x.size)
+        cy = np.zeros(x.size)
+        for name, (lx, ly, _) in centres.items():  # each level split about its own centre
+            here = level == name
+            cx[here], cy[here] = lx, ly
         side = np.where(x > cx, "right", "left")
         dx = (x - cx) * float(spacing[0])
         dy = (y - cy) * float(spacing[1])
@@ -197,4 +272,6 @@ def sector_map(zones: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray,
             for code, name, zone_name, lev, sd, a in SECTORS
         ]
     )
+    table.attrs["scheme"] = sector_scheme(table)
+    table.attrs["centres"] = centres
     return sectors, table

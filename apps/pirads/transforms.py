@@ -29,11 +29,18 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.transforms import (
     Compose,
     EnsureTyped,
     Invertd,
+    MapTransform,
+    RandBiasFieldd,
+    RandGaussianNoised,
+    Randomizable,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
     ResizeWithPadOrCropd,
     ScaleIntensityRangePercentilesd,
     Spacingd,
@@ -44,6 +51,10 @@ from medcl.io.nifti import Canonical, Volume, read_labels, read_volume
 __all__ = [
     "CROP",
     "TARGET_SPACING",
+    "RandPhysicalSpatiald",
+    "augment_transforms",
+    "crop_around",
+    "gland_centre",
     "invert_to_input",
     "preprocess",
     "preprocess_transforms",
@@ -265,3 +276,262 @@ def invert_to_input(
         raise ValueError(f"inverted prediction has shape {labels.shape}, expected the input's "
                          f"RAS shape {canonical.ras_shape}")
     return np.ascontiguousarray(canonical.backward(labels)).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- training crops
+
+
+def gland_centre(label: torch.Tensor | np.ndarray) -> tuple[int, ...]:
+    """Voxel index of the centre of the gland (``label > 0``) of a label map.
+
+    Parameters
+    ----------
+    label : torch.Tensor or numpy.ndarray, shape (..., X, Y, Z)
+        Label map (leading axes, e.g. a channel, are pooled); negative values count as
+        background.
+
+    Returns
+    -------
+    tuple of 3 int
+        The rounded centroid of the gland voxels; the centre of the field of view when the
+        map holds no gland.
+    """
+    arr = torch.as_tensor(np.asarray(label) if isinstance(label, np.ndarray) else label)
+    mask = (arr > 0).reshape(-1, *arr.shape[-3:]).any(dim=0)
+    if not bool(mask.any()):
+        return tuple(int(n) // 2 for n in mask.shape)
+    idx = mask.nonzero().double().mean(dim=0)
+    return tuple(int(round(float(v))) for v in idx)
+
+
+def crop_around(vol: torch.Tensor, centre: Sequence[int], size: Sequence[int],
+                fill: float = 0.0) -> torch.Tensor:
+    """The box of ``size`` voxels centred on ``centre`` (padded with ``fill`` where it leaves
+    the volume).
+
+    Parameters
+    ----------
+    vol : torch.Tensor, shape (C, X, Y, Z)
+        Volume, channel first.
+    centre : sequence of 3 int
+        Voxel the box is centred on (the box starts at ``centre - size // 2``).
+    size : sequence of 3 int
+        Box size in voxels.
+    fill : float
+        Value of the voxels outside ``vol``.
+
+    Returns
+    -------
+    torch.Tensor, shape (C, *size)
+        A new tensor (``vol`` is not modified).
+    """
+    if vol.ndim != 4 or len(tuple(centre)) != 3 or len(tuple(size)) != 3:
+        raise ValueError(f"vol must be (C, X, Y, Z) and centre/size 3 values, got "
+                         f"{tuple(vol.shape)}, {centre!r}, {size!r}")
+    out = vol.new_full((vol.shape[0], *(int(s) for s in size)), fill)
+    src, dst = [], []
+    for n, c, s in zip(vol.shape[1:], centre, size, strict=True):
+        start = int(c) - int(s) // 2
+        lo, hi = max(start, 0), min(start + int(s), int(n))
+        if hi <= lo:  # the box misses the volume along this axis
+            return out
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - start, hi - start))
+    out[(slice(None), *dst)] = vol[(slice(None), *src)]
+    return out
+
+
+class RandPhysicalSpatiald(MapTransform, Randomizable):
+    """Random similarity transform and smooth deformation drawn in millimetres, not voxels.
+
+    MONAI's random spatial transforms draw their parameters in voxel units; on
+    0.5 x 0.5 x 3 mm volumes a "rotation" about a through-plane axis drawn there is a shear in
+    the patient, and an elastic offset of one voxel is 0.5 mm in-plane but 3 mm through-plane.
+    This transform draws both in physical space and resamples each key once
+    (:func:`torch.nn.functional.grid_sample`), with the same draw for every key:
+
+    - a similarity transform as the UATS pipeline of the same lab does with SimpleITK
+      (Meyer et al. 2021, arXiv:2104.03840; github suhitaghosh10/UATS,
+      ``AugmentationGenerator.py``): rotations within +-10 deg about each axis, isotropic scale
+      0.9-1.1, translations within +-4 mm in-plane and +-6 mm through-plane, about the centre
+      of the volume; its voxel-space form is ``S^-1 (s R) S`` with ``S`` the voxel spacing;
+    - with probability ``elastic_prob``, a smooth deformation: random offsets (uniform, at most
+      ``elastic_mm`` per axis in mm) on a coarse control grid of about ``grid_mm`` spacing,
+      interpolated trilinearly to every voxel (an order-1 B-spline deformation; MONAI's
+      ``Rand3DElasticd`` smooths a dense field with a Gaussian in voxel units instead, ~50x
+      slower here on a CPU and anisotropic in mm).
+
+    The UATS pipeline also flips left-right; this one never does (see
+    :func:`augment_transforms`). A signed-distance key listed in ``distance_keys`` is divided
+    by the drawn scale, which keeps it the exact distance (mm) to the transformed surface under
+    the similarity part; under the small deformation it is an approximation.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        Keys to transform, channel-first ``(C, X, Y, Z)`` arrays of one shape.
+    spacing : sequence of 3 float
+        Voxel spacing (mm) of the arrays.
+    rotate_deg : float
+        Largest absolute rotation about each axis, degrees.
+    scale : tuple of 2 float
+        Range of the isotropic scale factor.
+    translate_mm : sequence of 3 float
+        Largest absolute translation per axis, mm.
+    elastic_mm, grid_mm, elastic_prob : float
+        Largest control-point offset (mm), control-grid spacing (mm), probability of the
+        deformation.
+    mode : sequence of str
+        ``"bilinear"`` or ``"nearest"`` per key (``"nearest"`` for label maps, which keep their
+        integer codes and dtype).
+    distance_keys : sequence of str
+        Keys holding signed distances in mm.
+    prob : float
+        Probability of transforming a sample at all.
+    """
+
+    def __init__(self, keys: Sequence[str], *, spacing: Sequence[float] = TARGET_SPACING,
+                 rotate_deg: float = 10.0, scale: tuple[float, float] = (0.9, 1.1),
+                 translate_mm: Sequence[float] = (4.0, 4.0, 6.0), elastic_mm: float = 1.5,
+                 grid_mm: float = 15.0, elastic_prob: float = 0.5,
+                 mode: Sequence[str] = ("bilinear",), distance_keys: Sequence[str] = (),
+                 prob: float = 1.0) -> None:
+        MapTransform.__init__(self, keys)
+        if len(tuple(mode)) != len(self.keys) or any(m not in ("bilinear", "nearest")
+                                                     for m in mode):
+            raise ValueError("mode needs one entry per key, 'bilinear' or 'nearest'")
+        self.spacing = np.asarray(spacing, dtype=np.float64)
+        self.rotate = float(np.deg2rad(rotate_deg))
+        self.scale_range = (float(scale[0]), float(scale[1]))
+        self.translate_mm = np.asarray(translate_mm, dtype=np.float64)
+        self.elastic_mm, self.grid_mm = float(elastic_mm), float(grid_mm)
+        self.elastic_prob = float(elastic_prob)
+        self.mode = tuple(mode)
+        self.distance_keys = set(distance_keys)
+        self.prob = float(prob)
+        self.matrix: np.ndarray | None = None
+        self.scale = 1.0
+        self.offsets: np.ndarray | None = None
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw the similarity (``self.matrix``, voxel space, 4 x 4) and the control-grid
+        offsets (``self.offsets``, mm, or ``None``) for spatial shape ``data``."""
+        self.matrix, self.offsets = None, None
+        if self.R.rand() >= self.prob:
+            return
+        ax, ay, az = self.R.uniform(-self.rotate, self.rotate, 3)
+        cx, cy, cz, sx, sy, sz = (np.cos(ax), np.cos(ay), np.cos(az), np.sin(ax), np.sin(ay),
+                                  np.sin(az))
+        rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+        ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+        rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+        self.scale = float(self.R.uniform(*self.scale_range))
+        s = np.diag(self.spacing)
+        m = np.eye(4)
+        m[:3, :3] = np.linalg.inv(s) @ (self.scale * (rz @ ry @ rx)) @ s
+        m[:3, 3] = self.R.uniform(-1.0, 1.0, 3) * self.translate_mm / self.spacing
+        self.matrix = m
+        if data is not None and self.elastic_mm > 0 and self.R.rand() < self.elastic_prob:
+            extent = np.asarray(data, dtype=np.float64) * self.spacing
+            nodes = np.maximum(2, np.ceil(extent / self.grid_mm).astype(int) + 1)
+            self.offsets = self.R.uniform(-self.elastic_mm, self.elastic_mm, (3, *nodes))
+
+    def _grid(self, shape: Sequence[int]) -> torch.Tensor:
+        """``grid_sample`` grid (1, X, Y, Z, 3) of the drawn map, output -> input voxels."""
+        assert self.matrix is not None
+        n = torch.as_tensor(shape, dtype=torch.float32)
+        c = (n - 1) / 2
+        axes = [torch.arange(int(k), dtype=torch.float32) - ck for k, ck in zip(n, c,
+                                                                                strict=True)]
+        p = torch.stack(torch.meshgrid(*axes, indexing="ij"))  # (3, X, Y, Z), centred voxels
+        m = torch.as_tensor(self.matrix, dtype=torch.float32)
+        q = torch.einsum("ij,jxyz->ixyz", m[:3, :3], p) + m[:3, 3].reshape(3, 1, 1, 1)
+        if self.offsets is not None:
+            field = torch.as_tensor(self.offsets / self.spacing.reshape(3, 1, 1, 1),
+                                    dtype=torch.float32)
+            q = q + F.interpolate(field[None], size=tuple(int(k) for k in shape),
+                                  mode="trilinear", align_corners=True)[0]
+        q = (q + c.reshape(3, 1, 1, 1)) / (n - 1).clamp(min=1).reshape(3, 1, 1, 1) * 2 - 1
+        # grid_sample's last axis lists (W, H, D) = (Z, Y, X) coordinates
+        return q.flip(0).permute(1, 2, 3, 0)[None].float()
+
+    def __call__(self, data: Any) -> dict[str, Any]:
+        """Transform every key of ``data`` with one draw."""
+        d = dict(data)
+        present = [k for k in self.keys if k in d]
+        if not present:
+            return d
+        shape = tuple(_plain(d[present[0]]).shape[1:])
+        self.randomize(shape)
+        if self.matrix is None:
+            return d
+        grid = self._grid(shape)
+        for mode in ("bilinear", "nearest"):  # one resampling call per mode
+            keys = [k for k, m in zip(self.keys, self.mode, strict=True) if m == mode and k in d]
+            if not keys:
+                continue
+            xs = [_plain(d[k]) for k in keys]
+            for key, x in zip(keys, xs, strict=True):
+                if tuple(x.shape[1:]) != shape:
+                    raise ValueError(f"{key!r} has spatial shape {tuple(x.shape[1:])}, "
+                                     f"{present[0]!r} {shape}")
+            out = F.grid_sample(torch.cat([x.float() for x in xs])[None], grid, mode=mode,
+                                padding_mode="border", align_corners=True)[0]
+            for key, x, part in zip(keys, xs, out.split([len(x) for x in xs]), strict=True):
+                if key in self.distance_keys:
+                    part = part / self.scale
+                d[key] = (part.round() if mode == "nearest" else part).to(x.dtype)
+        return d
+
+
+def _plain(x: Any) -> torch.Tensor:
+    return x.as_tensor() if isinstance(x, MetaTensor) else torch.as_tensor(x)
+
+
+def augment_transforms(*, spacing: Sequence[float] = TARGET_SPACING,
+                       keys: Sequence[str] = ("image", "label", "sdf"),
+                       elastic: bool = True) -> Compose:
+    """The 3-D training augmentation: MONAI dictionary transforms on image, zones and distance.
+
+    Spatial, one draw and one resampling for every key: :class:`RandPhysicalSpatiald`
+    (rotation <= 10 deg about each axis, scale 0.9-1.1, translation +-4/4/6 mm as the UATS
+    pipeline; with probability 0.5 a smooth deformation of at most 1.5 mm on a 15 mm control
+    grid). Labels use nearest-neighbour sampling (they stay integer codes of the same dtype),
+    the image and the signed distance (third key) bilinear sampling. Intensity (image only,
+    each with probability 0.5): :class:`~monai.transforms.RandScaleIntensityd` +-10 %,
+    :class:`~monai.transforms.RandShiftIntensityd` +-0.1 (values are in [0, 1]),
+    :class:`~monai.transforms.RandBiasFieldd` (degree 3, coefficients up to 0.05: a field of
+    about 0.8-1.6 across the crop),
+    :class:`~monai.transforms.RandGaussianNoised` (std 0.03).
+
+    There is **no left-right flip**, although the UATS pipeline flips (its ``FLIP_HORIZ``): the
+    PI-RADS sector map names left and right halves in the patient frame, and a network trained
+    on mirrored scans is not told which side is which; the zones' near symmetry is already
+    present in the data without it.
+
+    Parameters
+    ----------
+    spacing : sequence of 3 float
+        Voxel spacing (mm) of the arrays.
+    keys : sequence of str
+        The image key, the label key and optionally the signed-distance key, in that order.
+    elastic : bool
+        Include the smooth deformation.
+
+    Returns
+    -------
+    monai.transforms.Compose
+        Call :meth:`~monai.transforms.Compose.set_random_state` to seed it.
+    """
+    keys = tuple(keys)
+    if len(keys) not in (2, 3):
+        raise ValueError(f"keys: image, label and optionally sdf, got {keys!r}")
+    modes = ("bilinear", "nearest", "bilinear")[: len(keys)]
+    return Compose([
+        RandPhysicalSpatiald(keys, spacing=spacing, mode=modes, distance_keys=keys[2:],
+                             elastic_mm=1.5 if elastic else 0.0),
+        RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
+        RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5),
+        RandBiasFieldd(keys="image", degree=3, coeff_range=(0.0, 0.05), prob=0.5),
+        RandGaussianNoised(keys="image", std=0.03, prob=0.5),
+    ])

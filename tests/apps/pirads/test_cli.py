@@ -25,9 +25,14 @@ def test_train_segment_evaluate(phantoms, tmp_path, medcl_cli):
     code, _, err = medcl_cli(["pirads", "train", "--images", images, "--labels", labels,
                               "--unlabelled", images, "--out", run, *TINY])
     assert code == 0, err
-    for name in ("config.yaml", "metrics.csv", "model.pt", "report.md", "unet/model.pt"):
+    for name in ("config.yaml", "metrics.csv", "model.pt", "report.md", "unet/model.pt",
+                 "last.pt", "unet/last.pt", "stage1/model.pt", "stage1/last.pt", "split.json"):
         assert (run / name).exists(), name
-    assert set(pd.read_csv(run / "metrics.csv").stage) == {"stage1", "stage2", "single"}
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert set(metrics.stage) == {"stage1", "stage2", "single"}
+    assert metrics.val_dice_pz.notna().all()  # 1 of the 3 cases validates every epoch
+    # the first epoch's time and the run's projected total are said up front
+    assert any(x.startswith("epoch 1 took") and "projected" in x for x in err.splitlines()), err
 
     t2 = images / "case_000.nii.gz"
     out, sectors, report = tmp_path / "z.nii.gz", tmp_path / "s.nii.gz", tmp_path / "r.json"
@@ -326,7 +331,10 @@ def test_train_and_phantom_options_checked(phantoms, tmp_path, medcl_cli):
     for extra, match in ((["--filters", "4,8,8,16"], "--filters"),
                          (["--crop", "60,64,16"], "--crop"),
                          (["--crop", "64,64,18"], "multiple"),
-                         (["--lr", "0"], "--lr")):
+                         (["--lr", "0"], "--lr"),
+                         (["--preset", "gpu"], "--preset"),
+                         (["--val-fraction", "1"], "--val-fraction"),
+                         (["--patience", "-1"], "--patience")):
         code, _, err = medcl_cli([*base, *TINY, *extra])
         assert code == 2 and match in err, err
     assert not out.exists()
@@ -334,3 +342,29 @@ def test_train_and_phantom_options_checked(phantoms, tmp_path, medcl_cli):
     assert code == 2 and "--n" in err and "Traceback" not in err
     code, _, err = medcl_cli(["pirads", "phantom", "--out", images / "case_000.nii.gz"])
     assert code == 2 and "not a folder" in err
+
+
+def test_train_preset_cpu(phantoms, tmp_path, medcl_cli, monkeypatch):
+    """`--preset cpu` resolves to the demo's size (filters 8-64, crop 96x96x24), explicit
+    --filters/--crop override a preset, and --help names it."""
+    import medcl.pirads.harness as harness
+    from medcl.pirads.config import PRESETS, PiradsConfig
+
+    assert PiradsConfig.preset("cpu").filters == [8, 16, 32, 32, 64]
+    assert PiradsConfig.preset("cpu").crop == [96, 96, 24] == PRESETS["cpu"]["crop"]
+    assert PiradsConfig.preset("paper").crop == PiradsConfig().crop
+    seen = []
+    monkeypatch.setattr(harness, "train_run",
+                        lambda cfg, *a, **k: seen.append(cfg) or tmp_path / "report.md")
+    images, labels = phantoms
+    base = ["pirads", "train", "--images", images, "--labels", labels, "--out", tmp_path / "r"]
+    for extra in (["--preset", "cpu"], ["--preset", "cpu", "--crop", "64,64,16"], []):
+        code, _, err = medcl_cli([*base, *extra])
+        assert code == 0, err
+    assert (seen[0].filters, seen[0].crop) == ([8, 16, 32, 32, 64], [96, 96, 24])
+    assert (seen[1].filters, seen[1].crop) == ([8, 16, 32, 32, 64], [64, 64, 16])
+    assert (seen[2].filters, seen[2].crop) == ([16, 32, 64, 128, 256], [168, 168, 32])
+    assert seen[0].val_fraction == 0.2 and seen[0].patience == 0 and seen[0].augment
+    code, out, _ = medcl_cli(["pirads", "train", "--help"])
+    flat = " ".join(out.replace("│", " ").split())
+    assert code == 0 and "--preset" in flat and "96x96x24" in flat and "--patience" in flat

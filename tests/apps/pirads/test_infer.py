@@ -161,3 +161,22 @@ def test_segment_reads_the_scan_once(tmp_path, request):
     segment_file(Bright(), PiradsConfig(crop=[64, 64, 16], filters=[4, 8, 8, 16, 16]), path,
                  tmp_path / "z.nii.gz", sectors=tmp_path / "s.nii.gz", warn=lambda m: None)
     assert loads == [str(path)]
+
+
+def test_segment_report_names_the_v2_36_sector_grid(tmp_path):
+    """Issue 12, item 12: the sector grid is called "v2 36-sector" in the report (no v2.1
+    structures are produced), never v2.1."""
+    import json
+
+    from medcl.pirads.infer import segment_file
+    from medcl.pirads.sectors import SCHEME
+
+    path, _ = _lps_scan(tmp_path)
+    report = tmp_path / "r.json"
+    info = segment_file(Bright(), PiradsConfig(crop=[64, 64, 16], filters=[4, 8, 8, 16, 16]),
+                        path, tmp_path / "z.nii.gz", sectors=tmp_path / "s.nii.gz",
+                        report=report, warn=lambda m: None)
+    written = json.loads(report.read_text())
+    assert info["sector_scheme"] == written["sector_scheme"] == SCHEME
+    assert "v2 36-sector" in SCHEME and "2.1" not in report.read_text()
+    assert written["sector_table"]  # the gland was found and split

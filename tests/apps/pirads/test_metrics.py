@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from medcl.io.nifti import Volume
-from medcl.pirads.metrics import ZONES, evaluate_cases, summary_table, zone_metrics
+from medcl.pirads.metrics import (
+    ZONES,
+    evaluate_cases,
+    fov_diagonal,
+    summary_table,
+    zone_metrics,
+)
 
 SPACING = (0.5, 0.7, 3.0)
 
@@ -67,15 +73,56 @@ def test_absent_zone_conventions():
     pred = _cube(label=1)
     pred[0:2, 0:2, 0:2] = 3  # DPU predicted but absent from truth
     rows = _by_zone(zone_metrics(pred, truth, SPACING))
-    assert math.isnan(rows["TZ"]["dice"]) and math.isnan(rows["TZ"]["hd95"])  # absent in both
-    assert rows["DPU"]["dice"] == 0.0
-    assert math.isnan(rows["DPU"]["masd"]) and math.isnan(rows["DPU"]["hd95"])
-    assert rows["DPU"]["pred_voxels"] == 8 and rows["DPU"]["truth_voxels"] == 0
+    for key in ("dice", "masd", "hd95", "masd_present", "hd95_present"):
+        assert math.isnan(rows["TZ"][key])  # absent in both: nothing to score
+    assert not rows["TZ"]["missed"] and not rows["TZ"]["spurious"]
+    diagonal = math.sqrt((20 * 0.5) ** 2 + (20 * 0.7) ** 2 + (20 * 3.0) ** 2)
+    assert fov_diagonal((20, 20, 20), SPACING) == pytest.approx(diagonal)
+    dpu = rows["DPU"]  # spurious: predicted, not in the truth
+    assert dpu["dice"] == 0.0 and dpu["spurious"] and not dpu["missed"]
+    assert dpu["masd"] == pytest.approx(diagonal) and dpu["hd95"] == pytest.approx(diagonal)
+    assert math.isnan(dpu["masd_present"]) and math.isnan(dpu["hd95_present"])
+    assert dpu["pred_voxels"] == 8 and dpu["truth_voxels"] == 0
     truth2 = _cube(label=1) + _cube(start=(0, 0, 0), n=2, label=4)
     rows = _by_zone(zone_metrics(_cube(label=1), truth2, SPACING))  # AFS missed
-    assert rows["AFS"]["dice"] == 0.0 and math.isnan(rows["AFS"]["masd"])
+    afs = rows["AFS"]
+    assert afs["dice"] == 0.0 and afs["missed"] and not afs["spurious"]
+    assert afs["masd"] == afs["hd95"] == pytest.approx(diagonal)
+    assert math.isnan(afs["masd_present"])
+    # a zone in both maps: the two conventions agree
+    assert rows["PZ"]["masd"] == rows["PZ"]["masd_present"] == pytest.approx(0.0)
+    assert not rows["PZ"]["missed"]
     with pytest.raises(ValueError, match="one shape"):
         zone_metrics(truth[:-1], truth, SPACING)
+
+
+def test_missing_a_zone_never_improves_the_mean():
+    """Item 10 of issue 12: a method that drops the hard case's zone must not score a better
+    mean MASD / HD95 than one that finds it roughly; the present-only columns keep the old,
+    optimistic view, labelled, and the summary counts the miss."""
+    truth_a = _cube(label=1)
+    truth_b = _cube(start=(4, 4, 4), n=8, label=1)
+    found_a = truth_a.copy()
+    rough_b = _cube(start=(6, 6, 4), n=8, label=1)  # case b found, 2 voxels off (1.0 / 1.4 mm)
+    rows = []
+    for method, preds in (("finds", (found_a, rough_b)),
+                          ("misses", (found_a, np.zeros_like(truth_b)))):
+        for cid, pred, truth in (("a", preds[0], truth_a), ("b", preds[1], truth_b)):
+            for row in zone_metrics(pred, truth, SPACING):
+                rows.append({"method": method, "case_id": cid, "status": "ok", **row})
+    summ = summary_table(pd.DataFrame(rows)).set_index(["method", "zone_name"])
+    finds, misses = summ.loc[("finds", "PZ")], summ.loc[("misses", "PZ")]
+    for metric in ("masd", "hd95"):
+        assert misses[f"{metric}_mean"] > finds[f"{metric}_mean"]  # penalised: worse
+        # present-only: the miss drops out and the mean looks perfect (the old convention)
+        assert misses[f"{metric}_present_mean"] == pytest.approx(0.0)
+        assert finds[f"{metric}_present_mean"] > 0
+    assert misses["n_missed"] == 1 and finds["n_missed"] == 0
+    assert misses["n_spurious"] == finds["n_spurious"] == 0
+    assert misses["masd_present"] == "0.00 ± 0.00"
+    # TZ is absent everywhere: n/a, never counted as missed
+    assert summ.loc[("misses", "TZ"), "masd"] == "n/a"
+    assert summ.loc[("misses", "TZ"), "n_missed"] == 0
 
 
 def _write_cases(tmp_path: Path, ids: list[str]) -> list[tuple[str, Path, Path]]:
@@ -136,6 +183,9 @@ def test_evaluate_cases_failure_and_resume(tmp_path):
     assert pz["dice_mean"] == pytest.approx(1.0) and pz["dice_std"] == pytest.approx(0.0)
     assert pz["dice"] == "1.000 ± 0.000"
     empty_pz = summ[(summ["method"] == "empty") & (summ["zone_name"] == "PZ")].iloc[0]
-    assert empty_pz["dice_mean"] == 0.0 and math.isnan(empty_pz["hd95_mean"])
+    assert empty_pz["dice_mean"] == 0.0 and empty_pz["n_missed"] == 1
+    # the missed PZ is scored at the field-of-view diagonal (read back from cases.csv)
+    assert empty_pz["hd95_mean"] == pytest.approx(fov_diagonal((20, 20, 20), SPACING))
+    assert math.isnan(empty_pz["hd95_present_mean"]) and empty_pz["hd95_present"] == "n/a"
     dpu = summ[(summ["method"] == "oracle") & (summ["zone_name"] == "DPU")].iloc[0]
     assert math.isnan(dpu["dice_mean"]) and dpu["dice"] == "n/a"  # absent everywhere

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from medcl.io.nifti import axial_check, read_labels, read_volume
-from medcl.pirads.phantom import ZONES, make_phantom, write_phantoms
+from medcl.pirads.phantom import HARD, ZONES, make_phantom, write_phantoms
 
 SEEDS = range(6)
 
@@ -72,3 +72,96 @@ def test_write_phantoms_readable_pairs(tmp_path: Path) -> None:
         np.testing.assert_allclose(vol.affine, aff, atol=1e-5)
         assert vol.spacing == pytest.approx((0.5, 0.5, 3.0))
         assert axial_check(vol) is None
+
+
+# -- the held-out hard family (issue 12, "check beyond phantoms") -------------------------------
+def _inplane_offset_mm(lab: np.ndarray, spacing) -> float:
+    x, y, _ = np.nonzero(lab > 0)
+    centre = (np.asarray(lab.shape[:2]) - 1) / 2
+    return float(np.hypot(*((np.array([x.mean(), y.mean()]) - centre) * spacing[:2])))
+
+
+def test_hard_family_off_centre_oblique_and_in_its_own_grid() -> None:
+    for seed in range(3):
+        t2, lab, aff, gland = make_phantom(seed, family="hard", return_gland=True)
+        assert t2.shape == lab.shape == tuple(HARD["shape"]) and t2.dtype == np.float32
+        assert set(np.unique(lab)) == {0, *ZONES} and (gland == (lab > 0)).all()
+        assert np.isfinite(t2).all() and t2.min() >= 0
+        # the gland lies whole inside the volume, off-centre (the easy ones lie within 4.1 mm)
+        for axis in range(3):
+            assert not gland.take([0, -1], axis=axis).any()
+        assert _inplane_offset_mm(lab, HARD["spacing"]) > 5.0
+        _, easy, _ = make_phantom(seed)
+        assert _inplane_offset_mm(easy, (0.5, 0.5, 3.0)) < 4.1
+        # an oblique acquisition: slices tilted 8-20 degrees about R-L, spacing kept
+        np.testing.assert_allclose(np.linalg.norm(aff[:3, :3], axis=0), HARD["spacing"])
+        tilt = np.degrees(np.arctan2(aff[2, 1], aff[1, 1]))
+        assert 8.0 <= abs(tilt) <= 20.0 and aff[0, 1] == aff[0, 2] == 0.0
+    assert not np.array_equal(make_phantom(0, family="hard")[1], make_phantom(1, family="hard")[1])
+    with pytest.raises(ValueError, match="family"):
+        make_phantom(0, family="medium")
+
+
+def _slice_centroid_slope(lab: np.ndarray, spacing) -> float:
+    """Least-squares slope of the gland's per-slice A-P centroid (mm) against S-I (mm)."""
+    zs = [k for k in range(lab.shape[2]) if (lab[..., k] > 0).any()]
+    ys = [np.nonzero(lab[..., k] > 0)[1].mean() * spacing[1] for k in zs]
+    return float(np.polyfit(np.asarray(zs) * spacing[2], ys, 1)[0])
+
+
+def test_hard_oblique_tilts_the_anatomy_in_the_voxels_as_the_affine_says() -> None:
+    """The same patient scanned axially and with +-15-degree oblique slices: the gland sits at
+    the same place in world coordinates, but lies tilted in the oblique scans' voxel grids
+    (its per-slice A-P centre drifts along S-I, one way or the other with the tilt's sign)."""
+    spacing = HARD["spacing"]
+    worlds, slopes = {}, {}
+    for tilt in (-15.0, 0.0, 15.0):
+        _, lab, aff = make_phantom(4, family="hard", oblique_deg=tilt)
+        ijk = np.stack(np.nonzero(lab > 0))
+        worlds[tilt] = (aff[:3, :3] @ ijk + aff[:3, 3:]).mean(axis=1)
+        slopes[tilt] = _slice_centroid_slope(lab, spacing)
+    for tilt in (-15.0, 15.0):
+        # mm; S-I is sampled every 3 mm (slab), so the S-I centroid of the voxels moves more
+        np.testing.assert_allclose(worlds[tilt][:2], worlds[0.0][:2], atol=1.0)
+        assert abs(worlds[tilt][2] - worlds[0.0][2]) < 2.0
+    # the centre of an ellipsoid's cross-sections drifts less than its tilted long axis
+    # (tan 15 deg = 0.27), here about 0.13-0.15 mm per mm; upright: about 0
+    assert abs(slopes[0.0]) < 0.04
+    assert slopes[15.0] > 0.08 and slopes[-15.0] < -0.08
+
+
+def test_hard_noise_and_bias_are_stronger() -> None:
+    """Noise and bias field at the levels of :data:`HARD` (measured by switching each off on
+    the same seed: only the level changes, not the random draws)."""
+    for family, noise, bias in (("easy", 0.03, 0.15), ("hard", HARD["noise"], HARD["bias"])):
+        clean, lab, _ = make_phantom(2, family=family, noise=0.0, bias=0.0)
+        noisy, _, _ = make_phantom(2, family=family, bias=0.0)
+        biased, _, _ = make_phantom(2, family=family, noise=0.0)
+        pz = lab == 1  # bright: Rician noise there is nearly Gaussian
+        assert (noisy - clean)[pz].std() == pytest.approx(1000 * noise, rel=0.1)
+        lit = clean > 100
+        assert np.log(biased[lit] / clean[lit]).std() == pytest.approx(bias, rel=0.1)
+    assert HARD["noise"] >= 2 * 0.03 and HARD["bias"] >= 2 * 0.15
+
+
+def test_hard_partial_volume_across_thick_slices() -> None:
+    """Each 3 mm slice of a hard phantom averages 1 mm sub-slices: background voxels just above
+    or below the gland (not beside it in-plane) are pulled towards gland intensity, much more
+    than in the easy family, where slices are sampled at their centres."""
+
+    def excess(family: str, seed: int) -> float:
+        t2, lab, _ = make_phantom(seed, family=family, noise=0.0, bias=0.0)
+        g = lab > 0
+        near_z = np.zeros_like(g)
+        near_z[..., :-1] |= g[..., 1:]
+        near_z[..., 1:] |= g[..., :-1]
+        beside = g.copy()
+        for axis in (0, 1):
+            for shift in (1, -1):
+                beside |= np.roll(g, shift, axis=axis)
+        tip = near_z & ~beside
+        return float(t2[tip].mean() - t2[~g & ~tip].mean())
+
+    easy = np.mean([excess("easy", s) for s in range(3)])
+    hard = np.mean([excess("hard", s) for s in range(3)])
+    assert hard > 2 * max(easy, 1.0) and hard > 20.0

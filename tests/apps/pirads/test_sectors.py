@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from medcl.pirads.sectors import SECTOR_CODES, SECTORS, sector_map, zone_volumes
+from medcl.pirads.sectors import (
+    SCHEME,
+    SCHEME_V21,
+    SECTOR_CODES,
+    SECTORS,
+    sector_map,
+    sector_scheme,
+    zone_volumes,
+)
 
 SPACING = (0.5, 0.5, 3.0)
 VOXEL_ML = 0.5 * 0.5 * 3.0 / 1000
@@ -130,3 +139,89 @@ def test_empty_and_invalid() -> None:
         sector_map(np.full((4, 4, 4), 7), SPACING)
     with pytest.raises(ValueError):
         zone_volumes(np.zeros((4, 4)), SPACING)
+
+
+def _curved_gland() -> np.ndarray:
+    """A gland whose axial cross-section drifts towards the patient's right and anterior with
+    height (a tilted / curved gland): a 12 x 12 voxel PZ/TZ square per slice, posterior half
+    PZ, its corner moving +8 voxels in x and +3 in y from one level (3 slices) to the next."""
+    zones = np.zeros((48, 32, 9), dtype=np.int64)
+    for k in range(9):
+        x0, y0 = 4 + 8 * (k // 3), 6 + 3 * (k // 3)
+        zones[x0 : x0 + 12, y0 : y0 + 12, k] = 2
+        zones[x0 : x0 + 12, y0 : y0 + 6, k] = 1
+    return zones
+
+
+def test_split_lines_follow_each_level_of_a_curved_gland() -> None:
+    """Issue 12, item 12: every level is split about its own centre; with one global centroid
+    the apex of a gland drifting to the right would be (almost) all "left" and its base all
+    "right"."""
+    zones = _curved_gland()
+    sectors, table = sector_map(zones, SPACING)
+    x, y, z = np.nonzero(zones)
+    global_cx = x.mean()
+    apex = zones[..., :3] > 0
+    assert (np.nonzero(apex)[0] <= global_cx).mean() > 0.8  # global split: apex mostly left
+    centres = table.attrs["centres"]
+    assert set(centres) == {"apex", "mid", "base"}
+    for level, slices in (("apex", range(0, 3)), ("mid", range(3, 6)), ("base", range(6, 9))):
+        xs, ys = np.nonzero(zones[..., list(slices)] > 0)[:2]
+        assert centres[level][:2] == pytest.approx((xs.mean(), ys.mean()))
+        assert centres[level][2] == "gland"
+        rows = table[table.level == level]
+        by_side = rows.groupby("side")["voxels"].sum()
+        assert by_side["left"] == by_side["right"] > 0  # each level halved left / right
+        # TZ anterior / posterior also split at the level's own y centre
+        tz = rows[rows.zone == "TZ"].groupby("ap")["voxels"].sum()
+        assert tz["anterior"] > 0 and tz.get("posterior", 0) == 0  # TZ is the anterior half
+        pz = rows[rows.zone == "PZ"].set_index(["side", "ap"])["voxels"]
+        assert pz.xs("anterior", level="ap").sum() == 0
+        for part in ("posteromedial", "posterolateral"):
+            assert pz[("left", part)] == pz[("right", part)] > 0  # mirror-symmetric per level
+    # an apex voxel right of the apex's centre but left of the global centroid is "right"
+    names = table.set_index("code")["name"]
+    assert centres["apex"][0] == pytest.approx(9.5) and global_cx > 14
+    assert names[sectors[12, 7, 1]] == "PZpm right apex"
+    assert names[sectors[15, 9, 1]] == "PZpl right apex"
+    assert names[sectors[9, 7, 1]] == "PZpm left apex"
+    assert names[sectors[25, 13, 7]] == "PZpm left base"  # base square x 20..31, centre 25.5
+    assert names[sectors[26, 13, 7]] == "PZpm right base"
+    assert (sectors > 0).sum() == (zones > 0).sum()
+
+
+def test_level_centre_is_the_dpu_where_present() -> None:
+    """Where a level has DPU voxels its split lines go through the DPU (the urethra), not the
+    gland's centroid: an asymmetric apex (a bulging left lobe) is split at the urethra."""
+    zones = np.zeros((40, 32, 9), dtype=np.int64)
+    zones[10:30, 6:26, :] = 2
+    zones[10:30, 6:16, :] = 1
+    zones[4:10, 6:16, :3] = 1  # a left lobe bulging at the apex only: gland centroid moves left
+    zones[19:21, 14:18, :3] = 3  # DPU at the apex, centre x 19.5, y 15.5
+    sectors, table = sector_map(zones, SPACING)
+    centres = table.attrs["centres"]
+    assert centres["apex"] == pytest.approx((19.5, 15.5, "DPU"))
+    xs = np.nonzero(zones[..., :3] > 0)[0]
+    assert xs.mean() < 19.0  # the apex gland centroid lies left of the urethra
+    assert centres["mid"][2] == centres["base"][2] == "gland"
+    names = table.set_index("code")["name"]
+    assert names[sectors[19, 8, 1]] == "PZpm left apex"
+    assert names[sectors[20, 8, 1]] == "PZpm right apex"
+    assert names[sectors[19, 17, 1]].startswith("DPU")
+    # left of the urethra there is more PZ at the apex (the lobe), the split did not move
+    apex_pz = table[(table.level == "apex") & (table.zone == "PZ")].groupby("side")["voxels"]
+    assert apex_pz.sum()["left"] > apex_pz.sum()["right"]
+
+
+def test_sector_scheme_is_v2_36_sector() -> None:
+    """The grid produced is labelled "v2 36-sector", not v2.1: no v2.1 structure (central
+    zone) is produced; a table that held one would carry the v2.1 label."""
+    _, table = sector_map(_phantom(), SPACING)
+    assert table.attrs["scheme"] == SCHEME == sector_scheme(table)
+    assert "v2 36-sector" in SCHEME and "2.1" not in SCHEME
+    assert not any("2.1" in name for name in SECTOR_CODES.values())
+    with_cz = pd.concat([table, pd.DataFrame([{"code": 40, "name": "CZ right base",
+                                               "zone": "CZ", "voxels": 5}])])
+    assert sector_scheme(with_cz) == SCHEME_V21
+    empty_cz = with_cz.assign(voxels=lambda t: t.voxels.where(t.zone != "CZ", 0))
+    assert sector_scheme(empty_cz) == SCHEME

@@ -145,3 +145,86 @@ def test_ras_view_and_affine_as_nibabel_canonical(case):
     assert nib.aff2axcodes(ras.affine) == ("R", "A", "S")
     np.testing.assert_allclose(data["image"].affine.numpy(), ras.affine, atol=1e-5)
     assert tuple(data["image"].shape[1:]) == ras.shape
+
+
+# ---------------------------------------------------------------- training crops and augmentation
+
+
+def _blob(shape=(48, 48, 12), centre=(14, 30, 6), radius_mm=7.0) -> np.ndarray:
+    """A ball of ``radius_mm`` at 0.5 x 0.5 x 3 mm around voxel ``centre`` (bool)."""
+    axes = [(np.arange(n) - c) * s for n, c, s in zip(shape, centre, (0.5, 0.5, 3.0),
+                                                       strict=True)]
+    x, y, z = np.meshgrid(*axes, indexing="ij")
+    return x**2 + y**2 + z**2 <= radius_mm**2
+
+
+def _centroid(mask) -> np.ndarray:
+    return np.argwhere(np.asarray(mask)).mean(axis=0)
+
+
+def test_augmentation_moves_labels_with_the_image_and_never_flips() -> None:
+    """The spatial draws move image, zones and distance together; labels keep their codes
+    and dtype; a blob on the right stays on the right (no left-right flip)."""
+    from medcl.pirads.losses import signed_distance
+    from medcl.pirads.transforms import augment_transforms
+
+    blob = _blob()
+    labels = np.where(blob, 2, 0).astype(np.int64)
+    labels[blob & (np.arange(48)[:, None, None] < 14)] = 1  # two zones in the blob
+    labels[0, 0, 0] = -1  # an "unlabelled" code survives as a code, not as a blend
+    image = torch.from_numpy(np.where(blob, 0.9, 0.1).astype(np.float32))[None]
+    label = torch.from_numpy(labels)[None]
+    sdf = torch.from_numpy(signed_distance(labels))[None]
+    aug = augment_transforms()
+    assert not any("flip" in type(t).__name__.lower() for t in aug.transforms)
+    moved = 0
+    for seed in range(12):
+        aug.set_random_state(seed)
+        out = aug({"image": image, "label": label, "sdf": sdf})
+        img, lab, dist = (np.asarray(out[k])[0] for k in ("image", "label", "sdf"))
+        assert out["label"].dtype == label.dtype
+        assert set(np.unique(lab)) <= {-1, 0, 1, 2}
+        bright, gland = img > 0.5, lab > 0
+        dice = 2 * (bright & gland).sum() / (bright.sum() + gland.sum())
+        assert dice > 0.8, (seed, dice)
+        np.testing.assert_allclose(_centroid(bright), _centroid(gland), atol=1.5)
+        inside = dist < 0
+        assert 2 * (inside & gland).sum() / (inside.sum() + gland.sum()) > 0.85
+        assert _centroid(gland)[0] < 24  # still on the right half (RAS: low x = right)
+        moved += float(np.abs(_centroid(gland) - _centroid(blob)).max()) > 0.5
+    assert moved >= 6  # the spatial transform does act
+
+
+def test_physical_similarity_keeps_the_distance_exact() -> None:
+    """A pure scaling by s: the warped signed distance (divided by s) equals the distance of
+    the warped labels (to within the voxel grid), so a cached target stays valid."""
+    from medcl.pirads.losses import signed_distance
+    from medcl.pirads.transforms import RandPhysicalSpatiald
+
+    blob = _blob(centre=(24, 24, 6), radius_mm=6.0)
+    sdf = torch.from_numpy(signed_distance(blob.astype(np.int64)))[None]
+    t = RandPhysicalSpatiald(("label", "sdf"), mode=("nearest", "bilinear"),
+                             distance_keys=("sdf",), rotate_deg=0.0, scale=(0.9, 0.9),
+                             translate_mm=(0.0, 0.0, 0.0), elastic_mm=0.0)
+    out = t({"label": torch.from_numpy(blob.astype(np.int64))[None], "sdf": sdf})
+    assert t.scale == pytest.approx(0.9)
+    lab = np.asarray(out["label"])[0]
+    assert lab.sum() > blob.sum() * 1.2  # scale 0.9 samples closer: the ball grows by 1/0.9
+    ref = signed_distance(lab)
+    band = np.abs(ref) < 6  # near the surface, where the loss cares
+    err = np.abs(np.asarray(out["sdf"])[0] - ref)[band]
+    assert err.mean() < 0.35 and err.max() < 1.6, (err.mean(), err.max())
+
+
+def test_gland_centre_and_crop_around_an_off_centre_gland() -> None:
+    from medcl.pirads.transforms import crop_around, gland_centre
+
+    blob = _blob(shape=(80, 60, 16), centre=(60, 12, 10))
+    vol = torch.from_numpy(blob.astype(np.int64))[None]
+    c = gland_centre(vol)
+    np.testing.assert_allclose(c, (60, 12, 10), atol=1)
+    box = crop_around(vol, c, (40, 40, 8))
+    assert box.shape == (1, 40, 40, 8) and int(box.sum()) == int(blob.sum())
+    centre_box = crop_around(vol, (40, 30, 8), (40, 40, 8))  # the field of view's centre
+    assert int(centre_box.sum()) < 0.5 * blob.sum()
+    assert gland_centre(torch.zeros(1, 10, 12, 6)) == (5, 6, 3)
