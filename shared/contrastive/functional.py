@@ -1,4 +1,7 @@
-"""The maths of the contrastive core: one mask-based InfoNCE kernel, alignment and uniformity.
+"""The maths of the contrastive core: one mask-based InfoNCE kernel, alignment and uniformity,
+and the image methods' equations (multi-view InfoNCE / DHEL, SwAV's Sinkhorn and swapped
+prediction, CACR's attraction and repulsion, feature transformations, AMCL's temperature
+regulariser, InfoNCE over precomputed logits).
 
 Every InfoNCE-family loss in medcl (SimCLR's NT-Xent, SupCon, DCL, DCLW, multi-positive and
 weighted-negative variants) is :func:`info_nce` with different masks and weights; the modules in
@@ -55,6 +58,17 @@ __all__ = [
     "alignment",
     "uniformity",
     "kernel_joint_entropy_loss",
+    "info_nce_logits",
+    "chunked_logsumexp",
+    "multiview_info_nce",
+    "multiview_dhel",
+    "sinkhorn_knopp",
+    "swav_loss",
+    "cacr_attraction",
+    "cacr_repulsion",
+    "positive_extrapolation",
+    "negative_interpolation",
+    "temperature_regulariser",
 ]
 
 
@@ -514,3 +528,416 @@ def kernel_joint_entropy_loss(c: Tensor, s: Tensor, tau: float = 0.5) -> Tensor:
         raise ValueError(f"kernel_joint_entropy_loss: tau must be > 0, got {tau}")
     sq = torch.cdist(c, c).pow(2) + torch.cdist(s, s).pow(2)
     return (torch.logsumexp(-sq / (2 * tau), dim=1) - math.log(c.shape[0])).mean()
+
+
+# --------------------------------------------------------------------------- general logits
+
+
+def info_nce_logits(
+    logits: Tensor,
+    pos_mask: Tensor,
+    neg_mask: Tensor | None = None,
+    *,
+    positives_in_denominator: bool = True,
+    reduction: str = "mean",
+) -> Tensor:
+    """The kernel's equation on a precomputed logit matrix ``s_ij`` (already divided by tau).
+
+    For losses whose similarities are not one inner product over one temperature: AMCL's
+    pairwise adaptive temperatures (``s_ij = <z_i, z_j> / tau_ij``) and Hydra's class-pair
+    gated cosines. ``l_i = -mean_{j in P(i)} s_ij + log sum_{j in D(i)} exp(s_ij)`` with ``D``
+    the negatives, plus the positives when ``positives_in_denominator``. Plain autograd,
+    ``O(Na x Ns)`` memory (the logits exist anyway).
+
+    Parameters
+    ----------
+    logits : Tensor, shape (Na, Ns)
+    pos_mask : Tensor, shape (Na, Ns), bool
+    neg_mask : Tensor, shape (Na, Ns), bool, optional
+        Default: everything not positive. Exclude an anchor's own column yourself.
+    positives_in_denominator : bool
+    reduction : {"mean", "sum", "none"}
+        Over anchors with at least one positive (others give 0 with ``"none"``).
+    """
+    if logits.ndim != 2 or pos_mask.shape != logits.shape:
+        raise ValueError(f"info_nce_logits: logits {tuple(logits.shape)} and pos_mask "
+                         f"{tuple(pos_mask.shape)} must be the same (Na, Ns)")
+    if neg_mask is not None and neg_mask.shape != logits.shape:
+        raise ValueError("info_nce_logits: neg_mask must have the shape of logits")
+    pos = pos_mask.bool()
+    den = ~pos if neg_mask is None else neg_mask.bool() & ~pos
+    if positives_in_denominator:
+        den = den | pos
+    lse = torch.logsumexp(logits.masked_fill(~den, float("-inf")), dim=1)
+    count = pos.sum(1)
+    valid = count > 0
+    pos_mean = (logits * pos).sum(1) / count.clamp_min(1)
+    per = torch.where(valid, lse - pos_mean, torch.zeros_like(lse))
+    if reduction == "none":
+        return per
+    if reduction == "sum":
+        return per.sum()
+    if reduction != "mean":
+        raise ValueError(f"info_nce_logits: reduction must be mean, sum or none: {reduction!r}")
+    return per.sum() / valid.sum().clamp_min(1)
+
+
+def _lse_block(a: Tensor, b: Tensor, inv_tau: float, offset: int, exclude_self: bool) -> Tensor:
+    s = torch.mm(a, b.T) * inv_tau
+    if exclude_self:
+        rows = torch.arange(a.shape[0], device=a.device)
+        s = s.index_put((rows, rows + offset), torch.tensor(float("-inf"), dtype=s.dtype,
+                                                            device=s.device))
+    return torch.logsumexp(s, dim=1)
+
+
+def chunked_logsumexp(anchor: Tensor, sample: Tensor, temperature: float,
+                      exclude_self: bool = False, chunk_size: int | None = None) -> Tensor:
+    """``log sum_j exp(<a_i, b_j> / tau)`` per anchor, block by block.
+
+    Each block of ``chunk_size`` anchors is computed under :func:`torch.utils.checkpoint` so that
+    backward recomputes the ``(chunk, Ns)`` similarity block instead of storing it: peak memory
+    ``O(chunk_size x Ns)`` rather than ``O(Na x Ns)``.
+
+    Parameters
+    ----------
+    anchor : Tensor, shape (Na, D)
+    sample : Tensor, shape (Ns, D)
+    temperature : float
+    exclude_self : bool
+        Drop column ``i`` from row ``i`` (anchors are the first ``Na`` samples).
+    chunk_size : int, optional
+        ``None``: one block, no recomputation.
+
+    Returns
+    -------
+    Tensor, shape (Na,)
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    n_a = anchor.shape[0]
+    inv_tau = 1.0 / float(temperature)
+    if chunk_size is None or chunk_size >= n_a:
+        return _lse_block(anchor, sample, inv_tau, 0, exclude_self)
+    outs = []
+    for start in range(0, n_a, int(chunk_size)):
+        stop = min(start + int(chunk_size), n_a)
+        outs.append(checkpoint(_lse_block, anchor[start:stop], sample, inv_tau, start,
+                               exclude_self, use_reentrant=False))
+    return torch.cat(outs)
+
+
+# --------------------------------------------------------------------------- multi-view
+
+
+def _check_views(name: str, views: Tensor) -> None:
+    if views.ndim != 3 or views.shape[0] < 2 or views.shape[1] < 2:
+        raise ValueError(f"{name}: views must be (M, N, D) with M >= 2 views and N >= 2 items, "
+                         f"got {tuple(views.shape)}")
+
+
+def _pair_logits(views: Tensor, inv_tau: float) -> Tensor:
+    """``<u_il, u_im> / tau`` for every item and ordered view pair: (N, M, M), O(M^2 N D)."""
+    return torch.einsum("lnd,mnd->nlm", views, views) * inv_tau
+
+
+def multiview_info_nce(views: Tensor, temperature: float = 0.5,
+                       chunk_size: int | None = None) -> Tensor:
+    """MV-InfoNCE (Koromilas et al. 2025, "Towards Scalable Multi-View Contrastive Learning",
+    arXiv:2507.06979, the multi-view InfoNCE of sec. 3).
+
+    One term per sample and view over all view pairs of that sample:
+
+    .. math::
+
+        \\ell_{il} = -\\log \\frac{\\sum_{l' \\ne m'} e^{u_{il'} \\cdot u_{im'} / \\tau}}
+                          {\\sum_{(m, j) \\ne (l, i)} e^{u_{il} \\cdot u_{jm} / \\tau}},
+        \\qquad L = \\frac{1}{MN} \\sum_{i, l} \\ell_{il}
+
+    The numerator sums over the ``M (M - 1)`` ordered view pairs of item ``i`` (as the authors'
+    code, ``2 x`` the upper triangle); the denominator over every other embedding of the batch.
+    With ``M = 2`` this is NT-Xent minus ``log 2``. Computed in log space: the numerator as a
+    ``logsumexp`` over the ``(N, M, M)`` pair logits, the denominator with
+    :func:`chunked_logsumexp` (memory ``O(chunk x M N)``).
+
+    Parameters
+    ----------
+    views : Tensor, shape (M, N, D)
+        L2-normalised embeddings of ``M >= 2`` views of ``N`` items.
+    temperature : float
+        ``tau`` (0.5, the research note's default; the authors' code defaults to 0.2-1).
+    chunk_size : int, optional
+        Anchors per block of the denominator.
+    """
+    _check_views("multiview_info_nce", views)
+    m, n, d = views.shape
+    inv_tau = 1.0 / float(temperature)
+    pl = _pair_logits(views, inv_tau)
+    off = ~torch.eye(m, dtype=torch.bool, device=views.device)
+    num = torch.logsumexp(pl[:, off], dim=1)  # (N,)
+    flat = views.reshape(m * n, d)
+    den = chunked_logsumexp(flat, flat, temperature, exclude_self=True, chunk_size=chunk_size)
+    return (den.reshape(m, n) - num[None, :]).mean()
+
+
+def multiview_dhel(views: Tensor, temperature: float = 0.5,
+                   chunk_size: int | None = None) -> Tensor:
+    """MV-DHEL (Koromilas et al. 2025, arXiv:2507.06979, multi-view decoupled hyperspherical
+    energy loss, sec. 4).
+
+    .. math::
+
+        \\ell_i = -\\log \\frac{\\sum_{l < m} e^{u_{il} \\cdot u_{im} / \\tau}}
+                         {\\prod_{l} \\sum_{j \\ne i} e^{u_{il} \\cdot u_{jl} / \\tau}},
+        \\qquad L = \\frac{1}{N} \\sum_i \\ell_i
+
+    Alignment over the ``M (M - 1) / 2`` unordered view pairs of item ``i`` (as the authors'
+    code); uniformity decoupled per view: the denominator is a product over views of sums
+    *within* each view, so in log space a sum of per-view ``logsumexp`` terms. Cost
+    ``O(M^2 N D)`` for alignment and ``O(M N^2 D)`` for uniformity; memory ``O(chunk x N)`` per
+    block with ``chunk_size``. With ``M = 2`` it is DHEL.
+
+    Parameters
+    ----------
+    views : Tensor, shape (M, N, D)
+        L2-normalised embeddings of ``M >= 2`` views of ``N`` items.
+    temperature : float
+        ``tau`` (0.5 default here; see the research note).
+    chunk_size : int, optional
+        Anchors per block of each view's uniformity term.
+    """
+    _check_views("multiview_dhel", views)
+    m, n, d = views.shape
+    inv_tau = 1.0 / float(temperature)
+    pl = _pair_logits(views, inv_tau)
+    upper = torch.triu(torch.ones(m, m, dtype=torch.bool, device=views.device), diagonal=1)
+    num = torch.logsumexp(pl[:, upper], dim=1)  # (N,)
+    den = sum(chunked_logsumexp(views[v], views[v], temperature, exclude_self=True,
+                                chunk_size=chunk_size) for v in range(m))
+    return (den - num).mean()
+
+
+# --------------------------------------------------------------------------- SwAV
+
+
+@torch.no_grad()
+def sinkhorn_knopp(scores: Tensor, iterations: int = 3, epsilon: float = 0.05,
+                   gather_distributed: bool = False) -> Tensor:
+    """Soft equipartitioned codes by Sinkhorn-Knopp (Caron et al. 2020, "Unsupervised Learning
+    of Visual Features by Contrasting Cluster Assignments", NeurIPS, sec. 3.1, eq. 3).
+
+    ``Q = Diag(u) exp(C^T Z / eps) Diag(v)`` scaled so that, over the (global) batch of ``B``
+    samples and ``K`` prototypes, every prototype receives mass ``1/K`` and every sample
+    ``1/B``; returned with rows summing to 1 (one code per sample). The row sums over
+    prototypes are all-reduced across processes when ``gather_distributed`` (as the authors'
+    ``distributed_sinkhorn``), so the prototype marginal holds for the global batch.
+
+    Parameters
+    ----------
+    scores : Tensor, shape (B, K)
+        Similarities of samples and prototypes.
+    iterations : int
+        Sinkhorn iterations (3 in the paper).
+    epsilon : float
+        Entropic regularisation (0.05 in the paper).
+    gather_distributed : bool
+        All-reduce the sums over an initialised process group.
+
+    Returns
+    -------
+    Tensor, shape (B, K)
+        Codes ``q`` (no gradient), each row summing to 1.
+    """
+    import torch.distributed as dist
+
+    world = 1
+    if gather_distributed and dist.is_available() and dist.is_initialized():
+        world = dist.get_world_size()
+    # exp(s / eps) overflows float32 above e^88; a constant offset cancels in the normalisation,
+    # so shift the largest exponent down to 60 when (and only when) it is above that. Shifting
+    # always (by the max) would push most entries into denormals, which is ~6x slower on CPU.
+    q = scores.detach().to(torch.promote_types(scores.dtype, torch.float32)) / epsilon
+    top = q.max()
+    if world > 1:
+        dist.all_reduce(top, op=dist.ReduceOp.MAX)  # one offset for every process
+    shift = float(top) - 60.0
+    if shift > 0:
+        q = q - shift
+    q = q.exp_().T  # (K, B)
+    total = q.sum()
+    if world > 1:
+        dist.all_reduce(total)
+    q /= total
+    k, b = q.shape[0], q.shape[1] * world
+    for _ in range(iterations):
+        rows = q.sum(dim=1, keepdim=True)
+        if world > 1:
+            dist.all_reduce(rows)
+        q /= rows * k
+        q /= q.sum(dim=0, keepdim=True) * b
+    return (q * b).T.to(scores.dtype)
+
+
+def swav_loss(high: list[Tensor], low: list[Tensor], queue: list[Tensor] | None = None,
+              temperature: float = 0.1, iterations: int = 3, epsilon: float = 0.05,
+              gather_distributed: bool = False) -> Tensor:
+    """SwAV swapped prediction over multi-crop (Caron et al. 2020, eq. 1-2 and sec. 3.2).
+
+    For each high-resolution crop ``s`` the codes ``q_s`` come from :func:`sinkhorn_knopp` on
+    its scores (with the queue's scores appended, then dropped); every other crop ``t``
+    predicts them: ``l(z_t, q_s) = -sum_k q_s^k log softmax(z_t C / tau)^k``. The loss is
+    ``1/|H| sum_s 1/(V - 1) sum_{t != s} mean_batch l(z_t, q_s)`` over ``V`` crops.
+
+    Each crop's log-softmax is computed once and reused for every code it predicts.
+
+    Parameters
+    ----------
+    high : list of Tensor, each (B, K)
+        Prototype scores of the high-resolution crops (2 in the paper).
+    low : list of Tensor, each (B, K)
+        Prototype scores of the low-resolution crops (6 in the paper; may be empty).
+    queue : list of Tensor, each (Q, K), optional
+        Prototype scores of queued features, one per high-resolution crop.
+    temperature : float
+        ``tau`` of the prediction softmax (0.1).
+    iterations, epsilon, gather_distributed
+        See :func:`sinkhorn_knopp`.
+    """
+    if len(high) < 1 or (len(high) + len(low)) < 2:
+        raise ValueError("swav_loss: needs >= 1 high-resolution crop and >= 2 crops in all")
+    if queue is not None and len(queue) != len(high):
+        raise ValueError("swav_loss: queue needs one score tensor per high-resolution crop")
+    crops = list(high) + list(low)
+    logp = [F.log_softmax(z / temperature, dim=1) for z in crops]
+    total = crops[0].new_zeros(())
+    for s, z in enumerate(high):
+        scores = z.detach()
+        if queue is not None:
+            scores = torch.cat([scores, queue[s].detach()])
+        q = sinkhorn_knopp(scores, iterations, epsilon, gather_distributed)[: z.shape[0]]
+        sub = sum(-(q * logp[t]).sum(dim=1).mean() for t in range(len(crops)) if t != s)
+        total = total + sub / (len(crops) - 1)
+    return total / len(high)
+
+
+# --------------------------------------------------------------------------- CACR
+
+
+def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
+    """``||a_i - b_j||^2`` (Na, Nb) by the expansion, clamped at 0."""
+    return (a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2 * a @ b.T).clamp_min(0)
+
+
+def cacr_attraction(views: Tensor, tau_pos: float = 1.0, alpha: float = 1.0) -> Tensor:
+    """CACR's contrastive attraction (Zheng et al. 2021, "Contrastive Attraction and
+    Contrastive Repulsion for Representation Learning", TMLR 2023 / arXiv:2105.03746, sec. 3,
+    the CA term; equation numbers not checked).
+
+    Each view ``x`` of item ``i`` is a query and the other ``M - 1`` views its positives; the
+    cost ``c = alpha ||f(x) - f(x+)||^2`` is averaged under the conditional distribution
+    ``pi+(x+ | x) = softmax_{x+}(tau_pos ||f(x) - f(x+)||^2)``, which puts more weight on the
+    *farther* positives. As the authors' code, gradient flows through ``pi+`` too.
+
+    Parameters
+    ----------
+    views : Tensor, shape (M, N, D)
+        ``M >= 2`` views (1 query + positives; the paper uses 4 positives, ``M = 5``).
+    tau_pos : float
+        ``tau+`` (1.0).
+    alpha : float
+        Scale of the attraction cost (1.0).
+
+    Returns
+    -------
+    Tensor
+        Scalar: mean over queries and items of ``sum_{x+} pi+ c``.
+    """
+    _check_views("cacr_attraction", views)
+    m = views.shape[0]
+    d2 = (views[:, None] - views[None, :]).pow(2).sum(-1)  # (M, M, N), O(M^2 N D)
+    off = ~torch.eye(m, dtype=torch.bool, device=views.device)
+    d2 = d2[off].reshape(m, m - 1, -1)  # query view, positive view, item
+    w = torch.softmax(tau_pos * d2, dim=1)
+    return (alpha * d2 * w).sum(1).mean()
+
+
+def cacr_repulsion(views: Tensor, tau_neg: float = 1.0, beta: float = 1.0) -> Tensor:
+    """CACR's contrastive repulsion (Zheng et al. 2021, sec. 3, the CR term).
+
+    For every unordered pair of views ``(a, b)`` and item ``i``, the negatives are the other
+    items ``j != i`` of view ``b``; the cost ``-beta ||f(x_i^a) - f(x_j^b)||^2`` is averaged
+    under ``pi-(x- | x) = softmax_j(-tau_neg ||f(x_i^a) - f(x_j^b)||^2)``, which puts more weight
+    on the *closer* negatives. Mean over items, then over view pairs (as the authors' code).
+
+    Parameters
+    ----------
+    views : Tensor, shape (M, N, D)
+    tau_neg : float
+        ``tau-`` (1.0 in the authors' CIFAR scripts; 0.9-2.0 in the paper's ablations).
+    beta : float
+        Scale of the repulsion cost (1.0).
+    """
+    _check_views("cacr_repulsion", views)
+    m, n, _ = views.shape
+    eye = torch.eye(n, dtype=torch.bool, device=views.device)
+    terms = []
+    for a in range(m):
+        for b in range(a + 1, m):
+            d2 = _sq_dist(views[a], views[b]).masked_fill(eye, 0.0)
+            logits = (-tau_neg * d2).masked_fill(eye, float("-inf"))
+            w = torch.softmax(logits, dim=1)
+            terms.append((-beta * d2 * w).sum(1).mean())
+    return torch.stack(terms).mean()
+
+
+# --------------------------------------------------------------------------- feature transforms
+
+
+def positive_extrapolation(q: Tensor, k: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
+    """Positive extrapolation (Zhu et al. 2021, "Improving Contrastive Learning by Visualizing
+    Feature Transformation", ICCV, arXiv:2108.02982, sec. 4, "positive extrapolation").
+
+    ``q_hat = lam q + (1 - lam) k`` and ``k_hat = lam k + (1 - lam) q`` with ``lam >= 1``
+    (``lam ~ Beta(2, 2) + 1``): the two positives are pushed apart, giving harder positives.
+
+    Parameters
+    ----------
+    q, k : Tensor, shape (N, D)
+    lam : Tensor, shape (N, D), (N, 1) or ()
+    """
+    return lam * q + (1 - lam) * k, lam * k + (1 - lam) * q
+
+
+def negative_interpolation(neg: Tensor, mu: Tensor, perm: Tensor) -> Tensor:
+    """Negative interpolation (Zhu et al. 2021, sec. 4, "negative interpolation"):
+    ``n_hat = mu n + (1 - mu) n[perm]`` with ``mu ~ Beta(1.6, 1.6)``, mixing each negative with a
+    random other one for more diverse negatives.
+
+    Parameters
+    ----------
+    neg : Tensor, shape (K, D)
+    mu : Tensor, shape (K, D), (K, 1) or ()
+    perm : Tensor, shape (K,), a permutation of ``range(K)``
+    """
+    return mu * neg + (1 - mu) * neg[perm]
+
+
+# --------------------------------------------------------------------------- AMCL
+
+
+def temperature_regulariser(tau: Tensor, dim: int, beta: float = 0.1) -> Tensor:
+    """AMCL's temperature regulariser ``beta [ (d/2) log tau + 1/tau ]``, averaged
+    (Wang, Koniusz, Gedeon, Zheng, "Adaptive Multi-head Contrastive Learning", ECCV 2024,
+    sec. 4, the regulariser that keeps the adaptive temperatures from ill solutions; as given
+    in the research note, equation number not checked). Per pair it is minimal at
+    ``tau = 2/d``.
+
+    Parameters
+    ----------
+    tau : Tensor, any shape, > 0
+    dim : int
+        Embedding dimension ``d``.
+    beta : float
+        Weight (0.1).
+    """
+    return beta * (0.5 * dim * torch.log(tau) + 1.0 / tau).mean()

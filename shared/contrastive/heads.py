@@ -79,3 +79,70 @@ class MultiHead(nn.ModuleDict):
 
     def forward(self, h: Tensor) -> dict[str, Tensor]:
         return {name: head(h) for name, head in self.items()}
+
+
+class MultiProjectionHeads(nn.Module):
+    """``C`` independent projection heads on one representation, outputs stacked (AMCL's
+    multi-head projection, Wang et al., ECCV 2024: 3 heads by default).
+
+    Parameters
+    ----------
+    in_dim : int
+        Width of the representation.
+    n_heads : int
+        ``C`` (3).
+    hidden_dim, out_dim : int
+        Widths of each SimCLR-style head.
+
+    Examples
+    --------
+    >>> heads = MultiProjectionHeads(64, n_heads=3, hidden_dim=64, out_dim=16)
+    >>> z = heads(torch.randn(8, 64))     # (3, 8, 16)
+    """
+
+    def __init__(self, in_dim: int, n_heads: int = 3, hidden_dim: int = 512,
+                 out_dim: int = 128) -> None:
+        super().__init__()
+        if n_heads < 1:
+            raise ValueError(f"MultiProjectionHeads: n_heads must be >= 1, got {n_heads}")
+        self.heads = nn.ModuleList(SimCLRHead(in_dim, hidden_dim, out_dim)
+                                   for _ in range(n_heads))
+
+    def forward(self, h: Tensor) -> Tensor:
+        """``h``: (N, in_dim) -> (C, N, out_dim)."""
+        import torch
+
+        return torch.stack([head(h) for head in self.heads])
+
+
+class PairwiseTemperature(nn.Module):
+    """Per-pair temperature ``tau_ij = lower + (upper - lower) sigmoid(MLP([z_i, z_j]))``
+    (AMCL's adaptive temperature, Wang et al., ECCV 2024).
+
+    The first layer of the MLP on the concatenation is split as ``W_a z_i + W_b z_j + b`` so the
+    ``(Na, Ns, 2D)`` concatenation is never built; memory ``O(Na Ns hidden)``.
+
+    Parameters
+    ----------
+    dim : int
+        Embedding width ``D``.
+    hidden : int
+        Hidden width of the MLP (16: our choice; the paper says "a small MLP").
+    lower, upper : float
+        Range of the temperature (our defaults 0.1 and 1.0, spanning SimCLR's usual values).
+    """
+
+    def __init__(self, dim: int, hidden: int = 16, lower: float = 0.1,
+                 upper: float = 1.0) -> None:
+        super().__init__()
+        if not 0 < lower < upper:
+            raise ValueError(f"PairwiseTemperature: need 0 < lower < upper, got {lower}, {upper}")
+        self.a = nn.Linear(dim, hidden)
+        self.b = nn.Linear(dim, hidden, bias=False)
+        self.out = nn.Linear(hidden, 1)
+        self.lower, self.upper = float(lower), float(upper)
+
+    def forward(self, za: Tensor, zb: Tensor) -> Tensor:
+        """``za``: (Na, D), ``zb``: (Ns, D) -> temperatures (Na, Ns) in (lower, upper)."""
+        hid = (self.a(za)[:, None, :] + self.b(zb)[None, :, :]).relu()
+        return self.lower + (self.upper - self.lower) * self.out(hid).squeeze(-1).sigmoid()

@@ -71,19 +71,45 @@ def test_balanced_accuracy_differs_from_plain_on_imbalanced_errors() -> None:
     assert linear_probe_accuracy(train_z, train_y, test_z, test_y, balanced=True) == 0.5
 
 
-def _knn_by_hand(train_z, train_y, test_z, test_y, k: int) -> float:
-    """Cosine kNN with inverse-distance votes, in NumPy (independent of scikit-learn)."""
+def _knn_by_hand(train_z, train_y, test_z, test_y, k: int, temperature: float = 0.07) -> float:
+    """Cosine kNN with votes exp(s / T) (Wu et al. 2018), in NumPy (independent of the probe)."""
     a = train_z / np.linalg.norm(train_z, axis=1, keepdims=True)
     b = test_z / np.linalg.norm(test_z, axis=1, keepdims=True)
-    dist = 1.0 - b @ a.T  # (M, N) cosine distances
+    sim = b @ a.T  # (M, N) cosine similarities
     correct = 0
-    for row, truth in zip(dist, test_y, strict=True):
-        nearest = np.argsort(row, kind="stable")[:k]
+    for row, truth in zip(sim, test_y, strict=True):
+        nearest = np.argsort(-row, kind="stable")[:k]
         votes: dict[int, float] = {}
         for j in nearest:
-            votes[int(train_y[j])] = votes.get(int(train_y[j]), 0.0) + 1.0 / row[j]
+            votes[int(train_y[j])] = votes.get(int(train_y[j]), 0.0) + np.exp(row[j] / temperature)
         correct += max(votes, key=votes.get) == truth
     return correct / len(test_y)
+
+
+def _unit(cos: float) -> list[float]:
+    return [cos, float(np.sqrt(1 - cos**2))]
+
+
+def test_knn_votes_are_temperature_weighted_as_wu_et_al():
+    """One class-0 neighbour at cos 0.999, five class-1 neighbours at cos 0.95 (k = 6).
+
+    By hand, exp(s / 0.07): class 0 gets e^(0.999/0.07) = 1.56e6, class 1 gets
+    5 e^(0.95/0.07) = 3.9e6, so class 1 wins; inverse cosine distance (the old probe) gives
+    class 0 1/0.001 = 1000 against 5/0.05 = 100 and picks class 0.
+    """
+    train_z = np.array([_unit(0.999)] + [_unit(0.95)] * 5 + [[-1.0, 0.0]] * 3)
+    train_y = np.array([0] + [1] * 5 + [2] * 3)
+    test_z, test_y = np.array([[1.0, 0.0]]), np.array([1])
+    assert np.exp(0.999 / 0.07) < 5 * np.exp(0.95 / 0.07)
+    assert knn_accuracy(train_z, train_y, test_z, test_y, k=6) == 1.0
+    assert _knn_by_hand(train_z, train_y, test_z, test_y, k=6) == 1.0
+    # a hot temperature behaves like the majority; a cold one like 1-NN
+    assert knn_accuracy(train_z, train_y, test_z, test_y, k=6, temperature=0.001) == 0.0
+    assert knn_accuracy(train_z, train_y, test_z, test_y, k=6, weighted=False) == 1.0
+    # other metrics keep scikit-learn's inverse-distance votes
+    assert knn_accuracy(train_z, train_y, test_z, test_y, k=6, metric="euclidean") == 0.0
+    with pytest.raises(ValueError, match="temperature"):
+        knn_accuracy(train_z, train_y, test_z, test_y, temperature=0.0)
 
 
 def _linear_by_sklearn(train_z, train_y, test_z, test_y) -> float:
