@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from medcl.contrastive.backbones import SmallCNN
+
 
 @dataclass
 class CoreDemoConfig:
@@ -34,25 +36,6 @@ class CoreDemoConfig:
     test_size: float = 0.3
     knn_k: int = 10
     few_label_draws: int = 10
-
-
-class DigitsEncoder(nn.Module):
-    """A small CNN for 8x8 images: 3 conv blocks, global average pooling -> (N, 4*width)."""
-
-    def __init__(self, width: int = 32) -> None:
-        super().__init__()
-
-        def block(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                    nn.ReLU(inplace=True)]
-
-        self.net = nn.Sequential(
-            *block(1, width), *block(width, 2 * width), nn.MaxPool2d(2),
-            *block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.out_dim = 4 * width
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
 
 class TwoViews(Dataset):
@@ -104,13 +87,14 @@ def probe_features(z_tr, y_tr, z_te, y_te, cfg: CoreDemoConfig, seed: int) -> di
 
 
 def pretrain(x_tr: torch.Tensor, cfg: CoreDemoConfig, folder, *, seed: int,
-             progress: bool = True) -> tuple[DigitsEncoder, DigitsEncoder, list[dict], float]:
-    """NT-Xent pretraining (Chen et al. 2020) of a :class:`DigitsEncoder` on two views of
+             progress: bool = True) -> tuple[SmallCNN, SmallCNN, list[dict], float]:
+    """NT-Xent pretraining (Chen et al. 2020) of the core's small CNN
+    (:class:`~medcl.contrastive.backbones.SmallCNN`) on two views of
     ``x_tr`` (N, 1, 8, 8) through the engine, logging into ``folder`` (a ``RunFolder``).
 
     Returns
     -------
-    encoder, initial : DigitsEncoder
+    encoder, initial : SmallCNN
         The trained encoder and a copy of it at its random initialisation.
     history : list of dict
         The engine's per-epoch rows (also in ``metrics.csv``).
@@ -121,7 +105,7 @@ def pretrain(x_tr: torch.Tensor, cfg: CoreDemoConfig, folder, *, seed: int,
     from medcl.contrastive.heads import SimCLRHead
     from medcl.contrastive.losses import NTXentLoss
 
-    encoder = DigitsEncoder(cfg.width)
+    encoder = SmallCNN(1, cfg.width)
     initial = copy.deepcopy(encoder)
     model = nn.Sequential(encoder, SimCLRHead(encoder.out_dim, encoder.out_dim, cfg.proj_dim))
     loss_fn = NTXentLoss(cfg.temperature)

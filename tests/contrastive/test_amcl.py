@@ -13,14 +13,7 @@ from torch import nn
 from medcl.contrastive.heads import MultiProjectionHeads, PairwiseTemperature
 from medcl.contrastive.losses import AMCLLoss, DCLLoss, NTXentLoss, SupConLoss
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a loaded 2-core machine more threads thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Const(nn.Module):

@@ -11,14 +11,7 @@ from medcl.contrastive.functional import negative_interpolation, positive_extrap
 from medcl.contrastive.losses import FeatureTransformLoss, NTXentLoss
 from medcl.contrastive.momentum import FeatureQueue
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a loaded 2-core machine more threads thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_transformations_by_hand():

@@ -11,14 +11,7 @@ import torch.nn.functional as F
 
 from medcl.contrastive.losses import HydraLoss
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a loaded 2-core machine more threads thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _by_hand(loss_fn, z, y, c):

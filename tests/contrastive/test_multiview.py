@@ -13,14 +13,7 @@ import torch.nn.functional as F
 from medcl.contrastive.functional import multiview_dhel, multiview_info_nce
 from medcl.contrastive.losses import MVDHELLoss, MVInfoNCELoss, NTXentLoss
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a loaded 2-core machine more threads thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _views(m, n, d, seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -14,13 +14,7 @@ lightly_loss = pytest.importorskip("lightly.loss")
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a loaded 2-core machine more threads thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _scores(n_crops, b, k, seed, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
