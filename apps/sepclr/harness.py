@@ -276,7 +276,7 @@ def _benchmark_report(folder, table: pd.DataFrame, methods: tuple[str, ...], n_p
     comparison = ok.drop(columns=["_o", "status", "error"]).reset_index(drop=True)
     folder.write_table("comparison", comparison)
     ours = ["method", *(c for c in comparison.columns if c.startswith(OURS))]
-    authors = [c for c in comparison.columns if c not in ours]
+    authors = ["method", *(c for c in comparison.columns if c not in ours)]
     md_authors = to_markdown_table(comparison[authors])
     md_ours = (comparison[ours].rename(columns=lambda c: c.removeprefix(OURS))
                .pipe(to_markdown_table))
