@@ -23,8 +23,10 @@ def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
     train_images, train_labels = write_phantoms(data / "train", n=8, seed=seed)
     test_images, test_labels = write_phantoms(data / "test", n=4, seed=seed + 1000)
     n = 10 if epochs is None else epochs
+    # augmentation off: at 10 epochs on 6 phantoms it slows learning more than it helps
+    # (measured mean Dice over the 4 zones 0.39 with it, 0.55 without); real data want it on
     cfg = PiradsConfig.preset("cpu", epochs=n, cotrain_epochs=max(1, n // 5), batch_size=2,
-                              lr=3e-3, seed=seed)
+                              lr=3e-3, seed=seed, augment=False)
     train_run(cfg, train_images, train_labels, run_dir / "run", progress=False)
     report = evaluate_run(run_dir / "run", test_images, test_labels, run_dir / "eval",
                           baseline=True)
@@ -32,8 +34,9 @@ def _run(run_dir: Path, epochs: int | None, seed: int) -> str:
     return ("## pirads: prostate zones on phantoms\n\n8 training (2 of them held out to pick "
             "the best epoch) and 4 held-out phantom T2 "
             f"volumes (96x96x24 at 0.5x0.5x3 mm); dual-path network ({cfg.epochs} supervised + "
-            f"{cfg.cotrain_epochs} co-training epochs, CPU-sized filters {cfg.filters}) vs the "
-            "single-path MONAI baseline with the same budget. " + body.replace("](", "](eval/"))
+            f"{cfg.cotrain_epochs} co-training epochs, CPU-sized filters {cfg.filters}, no "
+            "augmentation at this budget) vs the single-path MONAI baseline with the same "
+            "budget. " + body.replace("](", "](eval/"))
 
 
 STEP = DemoStep(
