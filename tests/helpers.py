@@ -44,3 +44,17 @@ def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None, 
     img.set_sform(img.affine, code=sform_code)
     nib.save(img, path)
     return Path(path)
+
+
+def assert_same_geometry(written, source, atol: float = 1e-6) -> None:
+    """``written`` (a nibabel image) has ``source``'s shape, affine, voxel sizes, and qform and
+    sform (each with its code): what every geometry-keeping writer promises."""
+    assert written.shape == source.shape
+    np.testing.assert_allclose(written.affine, source.affine, atol=atol)
+    np.testing.assert_allclose(written.header.get_zooms(), source.header.get_zooms(), atol=atol)
+    for form in ("qform", "sform"):
+        got, got_code = getattr(written.header, f"get_{form}")(coded=True)
+        want, want_code = getattr(source.header, f"get_{form}")(coded=True)
+        assert int(got_code) == int(want_code), form
+        if want_code:
+            np.testing.assert_allclose(got, want, atol=atol)

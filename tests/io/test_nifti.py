@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from helpers import oblique_lps_affine, write_nifti
+from helpers import assert_same_geometry, oblique_lps_affine, write_nifti
 from medcl.io import ConfigError, InputFileError
 from medcl.io.nifti import (
     NIFTI_SUFFIXES,
@@ -249,14 +249,7 @@ def test_write_keeps_header_forms_and_resets_scaling(tmp_path: Path, qform_code:
     out = write_volume(tmp_path / "sub" / "pred.nii.gz", labels, like=vol, dtype=np.uint8)
     assert out == tmp_path / "sub" / "pred.nii.gz"
     got, want = nib.load(out), nib.load(src)
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got.affine, want.affine, atol=1e-6)
-    for form in ("qform", "sform"):
-        g, gc = getattr(got.header, f"get_{form}")(coded=True)
-        w, wc = getattr(want.header, f"get_{form}")(coded=True)
-        assert int(gc) == int(wc)
-        if wc:
-            np.testing.assert_allclose(g, w, atol=1e-6)
+    assert_same_geometry(got, want)
     assert got.header["descrip"].tobytes().startswith(b"medcl ref")
     np.testing.assert_allclose(got.header.get_zooms(), want.header.get_zooms())
     assert got.get_data_dtype() == np.uint8 and got.header.get_slope_inter() == (None, None)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import assert_same_geometry
 from medcl.pirads.config import PiradsConfig
 from medcl.pirads.infer import check_outputs, keep_gland, predict_zones
 
@@ -132,17 +133,9 @@ def test_segment_round_trip_keeps_oblique_lps_geometry(tmp_path, codes):
     src = nib.load(path)
     for written in (out, sectors):
         img = nib.load(written)
-        assert img.shape == src.shape
-        np.testing.assert_allclose(img.affine, src.affine, atol=1e-6)
-        for form in ("qform", "sform"):
-            got, got_code = getattr(img.header, f"get_{form}")(coded=True)
-            want, want_code = getattr(src.header, f"get_{form}")(coded=True)
-            assert int(got_code) == int(want_code)
-            if want_code:
-                np.testing.assert_allclose(got, want, atol=1e-6)
+        assert_same_geometry(img, src)
         assert img.get_data_dtype() == np.uint8
         assert img.header.get_slope_inter() == (None, None)
-        np.testing.assert_allclose(img.header.get_zooms(), src.header.get_zooms(), atol=1e-6)
     zones = np.asarray(nib.load(out).dataobj)
     found = zones > 0
     assert 2 * (found & gland).sum() / (found.sum() + gland.sum()) > 0.9
