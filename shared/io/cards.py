@@ -70,7 +70,10 @@ __all__ = [
     "validate_card_dict",
 ]
 
-MODALITIES: tuple[str, ...] = ("ct", "mr", "mri", "eeg", "image", "x-ray", "fundus", "multi")
+MODALITIES: tuple[str, ...] = (
+    "ct", "mr", "mri", "eeg", "image", "x-ray", "fundus", "multi",
+    "graph", "point-cloud", "text-image", "skeleton", "interactions",
+)
 APPS: tuple[str, ...] = ("dbsam", "pirads", "mvcnet", "sepclr", "core")
 ACCESS_METHODS: dict[str, tuple[str, str]] = {
     # method -> (required key, what it must be)
