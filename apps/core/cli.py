@@ -13,15 +13,12 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _group() -> None:
-    """Keep this a command group while it has few sub-groups."""
-
-
 def _add_groups() -> None:
-    from medcl.core.image_cli import app as image_app
+    # Each group's module imports only typer at import time; torch and friends load per command.
+    from importlib import import_module
 
-    app.add_typer(image_app, name="image")
+    for name in ("image", "graph", "points", "t2i", "itm", "gcd", "sr", "hvs", "skeleton", "rec"):
+        app.add_typer(import_module(f"medcl.core.{name}_cli").app, name=name)
 
 
 _add_groups()
