@@ -105,7 +105,9 @@ def train(
 
 @app.command()
 def segment(
-    image: Annotated[Path, typer.Option(help="Volume (.nii/.nii.gz) or 2-D image (.png/.jpg).")],
+    image: Annotated[Path, typer.Option(help="Volume (.nii/.nii.gz, or a DICOM series folder: "
+                                        "--out *.dcm writes a DICOM SEG) or 2-D image "
+                                        "(.png/.jpg).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Mask to write (.nii.gz or .png).")],
     model: Annotated[Path | None, typer.Option(help="Run folder of `medcl dbsam train`.")]
     = None,

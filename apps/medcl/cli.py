@@ -58,6 +58,13 @@ def _add_cards() -> None:
     app.add_typer(cards_app, name="cards")
 
 
+def _add_evaluate() -> None:
+    from medcl.evaluate import evaluate, report
+
+    app.command(name="evaluate")(evaluate)
+    app.command(name="report")(report)
+
+
 @app.command()
 def info() -> None:
     """Versions, device, threads and CUDA: paste this into a bug report."""
@@ -101,6 +108,7 @@ def demo(
 
 
 _add_cards()
+_add_evaluate()
 
 
 def main() -> None:

@@ -128,12 +128,16 @@ def train(
 @app.command()
 def segment(
     model: Annotated[Path, typer.Option(help="Run folder written by `medcl pirads train`.")],
-    t2: Annotated[Path, typer.Option(help="Axial T2-weighted volume (.nii/.nii.gz).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Zone label map to write.")],
+    t2: Annotated[Path, typer.Option(
+        help="Axial T2-weighted volume (.nii/.nii.gz) or a folder holding one DICOM series.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Zone label map to write (.nii.gz; "
+                                      ".dcm writes a DICOM SEG when --t2 is DICOM).")],
     sectors: Annotated[Path | None, typer.Option(help="Also write the sector map here.")]
     = None,
     report: Annotated[Path | None, typer.Option(help="Also write a JSON report here.")] = None,
     channel: Annotated[int | None, typer.Option(help=CHANNEL_HELP)] = None,
+    series: Annotated[str | None, typer.Option(
+        help="SeriesInstanceUID to read when the --t2 folder holds several series.")] = None,
 ) -> None:
     """Zones (0 background, 1 PZ, 2 TZ, 3 DPU, 4 AFS) in the scan's own geometry."""
     from .harness import load_run
@@ -142,7 +146,8 @@ def segment(
     check_outputs(t2, out, sectors, report)
     cfg, net = load_run(model)
     info = segment_file(net, cfg, t2, out, sectors=sectors, report=report, channel=channel,
-                        progress=_tty(), warn=lambda m: typer.echo(f"warning: {m}", err=True))
+                        progress=_tty(), warn=lambda m: typer.echo(f"warning: {m}", err=True),
+                        series=series)
     vols = ", ".join(f"{k} {v:.2f} mL" for k, v in info["volumes_ml"].items())
     typer.echo(f"{out}: {vols}")
 

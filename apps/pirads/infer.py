@@ -100,13 +100,16 @@ def predict_zones(model: nn.Module, cfg: PiradsConfig, t2: Path | Volume, *,
 def check_outputs(t2: Path, out: Path, sectors: Path | None = None,
                   report: Path | None = None) -> None:
     """Refuse, before any work, outputs that cannot all be written: a wrong suffix (NIfTI for
-    ``out``/``sectors``, ``.json`` for ``report``), two outputs on one file, an output on the
+    ``out``/``sectors``, or ``.dcm`` for a DICOM SEG when ``t2`` is a DICOM series folder;
+    ``.json`` for ``report``), two outputs on one file, an output on the
     input, or a folder that cannot be created or written."""
     from medcl.io import ConfigError, refuse_overwrite
 
     seen: dict[str, str] = {}
+    # a DICOM series in (a folder) may give a DICOM SEG out (*.dcm, medcl.io.dicom.write_seg)
+    maps = (*NIFTI_SUFFIXES, ".dcm") if Path(t2).is_dir() else NIFTI_SUFFIXES
     targets = [(Path(p), flag, suffixes) for p, flag, suffixes in (
-        (out, "--out", NIFTI_SUFFIXES), (sectors, "--sectors", NIFTI_SUFFIXES),
+        (out, "--out", maps), (sectors, "--sectors", maps),
         (report, "--report", (".json",)))
         if p is not None]
     for path, flag, suffixes in targets:
@@ -134,7 +137,7 @@ def check_outputs(t2: Path, out: Path, sectors: Path | None = None,
 def segment_file(model: nn.Module, cfg: PiradsConfig, t2: Path, out: Path, *,
                  sectors: Path | None = None, report: Path | None = None,
                  channel: int | None = None, progress: bool = False,
-                 warn: Callable[[str], None] | None = None) -> dict:
+                 warn: Callable[[str], None] | None = None, series: str | None = None) -> dict:
     """Write ``out`` (zones, input geometry), optionally ``sectors`` and a JSON ``report``.
 
     ``t2`` is read once (:func:`medcl.io.nifti.read_volume`); the zone and sector maps are
@@ -151,7 +154,7 @@ def segment_file(model: nn.Module, cfg: PiradsConfig, t2: Path, out: Path, *,
     from .sectors import sector_map, zone_volumes
 
     check_outputs(t2, out, sectors, report)
-    vol = read_volume(t2, channel=channel)
+    vol = read_volume(t2, channel=channel, series=series)  # series: one of a DICOM folder's
     found = [axial_check(vol)]
     lo, hi = float(vol.data.min()), float(vol.data.max())
     if lo == hi:

@@ -71,6 +71,9 @@ class Volume:
         The file read, or ``None`` for a volume built in memory.
     notes : list of str
         Remarks gathered while reading (e.g. which channel was taken).
+    source : object, optional
+        For a volume read from a DICOM folder, its :class:`medcl.io.dicom.SeriesInfo` (what a
+        DICOM SEG output references); ``None`` for NIfTI.
     """
 
     data: np.ndarray
@@ -78,6 +81,7 @@ class Volume:
     header: nib.Nifti1Header
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    source: Any = None
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -240,6 +244,7 @@ def read_volume(
     *,
     channel: int | None = None,
     dtype: DTypeLike | None = np.float32,
+    series: str | None = None,
 ) -> Volume:
     """Read a 3-D NIfTI image, checking it once.
 
@@ -262,7 +267,19 @@ def read_volume(
     InputFileError
         If the file is missing, not NIfTI, corrupt, 2-D, 4-D without ``channel``, the channel is
         out of range, or any value is NaN or infinite.
+
+    A folder holding a DICOM series is read by :func:`medcl.io.dicom.read_dicom_series` into the
+    same kind of volume (RAS+ affine; ``source`` set); ``series`` (a ``SeriesInstanceUID``)
+    picks one series of a folder holding several.
     """
+    if Path(path).is_dir():
+        from .dicom import is_dicom_folder, read_dicom_series
+
+        if is_dicom_folder(path):
+            return read_dicom_series(path, series=series, dtype=dtype)
+    if series is not None:
+        raise ConfigError("a series UID was given but the image is not a DICOM folder",
+                          path=path, fix="drop --series, or pass the DICOM series folder")
     p, img, raw = load_nifti(path)
     notes: list[str] = []
     data = _to_3d(p, raw, channel, notes)
@@ -409,6 +426,10 @@ def write_volume(
         If ``data``'s spatial shape differs from ``like``'s.
     """
     out = Path(path)
+    if out.name.lower().endswith(".dcm"):
+        from .dicom import write_seg  # a DICOM-read volume's labels as a DICOM SEG
+
+        return write_seg(out, data, like)
     if not _is_nifti_name(out):
         raise ConfigError(
             f"output must be a NIfTI file, got suffix {''.join(out.suffixes) or 'none'!r}",
