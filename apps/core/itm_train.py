@@ -7,7 +7,7 @@ Learning, Diao et al., IEEE TIP 2024).
   anchor's detached scores. Anchor variants of the authors' code: ``joint`` (OSS, both trained
   together: our default, the first setting of their scripts), ``ema`` (MSS, the anchor is a
   moving average of the target, decay 0.9995) and ``frozen`` (OAS, a previously trained VSE run
-  given by ``--anchor``). Cooperative inference averages the two branches' scores.
+  given by ``--anchor-run``). Cooperative inference averages the two branches' scores.
 
 Departures (CPU scale): a small CNN over raw images instead of precomputed Faster R-CNN region
 features and SGRAF's similarity network; Adam at lr 2e-3 (the paper: 2e-4 over 20-40 epochs of

@@ -12,8 +12,8 @@ to get it), and scores one case at a time. Everything else is here and shared by
   corrupt case recorded as failed while the rest finish, a progress bar with ETA;
 - per-case arrays for the report (image, prediction, reference; small, ``cases/<id>.npz``)
   written atomically by the worker that scored the case;
-- ``summary.csv`` / ``summary.md`` (mean and std of the evaluator's score columns next to the
-  card's published numbers) and ``report.html`` (:mod:`medcl.io.report`).
+- ``summary.csv`` / ``summary.md`` (mean and std of the evaluator's score columns) and
+  ``report.html`` (:mod:`medcl.io.report`), which also shows the card's published numbers.
 
 The scoring of a case happens in :func:`score_unit`, a module-level function, so worker
 processes can run it; each process loads the evaluator and the model once
