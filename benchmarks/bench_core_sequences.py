@@ -124,6 +124,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench_core_sequences"))
     args = ap.parse_args()
     torch.set_num_threads(1)
+    import medcl.contrastive.engine  # noqa: F401  (imported here so no step time includes it)
+
     seeds = [int(s) for s in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
 
