@@ -22,8 +22,16 @@ Random weights (speed does not depend on them), batch 1, one box prompt, inferen
 (e) one training step (forward + backward) of ``tiny`` at 256, batch 2, DB-SAM.
 (f) the decoder kernels (``medcl.dbsam._kernels``, ``fast=True``) against segment-anything's
     own ``MaskDecoder`` (``fast=False``): ``decode`` time on cached embeddings, batch 1 and 4.
+(g) DB-SAM on a laptop: per-slice time (embed + decode) and peak memory of vanilla LiteMedSAM
+    (TinyViT, 256²), DB-SAM on LiteMedSAM (:class:`medcl.dbsam.litemedsam.DBSAMLite`) and
+    vanilla SAM ViT-B (1024²), each at its native size, timed alternately (median), and the
+    three ratios: LiteMedSAM / ViT-B (goal <= 0.1), DB-SAM-LiteMedSAM / LiteMedSAM (goal <=
+    1.3), DB-SAM-LiteMedSAM / ViT-B; then a 3-D box prompt through the npz path
+    (:func:`medcl.dbsam.npz.segment_npz`, the MedSAM-on-Laptop protocol) on a
+    ``--volume-slices``-slice volume with vanilla LiteMedSAM, extrapolated to 100 slices (goal
+    < 30 s on 2 cores). ``--laptop`` runs (g) alone.
 
-Run: ``.venv/bin/python benchmarks/bench_dbsam.py [--skip-vit-b] [--out FILE.md]``
+Run: ``.venv/bin/python benchmarks/bench_dbsam.py [--skip-vit-b] [--laptop] [--out FILE.md]``
 """
 
 from __future__ import annotations
@@ -121,11 +129,14 @@ def embed_gflop(arch: str, size: int, ffn_ratio: float) -> dict[str, float]:
 
 def memory_child(kind: str, arch: str, size: int, ffn_ratio: float) -> None:
     """Subprocess body: build one model, run one slice, print peak and growth in MB."""
-    from medcl.dbsam.model import DBSAM, VanillaSAM, build_sam
+    from medcl.dbsam.model import DBSAM, VanillaSAM, build_sam, make_dbsam
 
     torch.manual_seed(0)
     sam = build_sam(arch, size)
-    model = VanillaSAM(sam) if kind == BASELINE else DBSAM(sam, ffn_ratio=ffn_ratio)
+    if kind == BASELINE:
+        model = VanillaSAM(sam)
+    else:  # DBSAMLite keeps its own defaults on LiteMedSAM
+        model = make_dbsam(sam) if arch == "litemedsam" else DBSAM(sam, ffn_ratio=ffn_ratio)
     model.eval()
     images, box = _inputs(size)
     before = _peak_mb()
@@ -180,6 +191,79 @@ def kernel_speedup(size: int, batches: tuple[int, ...] = (1, 4),
     return lines
 
 
+def _laptop_times(models: dict, repeats: int) -> dict[str, float]:
+    """Median wall seconds of embed + decode per model at its own size, timed alternately."""
+    inputs = {name: _inputs(size) for name, (_, size) in models.items()}
+    times: dict[str, list[float]] = {name: [] for name in models}
+    with torch.no_grad():
+        for name, (model, _) in models.items():  # warm-up
+            model.decode(model.embed(inputs[name][0]), inputs[name][1])
+        for _ in range(repeats):
+            for name, (model, _) in models.items():
+                images, box = inputs[name]
+                times[name].append(_timed(lambda m=model, x=images, b=box:
+                                          m.decode(m.embed(x), b))[0])
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def volume_seconds(model, slices: int) -> float:
+    """Wall seconds of one 3-D box prompt over ``slices`` slices of a 256 x 256 volume through
+    the challenge's npz protocol (every slice embedded once, then decoded)."""
+    import tempfile
+
+    import numpy as np
+
+    from medcl.dbsam.npz import npz_case, segment_npz
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 60, size=(slices, 256, 256)).astype(np.uint8)
+    imgs[:, 80:180, 70:190] += 120
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "vol.npz"
+        np.savez_compressed(path, imgs=imgs,
+                            boxes=np.array([[70, 80, 0, 189, 179, slices - 1]]))
+        case, data = npz_case(path)
+        start = time.perf_counter()
+        with torch.no_grad():
+            segment_npz(model, case, data)
+        return time.perf_counter() - start
+
+
+def laptop(args) -> list[str]:
+    """(g): vanilla LiteMedSAM, DB-SAM on LiteMedSAM, vanilla SAM ViT-B; the three ratios."""
+    from medcl.dbsam.litemedsam import build_litemedsam
+    from medcl.dbsam.model import VanillaSAM, build_sam, make_dbsam
+
+    torch.manual_seed(0)
+    lite = build_litemedsam()
+    models = {"litemedsam": (VanillaSAM(lite).eval(), 256),  # share LiteMedSAM's modules
+              "dbsam_lite": (make_dbsam(lite).eval(), 256)}
+    if not args.skip_vit_b:
+        models["vit_b"] = (VanillaSAM(build_sam("vit_b", 1024)).eval(), 1024)
+    seconds = _laptop_times(models, args.laptop_repeats)
+    lines = ["| model | input | slice ms wall | peak MB | slice MB |", "|---|---|---|---|---|"]
+    arch = {"litemedsam": ("sam", "litemedsam"), "dbsam_lite": ("dbsam", "litemedsam"),
+            "vit_b": ("sam", "vit_b")}
+    for name, (_, size) in models.items():
+        mem = ({"peak": float("nan"), "slice": float("nan")} if args.skip_memory
+               else peak_memory(*arch[name], size, args.ffn_ratio))
+        lines.append(f"| {name} | {size}² | {seconds[name] * 1e3:.0f} | {mem['peak']:.0f} | "
+                     f"{mem['slice']:.0f} |")
+    lite_s, db_s = seconds["litemedsam"], seconds["dbsam_lite"]
+    vit_s = seconds.get("vit_b", float("nan"))
+    lines += ["",
+              f"ratio LiteMedSAM / ViT-B per slice: {lite_s / vit_s:.3f} (goal <= 0.1)",
+              f"ratio DB-SAM-LiteMedSAM / LiteMedSAM per slice: {db_s / lite_s:.2f} "
+              f"(goal <= 1.3)",
+              f"ratio DB-SAM-LiteMedSAM / ViT-B per slice: {db_s / vit_s:.3f}"]
+    if args.volume_slices > 0:
+        vol = volume_seconds(models["litemedsam"][0], args.volume_slices)
+        lines.append(f"3-D box over {args.volume_slices} slices (LiteMedSAM, npz protocol): "
+                     f"{vol:.1f} s, {vol / args.volume_slices:.2f} s/slice -> "
+                     f"{100 * vol / args.volume_slices:.0f} s for 100 slices (goal < 30 s)")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-vit-b", action="store_true", help="leave out ViT-B at 1024")
@@ -188,6 +272,11 @@ def main() -> None:
     parser.add_argument("--ffn-ratio", type=float, default=None,
                         help="DB-SAM's FFN ratio (default: DBSAM's own default)")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--laptop", action="store_true",
+                        help="run only (g): LiteMedSAM, DB-SAM on LiteMedSAM, SAM ViT-B")
+    parser.add_argument("--laptop-repeats", type=int, default=3)
+    parser.add_argument("--volume-slices", type=int, default=10,
+                        help="slices of the (g) 3-D box run (0: skip it)")
     parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     parser.add_argument("--memory-child", nargs=3, metavar=("KIND", "ARCH", "SIZE"),
                         help=argparse.SUPPRESS)
@@ -201,6 +290,18 @@ def main() -> None:
     if args.memory_child:
         kind, arch, size = args.memory_child
         memory_child(kind, arch, int(size), args.ffn_ratio)
+        return
+
+    threads = torch.get_num_threads()
+    if args.laptop:
+        print(f"CPU, {threads} thread(s), torch {torch.__version__}; (g) DB-SAM on a laptop; "
+              "random weights, batch 1, one box\n")
+        lines = laptop(args)
+        print("\n".join(lines))
+        if args.out:
+            from medcl.io import write_text
+
+            write_text(args.out, "\n".join(lines) + "\n")
         return
 
     configs = [("tiny", 256, args.repeats), ("tiny", 1024, max(2, args.repeats // 3))]
@@ -236,6 +337,7 @@ def main() -> None:
     table = "\n".join(lines)
     step = train_step_seconds(args.ffn_ratio)
     kernels = "\n".join(line for size in (256, 1024) for line in kernel_speedup(size))
+    kernels += "\n(g) DB-SAM on a laptop:\n" + "\n".join(laptop(args))
     notes = (f"\nGoals: DB-SAM / SAM <= 1.3; re-prompt <= 100 ms at 1024², <= 20 ms at 256².\n"
              f"(e) DB-SAM tiny 256², batch 2, forward + backward: {step * 1e3:.0f} ms "
              f"(median of 5).\n{kernels}\nPeak MB: peak resident set (VmHWM) of a fresh "

@@ -136,22 +136,31 @@ class ConvBranch(nn.Module):
         Widths of the three pairs of each stack (128, 256, 512 for ViT-B).
     levels : int
         Number of pyramid scales (1/2 ... 1/2**levels of the input); 4 in DB-SAM.
+    out_stride : int
+        Input pixels per cell of the output grid: 16 for SAM's ViT (the default), 4 for
+        LiteMedSAM's TinyViT, whose embedding is S/4; then at most two levels (1/2 and 1/4)
+        lie on or above the grid.
     """
 
     def __init__(self, dim: int, widths: tuple[int, ...] = (128, 256, 512),
-                 levels: int = 4) -> None:
+                 levels: int = 4, out_stride: int = 16) -> None:
         super().__init__()
         if len(widths) != 3:
             raise ValueError("widths: one per (3x3, 1x1) pair, three in all")
-        if not 1 <= levels <= 4:
-            raise ValueError(f"levels must be 1..4, got {levels}")
+        if out_stride not in (2, 4, 8, 16):
+            raise ValueError(f"out_stride must be 2, 4, 8 or 16, got {out_stride}")
+        steps = int(math.log2(out_stride))
+        if not 1 <= levels <= steps:
+            raise ValueError(f"levels must be 1..{steps} for output stride {out_stride}, "
+                             f"got {levels}")
         self.levels = levels
+        self.out_stride = out_stride
         stacks = []
         for k in range(1, levels + 1):
             layers: list[nn.Module] = []
             cin = 3
             for j, width in enumerate(widths):
-                stride = 2 if j < 4 - k else 1  # input at 1/2**k, output at 1/16
+                stride = 2 if j < steps - k else 1  # input at 1/2**k, output at 1/out_stride
                 layers += [_conv_bn_relu(cin, width, 3, stride), _conv_bn_relu(width, width, 1)]
                 cin = width
             layers += [nn.Conv2d(cin, dim, kernel_size=1), LayerNorm2d(dim)]
@@ -160,7 +169,8 @@ class ConvBranch(nn.Module):
         self.level_embed = nn.Parameter(torch.zeros(levels, dim))
 
     def forward(self, images: Tensor) -> list[Tensor]:
-        """(B, 3, S, S) normalised images -> ``levels`` maps (B, S/16, S/16, C), channels-last."""
+        """(B, 3, S, S) normalised images -> ``levels`` maps (B, g, g, C), channels-last,
+        g = S / ``out_stride``."""
         side = images.shape[-1]
         out = []
         for k, stack in enumerate(self.stacks, start=1):

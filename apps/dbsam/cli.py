@@ -19,7 +19,8 @@ app = app_group(
     "DB-SAM: dual-branch adapted Segment Anything for 2D and 3D medical image "
     "segmentation.",
     paper=PAPER,
-    workflow="phantom, train, segment, evaluate on NIfTI volumes and 2D PNG/JPG images",
+    workflow="phantom, train, segment, evaluate on NIfTI volumes, 2D PNG/JPG images and "
+    "MedSAM-on-Laptop npz cases; SAM ViT or LiteMedSAM backbone",
 )
 
 
@@ -55,15 +56,19 @@ def phantom(
 @app.command()
 def train(
     images: Annotated[Path, typer.Option(
-        help="Folder of images: case.nii.gz volumes (or PNG/JPG slices).")],
-    labels: Annotated[Path, typer.Option(help="Folder of label maps, same case names.")],
+        help="Folder of images: case.nii.gz volumes (or PNG/JPG slices, or challenge .npz "
+        "cases).")],
+    labels: Annotated[Path, typer.Option(
+        help="Folder of label maps, same case names (for .npz: files holding gts).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
     sam_checkpoint: Annotated[Path | None, typer.Option(
-        help="Official SAM weights, e.g. sam_vit_b_01ec64.pth (architecture from --arch).")]
-    = None,
-    arch: Annotated[str, typer.Option(help="tiny, vit_b, vit_l or vit_h.")] = "vit_b",
-    image_size: Annotated[int, typer.Option(help="Encoder input side (multiple of 16).")]
-    = 1024,
+        help="Official weights: SAM (sam_vit_b_01ec64.pth ...) or LiteMedSAM "
+        "(lite_medsam.pth); architecture from --arch.")] = None,
+    arch: Annotated[str, typer.Option(
+        help="tiny, vit_b, vit_l, vit_h or litemedsam (TinyViT, 256² input).")] = "vit_b",
+    image_size: Annotated[int | None, typer.Option(
+        help="Encoder input side, multiple of 16 (default 1024; 256 for litemedsam, its "
+        "only size).", show_default=False)] = None,
     modality: Annotated[str, typer.Option(help="ct (windowed) or mr (percentile-clipped).")]
     = "ct",
     window: Annotated[str | None, typer.Option(help="CT window LEVEL,WIDTH (default 40,400).")]
@@ -81,7 +86,8 @@ def train(
     resume: Annotated[bool, typer.Option(
         help="Continue an interrupted run from OUT/checkpoints/last.pt.")] = False,
 ) -> None:
-    """Fine-tune DB-SAM (adapters, conv branch, cross-attention, fusion, decoder) on box prompts."""
+    """Fine-tune DB-SAM (adapters, conv branch, cross-attention, fusion, decoder) on box prompts;
+    the SAM or LiteMedSAM encoder stays frozen."""
     from .config import DBSAMConfig
     from .harness import train_run
 
@@ -106,14 +112,19 @@ def train(
 @app.command()
 def segment(
     image: Annotated[Path, typer.Option(help="Volume (.nii/.nii.gz, or a DICOM series folder: "
-                                        "--out *.dcm writes a DICOM SEG) or 2-D image "
-                                        "(.png/.jpg).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Mask to write (.nii.gz or .png).")],
+                                        "--out *.dcm writes a DICOM SEG), 2-D image "
+                                        "(.png/.jpg) or MedSAM-on-Laptop case (.npz: imgs + "
+                                        "boxes, prompted by its own boxes).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Mask to write (.nii.gz, .png, .dcm DICOM SEG for a DICOM series "
+        "in, or .npz with segs).")],
     model: Annotated[Path | None, typer.Option(help="Run folder of `medcl dbsam train`.")]
     = None,
     sam_checkpoint: Annotated[Path | None, typer.Option(
-        help="Vanilla SAM weights instead of a trained run.")] = None,
-    arch: Annotated[str, typer.Option(help="Architecture of --sam-checkpoint.")] = "vit_b",
+        help="Vanilla SAM or LiteMedSAM weights instead of a trained run.")] = None,
+    arch: Annotated[str, typer.Option(
+        help="Architecture of --sam-checkpoint: vit_b, vit_l, vit_h or litemedsam.")]
+    = "vit_b",
     box: Annotated[list[str] | None, typer.Option(
         help="3-D box X0,Y0,Z0,X1,Y1,Z1 in voxel indices (inclusive); repeat as "
         "CODE=X0,... for a label map of several structures.")] = None,
@@ -128,9 +139,15 @@ def segment(
     window: Annotated[str | None, typer.Option(help="CT window LEVEL,WIDTH.")] = None,
     preset: Annotated[str | None, typer.Option(help=f"CT window preset: {PRESETS}.")] = None,
     channel: Annotated[int | None, typer.Option(help="Channel of a 4-D input.")] = None,
+    figure: Annotated[Path | None, typer.Option(
+        help="Also write a PNG of the slice with the largest mask: image, prompt box, mask "
+        "outline.")] = None,
+    series: Annotated[str | None, typer.Option(
+        help="SeriesInstanceUID to read when the --image folder holds several DICOM series.")]
+    = None,
 ) -> None:
     """Segment one structure from a box (or a label map from a coarse mask), in the input's
-    geometry."""
+    geometry; an .npz case gets segs for each of its boxes."""
     from dataclasses import replace
 
     from medcl.io import ConfigError
@@ -138,10 +155,23 @@ def segment(
     from .config import DBSAMConfig
     from .harness import load_run, model_from_checkpoint
     from .infer import segment_file
+    from .npz import is_npz
 
+    if figure is not None and not figure.name.lower().endswith(".png"):
+        raise typer.BadParameter("the figure is a PNG: name it *.png", param_hint="--figure")
+    if is_npz(image) and (box or box_slice or prompt_mask):
+        raise typer.BadParameter("an .npz case is prompted by its own boxes: drop --box, "
+                                 "--box-slice and --prompt-mask", param_hint="--image")
     if (model is None) == (sam_checkpoint is None):
         raise typer.BadParameter("give exactly one of --model RUN and --sam-checkpoint PATH",
                                  param_hint="--model")
+    if is_npz(image):  # check the case before the (slow) model is built
+        from medcl.io import refuse_overwrite
+
+        from .npz import read_npz
+
+        refuse_overwrite(out, [image])
+        read_npz(image)
     if model is not None:
         cfg, net = load_run(model)
     else:
@@ -162,8 +192,16 @@ def segment(
         cfg = replace(cfg, **changes)
     except ValueError as err:
         raise ConfigError(str(err), fix="see `medcl dbsam segment --help`") from err
+    if is_npz(image):
+        from .npz import segment_npz_file
+
+        info = segment_npz_file(net, image, out, figure=figure)
+        typer.echo(f"{out}: {info['boxes']} box(es) in {info['seconds']:.2f} s, "
+                   f"{info['voxels']} voxels on {info['slices']} slice(s)")
+        return
     info = segment_file(net, cfg, image, out, box=box, box_slice=box_slice,
-                        prompt_mask=prompt_mask, label=label, progress=True)
+                        prompt_mask=prompt_mask, label=label, progress=True, figure=figure,
+                        series=series)
     typer.echo(f"{out}: {info['voxels']} voxels on {info['slices']} slice(s); "
                f"{info['embeddings']} slice embeddings computed, {info['cache_hits']} reused")
 
@@ -171,11 +209,13 @@ def segment(
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Option(help="Run folder of `medcl dbsam train`.")],
-    images: Annotated[Path, typer.Option(help="Folder of images.")],
-    labels: Annotated[Path, typer.Option(help="Folder of label maps.")],
+    images: Annotated[Path, typer.Option(help="Folder of images (or challenge .npz cases).")],
+    labels: Annotated[Path, typer.Option(
+        help="Folder of label maps (for .npz cases: files holding gts, may be --images).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Evaluation folder (resumable).")],
     baseline: Annotated[str | None, typer.Option(
-        help="'sam': also run vanilla SAM with the same weights and prompts.")] = None,
+        help="'sam': also run vanilla SAM (vanilla LiteMedSAM for a litemedsam run) with the "
+        "same weights and prompts.")] = None,
     channel: Annotated[int | None, typer.Option(
         help="Channel of 4-D inputs (default: the run's).")] = None,
     shard: Annotated[str | None, typer.Option(
@@ -185,7 +225,8 @@ def evaluate(
         "--quiet", help="No progress (default: a bar on a terminal, else a line per case).")]
     = False,
 ) -> None:
-    """3-D Dice and normalised surface Dice per case and label, box prompts from the labels.
+    """3-D Dice and normalised surface Dice per case and label, box prompts from the labels
+    (.npz cases: their own boxes, the MedSAM-on-Laptop protocol and metrics, time per box).
 
     Rows are written to OUT/cases.csv as each case finishes; a rerun into the same --out scores
     only the cases not yet scored and retries the failed ones."""

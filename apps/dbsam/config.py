@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ARCH_CHOICES = ("tiny", "vit_b", "vit_l", "vit_h")
+ARCH_CHOICES = ("tiny", "vit_b", "vit_l", "vit_h", "litemedsam")
+LITEMEDSAM_SIZE = 256
 MODALITIES = ("ct", "mr")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -20,8 +21,11 @@ class DBSAMConfig:
 
     Attributes
     ----------
-    arch, image_size : SAM encoder size and input side ``S`` (longest image side is resized to it).
-    sam_checkpoint : official SAM weights (``sam_vit_b_01ec64.pth`` ...); ``None``: random init.
+    arch, image_size : SAM encoder size and input side ``S`` (longest image side is resized to it);
+        ``image_size`` ``None`` means 1024, or 256 for ``litemedsam`` (LiteMedSAM's TinyViT, which
+        takes 256 only).
+    sam_checkpoint : official SAM weights (``sam_vit_b_01ec64.pth`` ...) or LiteMedSAM's
+        ``lite_medsam.pth``; ``None``: random init.
     modality : ``"ct"`` (window ``window`` or ``preset``) or ``"mr"`` (0.5-99.5 percentiles).
     labels : label codes to learn (``None``: every non-zero code found).
     min_pixels : a (slice, label) pair is a training sample when the label covers this many pixels.
@@ -31,12 +35,14 @@ class DBSAMConfig:
         256² slice (scaled likewise).
     nsd_tolerance_mm : tolerance of our normalised surface Dice (``nsd_2mm``, native grid); the
         authors' (``nsd_paper``) is fixed: 1 voxel on the 256² grid.
-    num_points, ffn_ratio, drop_path : of the deformable interaction and fusion blocks.
+    num_points, ffn_ratio, drop_path : of the deformable interaction and fusion blocks;
+        ``ffn_ratio`` ``None`` means 4 (the paper's), or 1 on ``litemedsam`` (see
+        :class:`medcl.dbsam.litemedsam.DBSAMLite`).
     accelerator : training device, ``"auto"``, ``"cpu"`` or ``"cuda"``.
     """
 
     arch: str = "vit_b"
-    image_size: int = 1024
+    image_size: int | None = None
     sam_checkpoint: str | None = None
     modality: str = "ct"
     window: list[float] | None = None
@@ -54,7 +60,7 @@ class DBSAMConfig:
     eval_margin: int = 9
     nsd_tolerance_mm: float = 2.0
     num_points: int = 4
-    ffn_ratio: float = 4.0
+    ffn_ratio: float | None = None
     drop_path: float = 0.3
     seed: int = 0
     accelerator: str = "auto"
@@ -62,6 +68,14 @@ class DBSAMConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCH_CHOICES:
             raise ValueError(f"arch must be one of {ARCH_CHOICES}, got {self.arch!r}")
+        lite = self.arch == "litemedsam"
+        if self.image_size is None:
+            self.image_size = LITEMEDSAM_SIZE if lite else 1024
+        if self.ffn_ratio is None:
+            self.ffn_ratio = 1.0 if lite else 4.0
+        if lite and self.image_size != LITEMEDSAM_SIZE:
+            raise ValueError(f"litemedsam takes {LITEMEDSAM_SIZE}² inputs only, got image_size "
+                             f"{self.image_size}")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.image_size < 64 or self.image_size % 16:
@@ -77,3 +91,9 @@ class DBSAMConfig:
             raise ValueError("jitter and eval_margin >= 0, min_pixels >= 1 are needed")
         if self.num_points < 1 or self.ffn_ratio <= 0 or not 0 <= self.drop_path < 1:
             raise ValueError("num_points >= 1, ffn_ratio > 0 and 0 <= drop_path < 1 are needed")
+
+    @property
+    def style(self) -> str:
+        """Input pipeline of the architecture: ``"litemedsam"`` or ``"sam"`` (see
+        :mod:`medcl.dbsam.preprocess`)."""
+        return "litemedsam" if self.arch == "litemedsam" else "sam"

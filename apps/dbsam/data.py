@@ -24,8 +24,9 @@ from medcl.io.nifti import NIFTI_SUFFIXES, Canonical, Volume
 
 from .config import DBSAMConfig
 
-SUFFIXES = NIFTI_SUFFIXES + IMAGE_2D_SUFFIXES
-"""File endings of the images and labels DB-SAM reads: NIfTI volumes and 2-D PNG/JPG images."""
+SUFFIXES = NIFTI_SUFFIXES + IMAGE_2D_SUFFIXES + (".npz",)
+"""File endings of the images and labels DB-SAM reads: NIfTI volumes, 2-D PNG/JPG images and
+the MedSAM-on-Laptop challenge's npz cases (:mod:`medcl.dbsam.npz`; labels from ``gts``)."""
 
 
 def is_2d(path: Path) -> bool:
@@ -84,8 +85,12 @@ def read_2d(path: Path) -> np.ndarray:
     return pixels[..., 0] if pixels.shape[2] == 1 else pixels
 
 
-def load_case(image: Path, label: Path | None, cfg: DBSAMConfig) -> CaseData:
+def load_case(image: Path, label: Path | None, cfg: DBSAMConfig, *,
+              series: str | None = None) -> CaseData:
     """Read ``image`` (and ``label``, checked against the image's geometry) into slices.
+
+    ``image`` may be a folder holding a DICOM series; ``series`` picks one SeriesInstanceUID
+    when the folder holds several.
 
     Raises
     ------
@@ -94,9 +99,20 @@ def load_case(image: Path, label: Path | None, cfg: DBSAMConfig) -> CaseData:
         NaN/inf voxels, label codes that are not integers in 0..255, image/label shape or affine
         mismatch.
     """
+    from .npz import is_npz, npz_case
     from .preprocess import normalize_intensity
 
     image = Path(image)
+    if is_npz(image):
+        case, _ = npz_case(image)
+        if label is not None:
+            truth, _ = npz_case(Path(label), with_labels=True)
+            if truth.slices[0].shape[:2] != case.slices[0].shape[:2] or len(truth.slices) != len(
+                    case.slices):
+                raise InputFileError("its gts does not have the image's shape", path=label,
+                                     fix="pair each case with its own ground truth")
+            case.labels = truth.labels
+        return case
     if is_2d(image):
         img = read_2d(image)
         case = CaseData(image, [img], None, None, None, (1.0, 1.0, 1.0))
@@ -106,7 +122,7 @@ def load_case(image: Path, label: Path | None, cfg: DBSAMConfig) -> CaseData:
 
     from medcl.io.nifti import read_volume
 
-    vol = read_volume(image, channel=cfg.channel)
+    vol = read_volume(image, channel=cfg.channel, series=series)
     can = Canonical.of(vol)
     ct_preset = cfg.preset if cfg.modality == "ct" and cfg.window is None else None
     ras = normalize_intensity(can.forward(vol.data), cfg.modality,
@@ -179,7 +195,8 @@ def write_mask(case: CaseData, masks: list[np.ndarray], out: Path) -> Path:
 
 
 class SliceDataset(Dataset):
-    """Training samples ``(image (3, S, S), box (4,), target (1, S/4, S/4))``.
+    """Training samples ``(image (3, S, S), box (4,), target (1, L, L))``, L the model's
+    low-resolution mask side (S/4 for SAM, S for LiteMedSAM).
 
     One sample per (slice, label) where the label covers at least ``cfg.min_pixels`` pixels
     ("slices containing the target"). The box is the label's tight box with each side moved
@@ -213,7 +230,7 @@ class SliceDataset(Dataset):
         from .prompts import jitter_box, mask_box, px_at_256
 
         img, mask = self.items[i]
-        x, geom = slice_to_input(img, self.cfg.image_size)
+        x, geom = slice_to_input(img, self.cfg.image_size, self.cfg.style)
         box = mask_box(mask)
         max_px = px_at_256(self.jitter, mask.shape)
         if max_px > 0:

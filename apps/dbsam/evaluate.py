@@ -105,6 +105,17 @@ def nsd_native(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
     return _surface_dice(pred, truth, spacing, tolerance_mm, subvoxels=False)
 
 
+def nsd_challenge(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
+                  tolerance_mm: float = 2.0) -> float:
+    """The MedSAM-on-Laptop challenge's NSD (its ``compute_metrics.py``: DeepMind's
+    ``surface-distance``, ``compute_surface_dice_at_tolerance`` at 2 mm with the case's
+    spacing): MONAI's ``compute_surface_dice`` with ``use_subvoxels=True``, the same
+    area-weighted surface elements. Where ours differs: both masks empty scores 1 and exactly
+    one empty 0 (the challenge's script takes the same values), and a 2-D image is a one-slice
+    volume of unit spacing."""
+    return _surface_dice(pred, truth, spacing, tolerance_mm, subvoxels=True)
+
+
 def scores(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
            tolerance_mm: float) -> dict[str, float]:
     """``{"dice", "nsd_paper", "nsd_2mm"}`` of two binary masks ``(Z, H, W)``; ``spacing`` is
@@ -175,3 +186,38 @@ def overlay_figure(panels: list[dict]):
             ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def segment_figure_file(path, image: np.ndarray, mask: np.ndarray,
+                        boxes: list[np.ndarray], title: str):
+    """Write a PNG of one slice: the image, its prompt box(es) and the predicted mask (filled
+    and outlined), beside the image alone; atomically (:func:`medcl.io.atomic.save_figure`).
+
+    ``image``: ``(H, W)`` or ``(H, W, 3)`` in [0, 1]; ``mask``: ``(H, W)`` labels (0 outside);
+    ``boxes``: ``xyxy`` boxes in the slice's pixels.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from medcl.io.atomic import save_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
+    for ax, overlay in zip(axes, (False, True), strict=True):
+        ax.imshow(image, cmap="gray" if np.ndim(image) == 2 else None, vmin=0, vmax=1)
+        for b in boxes:
+            x0, y0, x1, y1 = (float(v) for v in b)
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False,
+                                   edgecolor="yellow", linewidth=1.2))
+        if overlay and np.any(mask):
+            ax.contourf(mask > 0, levels=[0.5, 1.5], colors=["tab:red"], alpha=0.35)
+            ax.contour(mask > 0, levels=[0.5], colors="red", linewidths=0.8)
+        ax.set_title(title if not overlay else "prediction", fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    try:
+        save_figure(path, fig)
+    finally:
+        plt.close(fig)

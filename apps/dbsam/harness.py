@@ -64,13 +64,16 @@ def _train_report(cfg: DBSAMConfig, out: Path, n_cases: int, n_samples: int, cod
     """``report.md`` of a training run."""
     first, last = history[0]["loss"], history[-1]["loss"]
     weights = cfg.sam_checkpoint or f"random initialisation (saved as `{BASE_WEIGHTS}`)"
+    lite = cfg.arch == "litemedsam"
+    backbone = "LiteMedSAM (TinyViT)" if lite else f"SAM {cfg.arch}"
+    frozen = "LiteMedSAM's TinyViT" if lite else "SAM's ViT"
     return (
         f"# DB-SAM run\n\n{n_cases} cases, {n_samples} (slice, label) samples, labels "
-        f"{codes}; SAM {cfg.arch} at {cfg.image_size}² from {weights}; {cfg.modality.upper()} "
+        f"{codes}; {backbone} at {cfg.image_size}² from {weights}; {cfg.modality.upper()} "
         f"intensities; {cfg.epochs} epochs in {seconds:.0f} s.\n\n"
         f"Parameters: {counts['trainable']:,} trainable (adapters, conv branch, cross-attention, "
-        f"fusion, neck, prompt encoder, mask decoder), {counts['frozen']:,} frozen (SAM's "
-        f"ViT).\n\nDiceCE loss: {first:.4f} (epoch 1) -> {last:.4f} (epoch {len(history)}); "
+        f"fusion, neck, prompt encoder, mask decoder), {counts['frozen']:,} frozen ({frozen})."
+        f"\n\nDiceCE loss: {first:.4f} (epoch 1) -> {last:.4f} (epoch {len(history)}); "
         f"per epoch in `metrics.csv`.\n\nSegment with `medcl dbsam segment --model {out} "
         f"--image IN.nii.gz --box X0,Y0,Z0,X1,Y1,Z1 --out OUT.nii.gz`.\n")
 
@@ -130,11 +133,12 @@ def load_config(run_dir: Path) -> DBSAMConfig:
 
 
 def _dbsam(sam, cfg: DBSAMConfig) -> torch.nn.Module:
-    """DB-SAM around ``sam`` with the run's architecture settings."""
-    from .model import DBSAM
+    """DB-SAM around ``sam`` with the run's architecture settings (on LiteMedSAM's TinyViT:
+    :class:`medcl.dbsam.litemedsam.DBSAMLite`)."""
+    from .model import make_dbsam
 
-    return DBSAM(sam, num_points=cfg.num_points, ffn_ratio=cfg.ffn_ratio,
-                 drop_path=cfg.drop_path)
+    return make_dbsam(sam, num_points=cfg.num_points, ffn_ratio=cfg.ffn_ratio,
+                      drop_path=cfg.drop_path)
 
 
 def load_run(run_dir: Path) -> tuple[DBSAMConfig, torch.nn.Module]:
@@ -183,7 +187,8 @@ def load_baseline(run_dir: Path, cfg: DBSAMConfig) -> torch.nn.Module:
 
 
 def model_from_checkpoint(checkpoint: Path, arch: str, image_size: int) -> torch.nn.Module:
-    """Vanilla SAM from an official checkpoint (``segment --sam-checkpoint``)."""
+    """Vanilla SAM, or vanilla LiteMedSAM (``arch="litemedsam"``), from an official checkpoint
+    (``segment --sam-checkpoint``)."""
     from .model import VanillaSAM, build_sam
 
     return VanillaSAM(build_sam(arch, image_size, checkpoint)).eval()
@@ -266,7 +271,9 @@ def _label_codes(vol: np.ndarray, cfg: DBSAMConfig, label: Path) -> list[int]:
 
 def score_case(net: torch.nn.Module, cfg: DBSAMConfig, image: Path, label: Path) -> list[dict]:
     """One case's rows of ``cases.csv``: per label, the slice-wise box-prompted prediction
-    (:func:`medcl.dbsam.infer.predict_label`) scored in 3-D by Dice and NSD.
+    (:func:`medcl.dbsam.infer.predict_label`) scored in 3-D by Dice and NSD; for a challenge
+    ``.npz`` case, its own boxes under the challenge's protocol and metrics
+    (:func:`medcl.dbsam.npz.score_npz`).
 
     Returns
     -------
@@ -282,7 +289,10 @@ def score_case(net: torch.nn.Module, cfg: DBSAMConfig, image: Path, label: Path)
     from .data import load_case
     from .evaluate import scores
     from .infer import SliceSegmenter, predict_label
+    from .npz import is_npz, score_npz
 
+    if is_npz(image):  # the MedSAM-on-Laptop protocol: the file's own boxes
+        return score_npz(net, image, label, cfg.nsd_tolerance_mm)
     case = load_case(image, label, cfg)
     seg = SliceSegmenter(net, case)
     vol = case.label_volume()
@@ -348,7 +358,10 @@ def _evaluation_report(run_dir: Path, n_cases: int, cfg: DBSAMConfig, table: pd.
         f"it (MedSAM/DB-SAM protocol); 3-D Dice (1 when both masks are empty), the authors' "
         f"normalised surface Dice `nsd_paper` (256² grid, unit spacing, tolerance 1 voxel) and "
         f"ours `nsd_2mm` (native grid and spacing, tolerance {cfg.nsd_tolerance_mm} mm), mean "
-        f"± std over cases; `sam` is vanilla SAM with the weights DB-SAM started from.\n\n"
+        f"± std over cases; `sam` is vanilla SAM with the weights DB-SAM started from (vanilla "
+        f"LiteMedSAM for a `litemedsam` run). Challenge `.npz` cases are prompted with their "
+        f"own boxes (MedSAM-on-Laptop protocol) and their `nsd_2mm` is the challenge's NSD "
+        f"(area-weighted surface elements, the file's spacing).\n\n"
         f"{summary_md}\n\n"
         f"Per case and label: `cases.csv`."
         + ("\n\n![overlays](overlays.png)\n" if overlays else "\n")

@@ -60,7 +60,7 @@ class SliceSegmenter:
 
     @torch.no_grad()
     def embedding(self, z: int) -> tuple[torch.Tensor, object]:
-        """``(embedding (1, 256, S/16, S/16), SliceGeometry)`` of slice ``z`` (cached)."""
+        """``(embedding (1, 256, g, g), SliceGeometry)`` of slice ``z`` (cached)."""
         from .preprocess import slice_to_input
 
         if z in self._cache:
@@ -68,7 +68,8 @@ class SliceSegmenter:
             self._cache.move_to_end(z)
             return self._cache[z]
         self.misses += 1
-        x, geom = slice_to_input(self.case.slices[z], self.image_size)
+        x, geom = slice_to_input(self.case.slices[z], self.image_size,
+                                 getattr(self.model, "style", "sam"))
         emb = self.model.embed(x[None].to(self.device))
         self._cache[z] = (emb, geom)
         while len(self._cache) > self.cache_size:
@@ -244,11 +245,15 @@ def predict_label(seg: SliceSegmenter, code: int, margin: int,
 def segment_file(model: torch.nn.Module, cfg, image: Path, out: Path, *,
                  box: str | list[str] | None = None, box_slice: str | None = None,
                  prompt_mask: Path | None = None, label: int = 1,
-                 progress: bool = False) -> dict:
+                 progress: bool = False, figure: Path | None = None,
+                 series: str | None = None) -> dict:
     """``medcl dbsam segment``: read, prompt, segment slice by slice, write in the input geometry.
 
     Exactly one of ``box`` (one or several 3-D boxes, each optionally ``CODE=X0,...``, else
-    ``label``), ``box_slice``, ``prompt_mask`` is given.
+    ``label``), ``box_slice``, ``prompt_mask`` is given. ``figure``: also a PNG of the slice
+    with the most mask pixels, with the mask's box (:func:`medcl.dbsam.evaluate.
+    segment_figure_file`). ``series``: the SeriesInstanceUID to read when ``image`` is a DICOM
+    folder holding several series; a DICOM series in may give a DICOM SEG out (``*.dcm``).
     """
     from medcl.io import refuse_overwrite
 
@@ -271,7 +276,7 @@ def segment_file(model: torch.nn.Module, cfg, image: Path, out: Path, *,
     check_code(label, "--label")
     boxes = [parse_labelled_box(b, label) for b in box] if box else None
     key = parse_box_slice(box_slice) if box_slice is not None else None
-    case = load_case(image, None, cfg)
+    case = load_case(image, None, cfg, series=series)
     seg = SliceSegmenter(model, case)
     if boxes is not None:
         masks = segment_labelled_boxes(seg, boxes, progress=progress)
@@ -283,6 +288,14 @@ def segment_file(model: torch.nn.Module, cfg, image: Path, out: Path, *,
         masks = segment_prompt_mask(seg, coarse, progress=progress, path=prompt_mask)
 
     write_mask(case, masks, out)
+    if figure is not None:
+        from .evaluate import segment_figure_file
+        from .prompts import mask_box
+
+        z = int(np.argmax([int((m > 0).sum()) for m in masks]))
+        mb = mask_box(masks[z] > 0)
+        segment_figure_file(figure, case.slices[z], masks[z], [] if mb is None else [mb],
+                            f"{Path(image).name} slice {z}")
     voxels = int(sum(int((m > 0).sum()) for m in masks))
     slices = int(sum(bool((m > 0).any()) for m in masks))
     return {"out": str(out), "voxels": voxels, "slices": slices,

@@ -65,6 +65,7 @@ __all__ = [
     "build_model",
     "build_sam",
     "load_sam_checkpoint",
+    "make_dbsam",
     "parameter_counts",
 ]
 
@@ -102,7 +103,12 @@ class PromptableSegmenter(nn.Module, ABC):
     image_size : int
         Side S of the square, pixel-normalised input.
     arch : str
-        The encoder size (a key of :data:`ARCHS`, or ``"custom"``).
+        The encoder size (a key of :data:`ARCHS`, ``"litemedsam"`` or ``"custom"``).
+    grid : int
+        Side of the image embedding: S/16 (SAM's ViT), S/4 (LiteMedSAM's TinyViT).
+    style : str
+        The input pipeline the encoder expects (:data:`medcl.dbsam.preprocess.STYLES`):
+        ``"sam"`` (pixel mean/std) or ``"litemedsam"`` (min-max to [0, 1]).
     fast : bool
         The decoding path (see ``fast`` above).
     """
@@ -119,7 +125,8 @@ class PromptableSegmenter(nn.Module, ABC):
         self.mask_decoder = sam.mask_decoder
         self.image_size = int(sam.image_encoder.img_size)
         self.arch = arch_of(sam)
-        self.grid = self.image_size // PATCH_SIZE
+        self.style = "litemedsam" if self.arch == "litemedsam" else "sam"
+        self.grid = self.image_size // int(getattr(sam.image_encoder, "stride", PATCH_SIZE))
         if tuple(self.prompt_encoder.image_embedding_size) != (self.grid, self.grid):
             raise ValueError("the prompt encoder's embedding size does not match the encoder")
         # Set every flag here: the modules of one Sam may be shared by several wrappers.
@@ -148,7 +155,7 @@ class PromptableSegmenter(nn.Module, ABC):
         Returns
         -------
         Tensor
-            The image embedding, (B, 256, S/16, S/16).
+            The image embedding, (B, 256, g, g), g = :attr:`grid`.
         """
 
     def decode(self, embeddings: Tensor, boxes: Tensor | None = None,
@@ -373,7 +380,21 @@ def build_model(kind: str, arch: str = "tiny", image_size: int = 1024,
     if kind not in MODEL_KINDS:
         raise ConfigError(f"unknown model kind {kind!r}",
                           fix=f"use one of {', '.join(MODEL_KINDS)}")
-    return MODEL_KINDS[kind](build_sam(arch, image_size, checkpoint), fast=fast)
+    sam = build_sam(arch, image_size, checkpoint)
+    if kind == "dbsam":
+        return make_dbsam(sam, fast=fast)
+    return MODEL_KINDS[kind](sam, fast=fast)
+
+
+def make_dbsam(sam: Sam, **kwargs) -> PromptableSegmenter:
+    """DB-SAM around ``sam``: :class:`DBSAM` on a SAM ViT, :class:`medcl.dbsam.litemedsam.
+    DBSAMLite` on LiteMedSAM's TinyViT; ``kwargs`` go to the class (``num_points``,
+    ``ffn_ratio``, ``drop_path``, ``fast``, ...)."""
+    if arch_of(sam) == "litemedsam":
+        from .litemedsam import DBSAMLite
+
+        return DBSAMLite(sam, **kwargs)
+    return DBSAM(sam, **kwargs)
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:

@@ -15,6 +15,16 @@ keeps the one of SAM (Kirillov et al., ICCV 2023):
    model input and maps the model's low-resolution logits (``S/4 x S/4``, covering the padded
    input) back to the slice, like ``Sam.postprocess_masks``.
 
+**LiteMedSAM** (``style="litemedsam"``; the CVPR 2024 "Segment Anything in Medical Images on
+Laptop" baseline, MedSAM repository branch ``LiteMedSAM``, ``CVPR24_LiteMedSAM_infer.py``): the
+slice (CT already windowed as MedSAM, step 1) is replicated to three channels, resized so that
+its longest side is 256, min-max scaled to ``[0, 1]`` over the resized image (no pixel mean and
+std), zero-padded at the bottom and right to 256 x 256; the box is scaled by ``256 / max(H, W)``;
+the decoder's logits are 256 x 256 (the TinyViT embedding is 64 x 64, S/4), cropped to the
+unpadded ``(h, w)`` and resized bilinearly to the slice. Departure: the authors resize the
+image with OpenCV's ``INTER_AREA``; here the resize is torch's antialiased bilinear (as for
+SAM), which differs from area averaging by a fraction of a grey level on smooth images.
+
 Conventions: a 2-D image is ``(H, W)`` (rows, columns); a box is ``xyxy = (x0, y0, x1, y1)``
 with ``x`` a column and ``y`` a row index and *inclusive* maxima.
 """
@@ -36,6 +46,7 @@ __all__ = [
     "MASK_PROMPT_LOGIT",
     "MODALITIES",
     "PIXEL_MEAN",
+    "STYLES",
     "PIXEL_STD",
     "SliceGeometry",
     "normalize_intensity",
@@ -77,6 +88,9 @@ SAM's mask prompt is a previous low-resolution *logit* map, thresholded at 0; a 
 SAM prediction has logits of roughly +-5 to +-20. +-8 (sigmoid 0.9997) reads as "certain"
 without being far outside the range the prompt encoder saw in training.
 """
+
+STYLES: tuple[str, ...] = ("sam", "litemedsam")
+"""Input pipelines: SAM's (mean/std, S/4 logits) and LiteMedSAM's (min-max, S logits)."""
 
 _PERCENTILES = (0.5, 99.5)  # MedSAM's MR / non-CT intensity cut-off
 
@@ -194,17 +208,23 @@ class SliceGeometry:
         ``(h, w)`` of the resized slice inside the input, ``max(h, w) == S``.
     scale : float
         ``S / max(H, W)``. Boxes are scaled per axis by ``w / W`` and ``h / H`` (as SAM's
-        ``apply_boxes`` does), which equal ``scale`` up to the rounding of ``h`` and ``w``.
+        ``apply_boxes`` does), which equal ``scale`` up to the rounding of ``h`` and ``w``;
+        with ``style="litemedsam"`` by ``scale`` itself (LiteMedSAM's ``resize_box_to_256``).
+    style : str
+        ``"sam"`` (low-resolution logits ``S/4``) or ``"litemedsam"`` (logits ``S``).
     """
 
     original: tuple[int, int]
     image_size: int
     resized: tuple[int, int]
     scale: float
+    style: str = "sam"
 
     @classmethod
-    def for_shape(cls, shape: tuple[int, int], image_size: int) -> SliceGeometry:
-        """Geometry of an ``(H, W)`` slice fed to a model of input side ``image_size``.
+    def for_shape(cls, shape: tuple[int, int], image_size: int,
+                  style: str = "sam") -> SliceGeometry:
+        """Geometry of an ``(H, W)`` slice fed to a model of input side ``image_size``
+        (``style``: see :data:`STYLES`).
 
         Raises
         ------
@@ -221,14 +241,17 @@ class SliceGeometry:
             )
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"a slice shape must be two positive sizes (H, W), got {shape}")
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {style!r}")
         H, W = int(shape[0]), int(shape[1])
         h, w = ResizeLongestSide.get_preprocess_shape(H, W, int(image_size))
-        return cls((H, W), int(image_size), (int(h), int(w)), image_size / max(H, W))
+        return cls((H, W), int(image_size), (int(h), int(w)), image_size / max(H, W), style)
 
     @property
     def low_res(self) -> int:
-        """Side of the model's low-resolution mask logits, ``S / 4``."""
-        return self.image_size // 4
+        """Side of the model's low-resolution mask logits: ``S / 4`` (SAM), ``S``
+        (LiteMedSAM, whose embedding is ``S / 4``)."""
+        return self.image_size if self.style == "litemedsam" else self.image_size // 4
 
     def box_to_input(self, box: np.ndarray | tuple[float, ...]) -> np.ndarray:
         """Map ``xyxy`` box(es) from slice pixels to input pixels.
@@ -249,8 +272,18 @@ class SliceGeometry:
         b = np.asarray(box, dtype=np.float64)
         if b.shape[-1:] != (4,):
             raise ValueError(f"a box needs 4 coordinates (x0, y0, x1, y1), got shape {b.shape}")
+        if self.style == "litemedsam":
+            return b * self.scale
         (H, W), (h, w) = self.original, self.resized
         return b * np.array([w / W, h / H, w / W, h / H])
+
+    def box_to_slice(self, box: np.ndarray | tuple[float, ...]) -> np.ndarray:
+        """Inverse of :meth:`box_to_input`: ``xyxy`` box(es) from input to slice pixels."""
+        b = np.asarray(box, dtype=np.float64)
+        if self.style == "litemedsam":
+            return b / self.scale
+        (H, W), (h, w) = self.original, self.resized
+        return b / np.array([w / W, h / H, w / W, h / H])
 
     def mask_to_input(self, mask: np.ndarray) -> np.ndarray:
         """Encode a binary slice mask as a SAM mask prompt (low-resolution logits).
@@ -306,7 +339,8 @@ class SliceGeometry:
             )
         t = t.float()[None, None]
         S = self.image_size
-        t = F.interpolate(t, size=(S, S), mode="bilinear", align_corners=False)
+        if self.low_res != S:
+            t = F.interpolate(t, size=(S, S), mode="bilinear", align_corners=False)
         t = t[..., : self.resized[0], : self.resized[1]]
         t = F.interpolate(t, size=self.original, mode="bilinear", align_corners=False)
         return t[0, 0].cpu().numpy().astype(np.float32, copy=False)
@@ -320,8 +354,9 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def slice_to_input(image01: np.ndarray, image_size: int) -> tuple[torch.Tensor, SliceGeometry]:
-    """Turn a slice in ``[0, 1]`` into SAM's normalised, padded ``(3, S, S)`` input.
+def slice_to_input(image01: np.ndarray, image_size: int,
+                   style: str = "sam") -> tuple[torch.Tensor, SliceGeometry]:
+    """Turn a slice in ``[0, 1]`` into SAM's (or LiteMedSAM's) padded ``(3, S, S)`` input.
 
     Parameters
     ----------
@@ -330,12 +365,15 @@ def slice_to_input(image01: np.ndarray, image_size: int) -> tuple[torch.Tensor, 
         values in ``[0, 1]``.
     image_size : int
         ``S``, the model's input side.
+    style : str
+        ``"sam"`` or ``"litemedsam"`` (see the module docstring).
 
     Returns
     -------
     image : torch.Tensor of float32, shape (3, S, S)
-        ``(255 * x - PIXEL_MEAN) / PIXEL_STD`` on the resized slice, zeros in the padding
-        (bottom rows and right columns), on the CPU.
+        ``(255 * x - PIXEL_MEAN) / PIXEL_STD`` on the resized slice (``"sam"``) or the resized
+        slice min-max scaled to ``[0, 1]`` (``"litemedsam"``), zeros in the padding (bottom
+        rows and right columns), on the CPU.
     geometry : SliceGeometry
 
     Raises
@@ -357,12 +395,19 @@ def slice_to_input(image01: np.ndarray, image_size: int) -> tuple[torch.Tensor, 
             f"slice values must lie in [0, 1], got {arr.min():g}..{arr.max():g}; "
             "normalise it first (normalize_intensity)"
         )
-    geom = SliceGeometry.for_shape(arr.shape[:2], image_size)
+    geom = SliceGeometry.for_shape(arr.shape[:2], image_size, style)
+    S = geom.image_size
+    if style == "litemedsam":
+        t = _resize(torch.from_numpy(np.clip(chw, 0.0, 1.0).astype(np.float32))[None],
+                    geom.resized)
+        lo, hi = t.min(), t.max()
+        t = (t - lo) / (hi - lo).clamp_min(1e-8)
+        t = F.pad(t, (0, S - geom.resized[1], 0, S - geom.resized[0]))
+        return t[0].contiguous(), geom
     t = torch.from_numpy(np.clip(chw, 0.0, 1.0) * 255.0)[None]
     t = _resize(t, geom.resized)
     mean = torch.tensor(PIXEL_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(PIXEL_STD, dtype=torch.float32).view(1, 3, 1, 1)
     t = (t - mean) / std
-    S = geom.image_size
     t = F.pad(t, (0, S - geom.resized[1], 0, S - geom.resized[0]))
     return t[0].contiguous(), geom

@@ -33,7 +33,10 @@ __all__ = [
     "PROMPT_DIM",
     "arch_of",
     "build_sam",
+    "checkpoint_arch",
+    "key_difference",
     "load_sam_checkpoint",
+    "read_state_dict",
 ]
 
 ARCHS: dict[str, dict] = {
@@ -91,7 +94,7 @@ _SAM_PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
 def _arch_spec(arch: str) -> dict:
     if arch not in ARCHS:
         raise ConfigError(f"unknown encoder size {arch!r}",
-                          fix=f"pass --arch one of {', '.join(ARCHS)}")
+                          fix=f"pass --arch one of {', '.join(ARCHS)}, litemedsam")
     return ARCHS[arch]
 
 
@@ -112,7 +115,9 @@ def build_sam(arch: str, image_size: int = 1024, checkpoint: str | Path | None =
     Parameters
     ----------
     arch : str
-        A key of :data:`ARCHS`: ``"tiny"``, ``"vit_b"``, ``"vit_l"`` or ``"vit_h"``.
+        A key of :data:`ARCHS`: ``"tiny"``, ``"vit_b"``, ``"vit_l"`` or ``"vit_h"``; or
+        ``"litemedsam"``, which builds LiteMedSAM instead
+        (:func:`medcl.dbsam.litemedsam.build_litemedsam`).
     image_size : int
         Side S of the (padded, square) input; a multiple of 16. The image embedding is
         S/16 x S/16.
@@ -133,10 +138,16 @@ def build_sam(arch: str, image_size: int = 1024, checkpoint: str | Path | None =
     medcl.io.InputFileError
         A missing, damaged or unsafe checkpoint file.
     """
+    if arch == "litemedsam":
+        from .litemedsam import build_litemedsam
+
+        return build_litemedsam(image_size, checkpoint)
     spec = _arch_spec(arch)
     if not isinstance(image_size, int) or image_size <= 0 or image_size % PATCH_SIZE:
         raise ConfigError(f"image size {image_size!r} is not a positive multiple of {PATCH_SIZE}",
                           fix="pass --image-size 256, 512 or 1024")
+    # read and check the checkpoint before the (large) model is built
+    state = None if checkpoint is None else _checked_state(Path(checkpoint), arch)
     grid = image_size // PATCH_SIZE
     encoder = ImageEncoderViT(
         img_size=image_size,
@@ -172,13 +183,27 @@ def build_sam(arch: str, image_size: int = 1024, checkpoint: str | Path | None =
     sam = Sam(encoder, prompt_encoder, mask_decoder, pixel_mean=list(PIXEL_MEAN),
               pixel_std=list(PIXEL_STD))
     if checkpoint is not None:
-        load_sam_checkpoint(sam, arch, checkpoint)
+        load_sam_checkpoint(sam, arch, checkpoint, state=state)
     return sam
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    fix = ("give the path of an official Segment Anything checkpoint (sam_vit_b_01ec64.pth, "
-           "sam_vit_l_0b3195.pth, sam_vit_h_4b8939.pth) or a state dict saved with torch.save")
+LITE_KEY = "image_encoder.layers.0.blocks.0.conv1.c.weight"
+"""A tensor only LiteMedSAM's TinyViT encoder has (its first MBConv's expansion)."""
+
+
+def read_state_dict(path: Path, fix: str) -> dict[str, Tensor]:
+    """A checkpoint's state dict, read with ``weights_only=True`` on the CPU.
+
+    A training checkpoint that wraps the state dict under ``"model"`` or ``"state_dict"`` is
+    unwrapped.
+
+    Raises
+    ------
+    medcl.io.InputFileError
+        Missing file, truncated or damaged file, a pickle that needs arbitrary Python objects
+        (refused: loading it could run code), or not a mapping of names to tensors; ``fix`` is
+        the message's fix.
+    """
     if not path.is_file():
         raise InputFileError("checkpoint file not found", path=path, fix=fix)
     try:
@@ -192,7 +217,7 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
             fix=fix + "; re-download it if it is truncated; files that need arbitrary Python "
             "objects to load are refused",
         ) from err
-    if isinstance(obj, dict) and _PATCH_WEIGHT not in obj:
+    if isinstance(obj, dict) and _PATCH_WEIGHT not in obj and LITE_KEY not in obj:
         for key in ("model", "state_dict"):  # common training-checkpoint wrappers
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
@@ -200,6 +225,39 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise InputFileError("is not a state dict (a mapping of names to tensors)", path=path,
                              fix=fix)
+    return obj
+
+
+def key_difference(state: dict[str, Tensor], expected: set[str] | dict) -> str:
+    """``"missing: a, b ... (N); unexpected: c ... (M)"`` of a state dict against a model's
+    keys, at most three names of each, for one-line error messages."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    return "; ".join(
+        f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)})"
+        for label, keys in (("missing", missing), ("unexpected", unexpected)) if keys)
+
+
+def checkpoint_arch(state: dict[str, Tensor]) -> str | None:
+    """The ``--arch`` a state dict fits: ``"litemedsam"`` (TinyViT encoder), a key of
+    :data:`ARCHS` (SAM ViT), or ``None`` (neither)."""
+    if isinstance(state.get(LITE_KEY), Tensor):
+        return "litemedsam"
+    if isinstance(state.get(_PATCH_WEIGHT), Tensor) and state[_PATCH_WEIGHT].ndim == 4:
+        return _checkpoint_size(state)[2]
+    return None
+
+
+def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    fix = ("give the path of an official Segment Anything checkpoint (sam_vit_b_01ec64.pth, "
+           "sam_vit_l_0b3195.pth, sam_vit_h_4b8939.pth) or a state dict saved with torch.save")
+    obj = read_state_dict(path, fix)
+    if checkpoint_arch(obj) == "litemedsam":
+        expected = {_PATCH_WEIGHT, _POS_EMBED, "image_encoder.blocks.0.attn.qkv.weight"}
+        lite = {k for k in obj if k.startswith("image_encoder.")}
+        raise ConfigError(
+            "this checkpoint is LiteMedSAM's (TinyViT image encoder), not a SAM ViT ("
+            + key_difference(lite, expected) + ")", path=path, fix="pass --arch litemedsam")
     if not isinstance(obj.get(_PATCH_WEIGHT), Tensor) or obj[_PATCH_WEIGHT].ndim != 4:
         raise InputFileError(f"has no {_PATCH_WEIGHT}: not a Segment Anything state dict",
                              path=path, fix=fix)
@@ -240,7 +298,8 @@ def _resize_positional(state: dict[str, Tensor], target: dict[str, Tensor]) -> d
     return out
 
 
-def load_sam_checkpoint(sam: Sam, arch: str, checkpoint: str | Path) -> None:
+def load_sam_checkpoint(sam: Sam, arch: str, checkpoint: str | Path, *,
+                        state: dict[str, Tensor] | None = None) -> None:
     """Load a Segment Anything state dict into ``sam``, adapting it to ``sam``'s input size.
 
     A checkpoint made at 1024 x 1024 (all official ones) loads into a model of another size:
@@ -258,6 +317,9 @@ def load_sam_checkpoint(sam: Sam, arch: str, checkpoint: str | Path) -> None:
         A plain SAM state dict (keys ``image_encoder.*``, ``prompt_encoder.*``,
         ``mask_decoder.*``), optionally wrapped under ``"model"`` or ``"state_dict"``. Read with
         ``torch.load(..., weights_only=True)``.
+    state : dict, optional
+        The checkpoint's contents, already read and checked (by :func:`build_sam`, which
+        reads the file before it builds the model, so a wrong checkpoint fails fast).
 
     Raises
     ------
@@ -272,17 +334,8 @@ def load_sam_checkpoint(sam: Sam, arch: str, checkpoint: str | Path) -> None:
     spec = _arch_spec(arch)
     if sam.image_encoder.patch_embed.proj.out_channels != spec["embed_dim"]:
         raise ValueError(f"the model given was not built with arch {arch!r}")
-    state = _read_state_dict(path)
-    width, depth, name = _checkpoint_size(state)
-    if name != arch:
-        if name is None:
-            raise ConfigError(
-                f"this checkpoint's image encoder has width {width} and {depth} blocks, which "
-                f"is none of {', '.join(ARCHS)}; {_describe(arch)} was asked for",
-                path=path, fix="use an official SAM checkpoint for vit_b, vit_l or vit_h")
-        raise ConfigError(
-            f"this checkpoint is {_describe(name)}, but {_describe(arch)} was asked for",
-            path=path, fix=f"pass --arch {name}")
+    if state is None:
+        state = _checked_state(path, arch)
     target = sam.state_dict()
     foreign = sorted(k for k in state if not k.startswith(_SAM_PREFIXES))
     if foreign:
@@ -306,9 +359,29 @@ def load_sam_checkpoint(sam: Sam, arch: str, checkpoint: str | Path) -> None:
     sam.load_state_dict(state, strict=True)
 
 
+def _checked_state(path: Path, arch: str) -> dict[str, Tensor]:
+    """A SAM checkpoint's state dict, refused (before any model is built) when its encoder has
+    another size than ``arch``."""
+    state = _read_state_dict(path)
+    width, depth, name = _checkpoint_size(state)
+    if name != arch:
+        if name is None:
+            raise ConfigError(
+                f"this checkpoint's image encoder has width {width} and {depth} blocks, which "
+                f"is none of {', '.join(ARCHS)}; {_describe(arch)} was asked for",
+                path=path, fix="use an official SAM checkpoint for vit_b, vit_l or vit_h")
+        raise ConfigError(
+            f"this checkpoint is {_describe(name)}, but {_describe(arch)} was asked for",
+            path=path, fix=f"pass --arch {name}")
+    return state
+
+
 def arch_of(sam: Sam) -> str:
-    """Name of the :data:`ARCHS` entry ``sam``'s image encoder was built with, or ``"custom"``."""
+    """Name of the :data:`ARCHS` entry ``sam``'s image encoder was built with, ``"litemedsam"``
+    for LiteMedSAM's TinyViT encoder, or ``"custom"``."""
     encoder = sam.image_encoder
+    if not isinstance(encoder, ImageEncoderViT):
+        return "litemedsam" if type(encoder).__name__ == "TinyViTSAM" else "custom"
     found = {
         "embed_dim": encoder.patch_embed.proj.out_channels,
         "depth": len(encoder.blocks),

@@ -603,3 +603,32 @@ def test_train_checks_device_before_writing(phantoms, tmp_path, medcl_cli, monke
                               "--device", device, "--out", out, *TINY])
     assert code == 2 and "device" in err.lower() and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_segment_dicom_series_in_seg_out(run, phantoms, tmp_path, medcl_cli):
+    """A DICOM series folder in, a DICOM SEG referencing it out; --series among several."""
+    import highdicom as hd
+
+    from medcl.io.dicom import write_series
+    from medcl.io.nifti import read_volume
+
+    images, labels = phantoms
+    vol = read_volume(images / "case_000.nii.gz")
+    write_series(tmp_path / "ct", np.round(vol.data), vol.affine)
+    box = _box(labels / "case_000.nii.gz")
+    out = tmp_path / "seg.dcm"
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", tmp_path / "ct",
+                              "--box", box, "--out", out])
+    assert code == 0, err
+    seg = hd.seg.segread(out)
+    assert seg.Modality == "SEG" and seg.NumberOfFrames >= 1
+    uid = "1.2.826.0.1.3680043.8.498.7"
+    write_series(tmp_path / "ct" / "other", np.round(vol.data), vol.affine, series_uid=uid)
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", tmp_path / "ct",
+                              "--box", box, "--out", tmp_path / "s2.dcm"])
+    assert code == 2 and "--series" in err and not (tmp_path / "s2.dcm").exists()
+    code, _, err = medcl_cli(["dbsam", "segment", "--model", run, "--image", tmp_path / "ct",
+                              "--series", uid, "--box", box, "--out", tmp_path / "s2.dcm"])
+    assert code == 0, err
+    assert hd.seg.segread(tmp_path / "s2.dcm").ReferencedSeriesSequence[0].SeriesInstanceUID \
+        == uid
