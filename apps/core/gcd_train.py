@@ -389,26 +389,12 @@ def train_run(cfg: GCDConfig, out: Path, progress: bool = True) -> Path:
         lines += ["", "Class counts estimated by the contrastive branch (k-means), by "
                   "estimate (the first before training):", "",
                   folder.write_table("distribution", est, floatfmt=".0f")]
-    _plot_loss(folder, history, f"gcd {cfg.method}")
+    from .figures import plot_loss
+
+    plot_loss(folder, history, f"gcd {cfg.method}")
     lines += ["", "![training loss](loss.png)"]
     folder.write_report("\n".join(lines))
     return folder.report_path
-
-
-def _plot_loss(folder: Any, history: list[dict[str, Any]], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot([r["epoch"] for r in history], [r["loss"] for r in history], marker="o", ms=3)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    fig.tight_layout()
-    folder.save_figure("loss", fig)
-    plt.close(fig)
 
 
 def load_model(run: Path) -> tuple[GCDConfig, dict[str, Any], GCDModel]:

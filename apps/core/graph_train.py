@@ -400,22 +400,6 @@ def plot_embedding(folder: Any, z: np.ndarray, comm: np.ndarray, title: str) -> 
     plt.close(fig)
 
 
-def _plot_loss(folder: Any, history: list[dict[str, float]], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot([r["epoch"] for r in history], [r["loss"] for r in history])
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    fig.tight_layout()
-    folder.save_figure("loss", fig)
-    plt.close(fig)
-
-
 def score_table(row: dict[str, float]) -> Any:
     import pandas as pd
 
@@ -456,7 +440,9 @@ def pretrain_run(cfg: GraphConfig, out: Path, *, progress: bool = True) -> Path:
     row = scores(z, comm, graph, graph.labels, cfg.seed, cfg.test_size)
     table = write_scores(folder, row)
     plot_embedding(folder, z, comm, f"{cfg.label} on {Path(graph.source).name}")
-    _plot_loss(folder, history, cfg.label)
+    from .figures import plot_loss
+
+    plot_loss(folder, history, cfg.label)
     lines = [f"# {cfg.label} on {graph.source}", "",
              f"{PAPERS[cfg.method]}" + (f"; with {PAPERS['pot']}, kappa {cfg.kappa}"
                                         if cfg.pot else "") + ".",

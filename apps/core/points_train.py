@@ -292,22 +292,6 @@ def plot_scene(path: Path, cloud, rows: np.ndarray, pred: np.ndarray | None,
     plt.close(fig)
 
 
-def _plot_loss(folder, history, title) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot([r["epoch"] for r in history], [r["loss"] for r in history], marker="o", ms=3)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    fig.tight_layout()
-    folder.save_figure("loss", fig)
-    plt.close(fig)
-
-
 def _probe_table(folder, scores_by: dict[str, dict[str, Any]], cfg: PointsConfig) -> str:
     import pandas as pd
 
@@ -336,7 +320,9 @@ def pretrain_run(cfg: PointsConfig, out: Path, *, progress: bool = True) -> Path
     trained = train(cfg, tr, progress=progress)
     folder.save_model(trained.model.state_dict())
     folder.write_metrics(trained.history)
-    _plot_loss(folder, trained.history, cfg.method)
+    from .figures import plot_loss
+
+    plot_loss(folder, trained.history, cfg.method)
     lines = [f"# {cfg.method} on {cs.source}", "",
              f"Backbone {cfg.backbone}, {cfg.points} points per view, {cfg.batch_size} clouds "
              f"per step, temperature {trained.model.tau}, {len(trained.history)} epochs in "

@@ -209,7 +209,9 @@ def pretrain_run(cfg: SkeletonConfig, out: Path, *, resume: bool = False,
     initial = build_model(cfg, data.layout, int(data.x.shape[1])).encoder
     trained = train(cfg, data.x[tr], data.layout, folder.root, resume=resume, progress=progress)
     folder.save_model(trained.model.state_dict())
-    _plot_loss(folder, trained.history, cfg.method)
+    from .figures import plot_loss
+
+    plot_loss(folder, trained.history, cfg.method, keys=("loss", "nce", "dm_0_1", "dm_1_2"))
     paper = ("HiCLR (Zhang, Lin, Liu, AAAI 2023): MoCo + growing-augmentation branches with "
              "hierarchical consistency" if cfg.method == "hiclr" else
              "MoCo baseline (SkeletonCLR: one basic-augmentation branch)")
@@ -238,25 +240,6 @@ def pretrain_run(cfg: SkeletonConfig, out: Path, *, resume: bool = False,
     lines += ["", "![training loss](loss.png)"]
     folder.write_report("\n".join(lines))
     return folder.report_path
-
-
-def _plot_loss(folder: Any, history: list[dict[str, Any]], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for key in ("loss", "nce", "dm_0_1", "dm_1_2"):
-        if history and key in history[0]:
-            ax.plot([r["epoch"] for r in history], [r[key] for r in history], marker="o",
-                    ms=3, label=key)
-    ax.set_xlabel("epoch")
-    ax.legend()
-    ax.set_title(title)
-    fig.tight_layout()
-    folder.save_figure("loss", fig)
-    plt.close(fig)
 
 
 # ------------------------------------------------------------------------------ evaluation

@@ -182,7 +182,9 @@ def pretrain_run(cfg: ImageConfig, out: Path, *, resume: bool = False,
     trained = train(cfg, recipe, data.images[tr], labels, max(n_classes, 1), folder.root,
                     resume=resume, progress=progress)
     folder.save_model(trained.model.state_dict())
-    _plot_loss(folder, trained.history, cfg.method)
+    from .figures import plot_loss
+
+    plot_loss(folder, trained.history, cfg.method)
     lines = [f"# {cfg.method} on {data.source}", "",
              f"{recipe.paper}. Backbone {cfg.backbone}, {cfg.views} views, batch "
              f"{cfg.batch_size}, temperature {cfg.temperature}, {len(trained.history)} epochs "
@@ -202,22 +204,6 @@ def pretrain_run(cfg: ImageConfig, out: Path, *, resume: bool = False,
         lines += trained.parts.report(trained.model, folder)
     folder.write_report("\n".join(lines))
     return folder.report_path
-
-
-def _plot_loss(folder: Any, history: list[dict[str, Any]], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot([r["epoch"] for r in history], [r["loss"] for r in history], marker="o", ms=3)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    fig.tight_layout()
-    folder.save_figure("loss", fig)
-    plt.close(fig)
 
 
 def load_run(run_dir: Path) -> tuple[ImageConfig, dict[str, Any], nn.Module]:
