@@ -8,15 +8,14 @@ from typing import Annotated
 
 import typer
 
+from .t2i_cli import DATA_HELP  # the same image + caption data as `medcl core t2i`
+
 app = typer.Typer(
     name="itm",
     help="Image-text matching: VSE++ and DBL (anchor + target branch, boost loss).",
     no_args_is_help=True,
     add_completion=False,
 )
-
-DATA_HELP = ("shapes (generated offline) or a folder of images with captions.csv "
-             "(file,caption[,label]).")
 
 
 @app.callback()
