@@ -13,6 +13,9 @@ on simulated motor imagery, in one run.
     step of each model (``torch.utils.flop_counter``) with the rate each achieves: the ratio in
     (b) cannot fall below the FLOP ratio times the rate ratio without changing the maths.
 
+(b) runs in float32 and under bfloat16 autocast (``--precisions``; both models at each),
+on the CPU or, with ``--device cuda``, on a GPU.
+
 Run: ``.venv/bin/python benchmarks/bench_mvcnet.py [--epochs 30] [--seeds 1,2,3]``. On a shared
 machine prefix ``OMP_NUM_THREADS=1``; (b) also prints the ratio of process CPU times, which the
 load of other processes disturbs less than wall-clock times.
@@ -50,13 +53,25 @@ def adam(model):
     return torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
 
 
-def epoch_seconds(step, opt, batches) -> tuple[float, float]:
-    """(wall, process CPU) seconds of one epoch: zero_grad, loss, backward, Adam step per batch."""
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def epoch_seconds(step, opt, batches, precision: str = "32") -> tuple[float, float]:
+    """(wall, process CPU) seconds of one epoch: zero_grad, loss, backward, Adam step per batch;
+    ``precision`` ``"bf16"``: the forward pass under ``torch.autocast`` (bfloat16), as the
+    engine's ``bf16-mixed``. On CUDA the clock stops when the device is done."""
+    device = batches[0][0].device
+    _sync(device)
     wall, cpu = time.perf_counter(), time.process_time()
     for x, y in batches:
         opt.zero_grad()
-        step(x, y).backward()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = step(x, y)
+        loss.backward()
         opt.step()
+    _sync(device)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -115,7 +130,7 @@ def profile(model, views, objective, channel_maps, batch, runs, repeats) -> None
         "Transformer encoder": (
             lambda t: _kernels.encode(model.encoder, t, maps), (xs[..., : model.d_model],), True),
         "  in-projection (shared by linear views)": (
-            lambda t: _kernels.SharedInProjection.apply(
+            lambda t: _kernels.autocast_apply(_kernels.SharedInProjection,
                 t, model.encoder.layers[0].self_attn.in_proj_weight,
                 model.encoder.layers[0].self_attn.in_proj_bias, maps)
             if maps else torch.nn.functional.linear(
@@ -176,6 +191,11 @@ def main() -> None:
                         help="for (b): epochs timed per model, alternating; medians reported")
     parser.add_argument("--batch-size", type=int, default=16,
                         help="for (c): 64 trials per subject make one batch of 64 a single step")
+    parser.add_argument("--device", default="cpu",
+                        help="for (b): cpu or cuda (the same models and steps on the GPU)")
+    parser.add_argument("--precisions", default="32,bf16",
+                        help="for (b): 32 (float32) and/or bf16 (autocast bfloat16, the "
+                        "engine's bf16-mixed); both models run at each")
     args = parser.parse_args()
     from braindecode.models import EEGConformer
 
@@ -193,8 +213,11 @@ def main() -> None:
     print(f"(a) predict latency, batch 1, 22 x 1000, CNN branch: {latency(model):.2f} ms median "
           "(goal <= 5 ms)")
 
-    X = torch.randn(144, 22, 1000)
-    y = torch.randint(0, 2, (144,))
+    device = torch.device(args.device)
+    model.to(device)
+    plain.to(device)
+    X = torch.randn(144, 22, 1000, device=device)
+    y = torch.randint(0, 2, (144,), device=device)
     batches = [(X[i:i + 64], y[i:i + 64]) for i in range(0, 144, 64)]
     views = ViewPipeline(cfg.views, MONTAGE_22, 250.0, ["left", "right"])
     channel_maps = views.channel_maps(22)
@@ -208,31 +231,35 @@ def main() -> None:
     def plain_step(x, yy):  # the same step through the plain modules
         return multiview_step(plain, views, objective, x, yy, channel_maps=channel_maps)["loss"]
 
-    conformer = EEGConformer(n_chans=22, n_outputs=2, n_times=1000, sfreq=250.0)
+    conformer = EEGConformer(n_chans=22, n_outputs=2, n_times=1000, sfreq=250.0).to(device)
 
     def conf_step(x, yy):
         return torch.nn.functional.cross_entropy(conformer(x), yy)
 
     runs = {"MVCNet": (mvc_step, adam(model)), "EEGConformer": (conf_step, adam(conformer)),
             "MVCNet plain": (plain_step, adam(plain))}
-    for step, opt in runs.values():  # warm-up
-        epoch_seconds(step, opt, batches[:1])
-    times = {name: [] for name in runs}
-    for _ in range(args.repeats):  # alternate, so that both see the same machine load
-        for name, (step, opt) in runs.items():
-            times[name].append(epoch_seconds(step, opt, batches))
-    wall = {name: float(np.median([w for w, _ in t])) for name, t in times.items()}
-    cpu = {name: float(np.median([c for _, c in t])) for name, t in times.items()}
-    print(f"(b) training epoch, 144 trials, batch 64, median of {args.repeats}: MVCNet "
-          f"{wall['MVCNet']:.2f} s, EEGConformer {wall['EEGConformer']:.2f} s, ratio "
-          f"{wall['MVCNet'] / wall['EEGConformer']:.2f} (goal <= 1.0); process CPU time ratio "
-          f"{cpu['MVCNet'] / cpu['EEGConformer']:.2f}")
-    fast, slow = "MVCNet", "MVCNet plain"
-    print(f"    MVCNet fast path vs its plain torch.nn modules (fast=False, same weights): plain "
-          f"{wall[slow]:.2f} s, ratio fast / plain {wall[fast] / wall[slow]:.2f}; process CPU "
-          f"time ratio {cpu[fast] / cpu[slow]:.2f}")
+    where = (f"on {torch.cuda.get_device_name(device)}" if device.type == "cuda"
+             else f"on the CPU, {torch.get_num_threads()} thread(s)")
+    for precision in args.precisions.split(","):
+        for step, opt in runs.values():  # warm-up
+            epoch_seconds(step, opt, batches[:1], precision)
+        times = {name: [] for name in runs}
+        for _ in range(args.repeats):  # alternate, so that both see the same machine load
+            for name, (step, opt) in runs.items():
+                times[name].append(epoch_seconds(step, opt, batches, precision))
+        wall = {name: float(np.median([w for w, _ in t])) for name, t in times.items()}
+        cpu = {name: float(np.median([c for _, c in t])) for name, t in times.items()}
+        label = "float32" if precision == "32" else "bf16 autocast"
+        print(f"(b) training epoch {where}, {label} (both models), 144 trials, batch 64, median "
+              f"of {args.repeats}: MVCNet {wall['MVCNet']:.3f} s, EEGConformer "
+              f"{wall['EEGConformer']:.3f} s, ratio {wall['MVCNet'] / wall['EEGConformer']:.2f} "
+              f"(goal <= 1.0); process CPU time ratio {cpu['MVCNet'] / cpu['EEGConformer']:.2f}")
+        fast, slow = "MVCNet", "MVCNet plain"
+        print(f"    MVCNet fast path vs its plain torch.nn modules (fast=False, same weights): "
+              f"plain {wall[slow]:.3f} s, ratio fast / plain {wall[fast] / wall[slow]:.2f}; "
+              f"process CPU time ratio {cpu[fast] / cpu[slow]:.2f}")
 
-    if args.profile:
+    if args.profile and device.type == "cpu":
         profile(model, views, objective, channel_maps, batches[0], runs, args.repeats)
     if args.skip_accuracy:
         return

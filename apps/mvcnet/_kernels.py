@@ -36,6 +36,7 @@ __all__ = [
     "DepthwiseTimeConv",
     "PackedAttention",
     "SharedInProjection",
+    "autocast_apply",
     "checked_maps",
     "cnn_branch",
     "cnn_time_major",
@@ -43,6 +44,24 @@ __all__ = [
     "post_norm_layer",
     "sdpa_attention",
 ]
+
+
+def autocast_apply(function: type[torch.autograd.Function], *args):
+    """``function.apply(*args)``, also under autocast (``torch.autocast``, mixed precision).
+
+    A custom ``Function``'s backward runs outside autocast, so its forward must compute in one
+    dtype: under autocast the floating-point tensor arguments are cast to the autocast dtype
+    (bfloat16 / float16) and the forward runs with autocast off, as
+    ``torch.amp.custom_fwd(cast_inputs=...)`` does; the casts are differentiable, so float32
+    parameters get float32 gradients. Without autocast: ``function.apply(*args)``.
+    """
+    device = next(a for a in args if isinstance(a, Tensor)).device.type
+    if not torch.is_autocast_enabled(device):
+        return function.apply(*args)
+    dtype = torch.get_autocast_dtype(device)
+    cast = [a.to(dtype) if isinstance(a, Tensor) and a.is_floating_point() else a for a in args]
+    with torch.autocast(device, enabled=False):
+        return function.apply(*cast)
 
 
 # ---------------------------------------------------------------------------- CNN branch
@@ -93,7 +112,7 @@ def cnn_time_major(cnn: nn.Sequential, x: Tensor) -> Tensor:
         h = h + pointwise.bias
     n_filters = h.shape[-1]
     h = bn1(h.reshape(-1, n_filters)).view(n_batch, n_times, n_filters)
-    h = DepthwiseTimeConv.apply(h, depthwise.weight)
+    h = autocast_apply(DepthwiseTimeConv, h, depthwise.weight)
     if depthwise.bias is not None:
         h = h + depthwise.bias
     n_win = n_times // pool
@@ -270,6 +289,8 @@ class SharedInProjection(torch.autograd.Function):
                 torch.index_select(out[0], 1, m.perm, out=out[k])
                 if m.kind == "signed":  # sign * (raw - bias) + bias
                     out[k].sub_(bias).mul_(m.sign[:, None]).add_(bias)
+        # the signs in the activations' dtype (bfloat16 under autocast) for the backward
+        maps = [m if m is None else m._replace(sign=m.sign.to(x.dtype)) for m in maps]
         ctx.maps, ctx.computed = maps, computed
         ctx.save_for_backward(x)
         return out.flatten(0, 1)
@@ -328,9 +349,9 @@ def post_norm_layer(
     if maps is None or attn.in_proj_bias is None:
         qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)  # (B, L, 3 * width)
     else:
-        qkv = SharedInProjection.apply(x, attn.in_proj_weight, attn.in_proj_bias, maps)
+        qkv = autocast_apply(SharedInProjection, x, attn.in_proj_weight, attn.in_proj_bias, maps)
     if x.device.type == "cpu":
-        a = PackedAttention.apply(qkv, heads, p_drop)
+        a = autocast_apply(PackedAttention, qkv, heads, p_drop)
     else:
         a = sdpa_attention(qkv, heads, p_drop)
     a = attn.out_proj(a)

@@ -29,7 +29,14 @@ def load_run(run_dir: Path):
     cfg = MVCNetConfig(**{k: v for k, v in raw["config"].items() if k in known})
     model = build_model(cfg, len(meta["ch_names"]), int(meta["n_times"]), len(meta["classes"]),
                         float(meta["sfreq"]))
-    model.load_state_dict(folder.load_model())
+    state = folder.load_model()
+    head = {k for k in model.state_dict() if k.startswith("fused_classifier.")}
+    if head and not head & set(state):
+        # A run trained before the fused head existed: its network is complete; only
+        # ``--infer fused`` has nothing to read (predict_file refuses it).
+        state = {**model.state_dict(), **state}
+        model.has_fused_head = False
+    model.load_state_dict(state)
     return cfg, meta, model.eval()
 
 
@@ -88,6 +95,10 @@ def predict_file(run_dir: Path, data: Path, out: Path, *, events: str | None = N
         X = exponential_moving_standardize(X).astype(np.float32)
     if cfg.alignment == "ea":
         X = OnlineEA(X.shape[1]).transform(X, update=True).astype(np.float32)
+    if (infer or cfg.infer) == "fused" and not getattr(model, "has_fused_head", True):
+        raise ConfigError(f"{run_dir} was trained before MVCNet had a fused head (its "
+                          "checkpoint has no fused_classifier)",
+                          fix="use --infer cnn, or train the run again")
     proba = predict_proba(model, X, infer or cfg.infer)
     table = pd.DataFrame({"onset_s": np.round(trials.onsets, 4),
                           "predicted": [classes[i] for i in proba.argmax(1)]})

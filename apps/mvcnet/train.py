@@ -27,7 +27,12 @@ class MVCNetObjective(nn.Module):
       view ``k`` (CNN and Transformer rows stacked along the *batch* axis), averaged over the
       views;
     - ``cmc``: cross-model contrast, NT-Xent between the CNN features and the Transformer
-      projections of the raw batch and all views stacked (``(1 + V) B`` rows each).
+      projections of the raw batch and all views stacked (``(1 + V) B`` rows each);
+    - ``fused_ce`` (ours, not in the paper): cross-entropy of the fused head
+      (``out["fused_logits"]``, on the branches' features with their gradients stopped) on the
+      raw batch and every view, summed like ``ce``. It is added to ``loss`` so that one backward
+      pass trains that head, and reaches no other parameter: the network's gradients are those
+      of the authors' ``L``. Absent ``"fused_logits"``, it is zero.
 
     NT-Xent is the core's :class:`medcl.contrastive.losses.NTXentLoss` (cosine similarity,
     temperature ``tau``, mean over anchors), which is the authors' ``NTXentLoss`` (summed
@@ -71,18 +76,25 @@ class MVCNetObjective(nn.Module):
         Returns
         -------
         dict
-            ``"loss"`` (with gradient) and the detached terms ``"ce"``, ``"cvc"``, ``"cmc"``.
+            ``"loss"`` (with gradient) and the detached terms ``"ce"``, ``"cvc"``, ``"cmc"``,
+            ``"fused_ce"``.
         """
         chunks = 1 + n_views
-        ce = sum(F.cross_entropy(lg, yy) for lg, yy in
-                 zip(out["logits"].chunk(chunks), labels.chunk(chunks), strict=True))
+
+        def summed_ce(logits: Tensor) -> Tensor:
+            return sum(F.cross_entropy(lg, yy) for lg, yy in
+                       zip(logits.chunk(chunks), labels.chunk(chunks), strict=True))
+
+        ce = summed_ce(out["logits"])
+        fused_ce = summed_ce(out["fused_logits"]) if "fused_logits" in out else ce.new_zeros(())
         if n_views:
             cvc = cross_view_contrast(out["cnn"], out["proj"], n_views, self.ntxent)
         else:
             cvc = ce.new_zeros(())
         cmc = self.ntxent(out["cnn"], out["proj"])
-        loss = ce + self.lambda_cvc * cvc + self.lambda_cmc * cmc
-        return {"loss": loss, "ce": ce.detach(), "cvc": cvc.detach(), "cmc": cmc.detach()}
+        loss = ce + self.lambda_cvc * cvc + self.lambda_cmc * cmc + fused_ce
+        return {"loss": loss, "ce": ce.detach(), "cvc": cvc.detach(), "cmc": cmc.detach(),
+                "fused_ce": fused_ce.detach()}
 
 
 def cross_view_contrast(cnn: Tensor, proj: Tensor, n_views: int, ntxent: nn.Module) -> Tensor:

@@ -101,6 +101,28 @@ def test_predict_checks_infer_and_event_classes(recordings, trained, tmp_path, m
     assert code == 0, err
 
 
+def test_run_from_before_the_fused_head_predicts_cnn_and_refuses_fused(
+        recordings, trained, tmp_path, medcl_cli):
+    import shutil
+
+    import torch
+
+    old = tmp_path / "old_run"
+    shutil.copytree(trained, old)
+    state = torch.load(old / "model.pt", weights_only=True)
+    torch.save({k: v for k, v in state.items() if not k.startswith("fused_classifier.")},
+               old / "model.pt")
+    pred = tmp_path / "p.csv"
+    code, _, err = medcl_cli(["mvcnet", "predict", "--model", old, "--data", recordings[0],
+                              "--out", pred, "--infer", "cnn"])
+    assert code == 0, err
+    pred.unlink()
+    code, _, err = medcl_cli(["mvcnet", "predict", "--model", old, "--data", recordings[0],
+                              "--out", pred, "--infer", "fused"])
+    assert code == 2 and "fused head" in err and "Traceback" not in err
+    assert not pred.exists()
+
+
 def test_ems_trains_and_predicts_standardised(recordings, tmp_path, medcl_cli, monkeypatch):
     import medcl.mvcnet.preprocess as preprocess
 

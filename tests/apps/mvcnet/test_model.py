@@ -1,6 +1,7 @@
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,7 @@ def test_outputs_keys_shapes_and_feature_dim(
         d_model,
     )
     out = net(torch.randn(3, n_chans, n_times))
-    assert set(out) == {"cnn", "proj", "logits"}
+    assert set(out) == {"cnn", "proj", "logits", "fused_logits"}
     assert out["cnn"].shape == out["proj"].shape == (3, feature_dim)
     assert out["logits"].shape == (3, n_classes)
     assert out["proj"].abs().max() <= 1.0  # Tanh output
@@ -68,6 +69,8 @@ def test_bad_arguments_and_inputs():
 def test_predict_logits_cnn_and_fused(fast):
     torch.manual_seed(0)
     net = MVCNet(5, 500, 3, trans_hidden=16, n_filters=8, fast=fast).eval()
+    with torch.no_grad():
+        net.fused_classifier.weight.normal_()
     x = torch.randn(4, 5, 500) * 10
     with torch.no_grad():
         cnn = net.predict_logits(x)
@@ -77,10 +80,72 @@ def test_predict_logits_cnn_and_fused(fast):
     torch.testing.assert_close(cnn, out["logits"])
     cnn_norm = out["cnn"].norm(dim=1, keepdim=True)
     proj = out["proj"] * cnn_norm / out["proj"].norm(dim=1, keepdim=True)
-    torch.testing.assert_close(fused, net.classifier((out["cnn"] + proj) / 2))
+    # the fused head (not the CNN classifier) reads the fusion
+    torch.testing.assert_close(fused, net.fused_classifier((out["cnn"] + proj) / 2))
+    torch.testing.assert_close(fused, out["fused_logits"])
     # the projection enters at the CNN features' scale, whatever its own
     torch.testing.assert_close(fuse(out["cnn"], 1000 * out["proj"]), fuse(out["cnn"], out["proj"]))
     assert not torch.allclose(cnn, fused)
+
+
+def test_fused_head_starts_at_zero_and_draws_no_random_numbers():
+    from medcl.mvcnet import model as m
+
+    torch.manual_seed(0)
+    net = MVCNet(5, 500, 3, trans_hidden=16, n_filters=8)
+    after_net = torch.random.get_rng_state()
+    assert not net.fused_classifier.weight.any() and not net.fused_classifier.bias.any()
+    # the same construction without the fused head leaves the generator where MVCNet does, so
+    # every draw under a seed (other weights, dropout, shuffling) is as before the head existed
+    torch.manual_seed(0)
+    cnn = m._cnn_branch(5, 8, 63, 125, 0.5)
+    m._transformer_encoder(500, 2, 1)
+    m._projection_head(5 * 500, 16, net.feature_dim)
+    classifier = torch.nn.Linear(net.feature_dim, 3)
+    cnn.apply(m._ifnet_init)
+    classifier.apply(m._ifnet_init)
+    assert torch.equal(torch.random.get_rng_state(), after_net)
+
+
+def test_fused_head_learns_without_touching_the_network():
+    from medcl.mvcnet.train import MVCNetObjective
+
+    torch.manual_seed(0)
+    net = MVCNet(4, 250, 2, pool=25, trans_hidden=16, n_filters=8).eval()  # no dropout draws
+    # (at the µV scale of EEG, where the CNN features are not ~1e-4 as on unit noise)
+    x, y = torch.randn(8, 4, 250) * 1e3, torch.tensor([0, 1] * 4)
+    objective = MVCNetObjective()
+    params = dict(net.named_parameters())
+    head = [n for n in params if n.startswith("fused_classifier")]
+    body = [n for n in params if n not in head]
+
+    out = net(x)
+    got = objective(out, y, 0)
+    # zero-initialised head: uniform probabilities, cross-entropy log 2
+    assert got["fused_ce"].item() == pytest.approx(float(np.log(2)), rel=1e-6)
+    g_all = torch.autograd.grad(got["loss"], [params[n] for n in body + head], allow_unused=True)
+    out = net(x)
+    out.pop("fused_logits")
+    ref = objective(out, y, 0)
+    assert ref["fused_ce"].item() == 0.0
+    g_ref = torch.autograd.grad(ref["loss"], [params[n] for n in body], allow_unused=True)
+    for g, r in zip(g_all[: len(body)], g_ref, strict=True):  # the network: the authors' L
+        assert (g is None) == (r is None)
+        if r is not None:
+            torch.testing.assert_close(g, r)
+    head_grads = dict(zip(head, g_all[len(body):], strict=True))
+    assert head_grads["fused_classifier.weight"].abs().sum() > 0  # (bias: balanced labels, 0)
+
+    # a few steps on the head alone lower its loss
+    opt = torch.optim.Adam(net.fused_classifier.parameters(), lr=0.01)  # as training
+    first = None
+    for _ in range(30):
+        opt.zero_grad()
+        loss = objective(net(x), y, 0)
+        loss["loss"].backward()
+        opt.step()
+        first = loss["fused_ce"].item() if first is None else first
+    assert loss["fused_ce"].item() < first - 0.05
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -92,12 +157,16 @@ def test_gradients_reach_both_branches(fast):
     loss = F.cross_entropy(out["logits"], torch.tensor([0, 1] * 3)) - cos
     loss.backward()
     for name, p in net.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+        if name.startswith("fused_classifier"):  # reads detached features: not this loss's
+            assert p.grad is None, name
+        else:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
     assert {n.split(".")[0] for n, _ in net.named_parameters()} == {
         "cnn",
         "encoder",
         "projector",
         "classifier",
+        "fused_classifier",
     }
 
 
