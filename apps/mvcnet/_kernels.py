@@ -46,19 +46,20 @@ __all__ = [
 ]
 
 
-def autocast_apply(function: type[torch.autograd.Function], *args):
+def autocast_apply(function: type[torch.autograd.Function], *args,
+                   dtype: torch.dtype | None = None):
     """``function.apply(*args)``, also under autocast (``torch.autocast``, mixed precision).
 
     A custom ``Function``'s backward runs outside autocast, so its forward must compute in one
-    dtype: under autocast the floating-point tensor arguments are cast to the autocast dtype
-    (bfloat16 / float16) and the forward runs with autocast off, as
+    dtype: under autocast the floating-point tensor arguments are cast to ``dtype`` (default:
+    the autocast dtype, bfloat16 / float16) and the forward runs with autocast off, as
     ``torch.amp.custom_fwd(cast_inputs=...)`` does; the casts are differentiable, so float32
     parameters get float32 gradients. Without autocast: ``function.apply(*args)``.
     """
     device = next(a for a in args if isinstance(a, Tensor)).device.type
     if not torch.is_autocast_enabled(device):
         return function.apply(*args)
-    dtype = torch.get_autocast_dtype(device)
+    dtype = dtype or torch.get_autocast_dtype(device)
     cast = [a.to(dtype) if isinstance(a, Tensor) and a.is_floating_point() else a for a in args]
     with torch.autocast(device, enabled=False):
         return function.apply(*cast)
@@ -112,7 +113,9 @@ def cnn_time_major(cnn: nn.Sequential, x: Tensor) -> Tensor:
         h = h + pointwise.bias
     n_filters = h.shape[-1]
     h = bn1(h.reshape(-1, n_filters)).view(n_batch, n_times, n_filters)
-    h = autocast_apply(DepthwiseTimeConv, h, depthwise.weight)
+    # float32 under autocast too: oneDNN's bfloat16 depthwise convolution on this layout hung
+    # (never returned) for a few filters on a Zen 4 CPU (torch 2.14)
+    h = autocast_apply(DepthwiseTimeConv, h, depthwise.weight, dtype=torch.float32)
     if depthwise.bias is not None:
         h = h + depthwise.bias
     n_win = n_times // pool

@@ -190,6 +190,10 @@ def _training_command(name: str, default_models: str, doc: str) -> None:
         trans_hidden: Annotated[int | None, typer.Option(
             help="Transformer projector hidden width (default: 4x the feature size, as the "
             "authors).")] = None,
+        precision: Annotated[str | None, typer.Option(
+            help="MVCNet's training precision: 32-true or bf16-mixed (autocast to bfloat16, "
+            "also on the CPU; default: bf16-mixed on a CUDA GPU, 32-true on the CPU).")]
+        = None,
         quiet: Annotated[bool, typer.Option(
             "--quiet", help="No progress lines or bars (errors and the result only).")] = False,
         shard: Annotated[str | None, typer.Option(
@@ -203,7 +207,8 @@ def _training_command(name: str, default_models: str, doc: str) -> None:
         cfg = _config(protocol=protocol, epochs=epochs, seeds=seeds, infer=infer,
                       l_freq=l_freq, h_freq=h_freq, resample=resample, notch=notch, ems=ems,
                       tmin=tmin, tmax=tmax, alignment=alignment, batch_size=batch_size, lr=lr,
-                      trans_hidden=trans_hidden, test_alignment=test_alignment)
+                      trans_hidden=trans_hidden, test_alignment=test_alignment,
+                      precision=precision)
         _train_like(inputs, cfg, models, out,
                     RunOptions(quiet=quiet, shard=shard, workers=workers))
 

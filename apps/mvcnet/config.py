@@ -18,6 +18,11 @@ TEST_ALIGNMENTS: dict[str, str] = {
 """How test trials are aligned (``--test-alignment``) and the words every results table and
 report uses for it (see :func:`medcl.mvcnet.harness.preprocess`)."""
 
+PRECISIONS = ("32-true", "bf16-mixed")
+"""Training precisions of ``--precision`` (Lightning Fabric's names): float32, or autocast to
+bfloat16 (on the CPU too, where CPUs with bfloat16 instructions train MVCNet about twice as
+fast: ``benchmarks/bench_mvcnet.py``)."""
+
 AUTHORS_BATCH_SIZE: dict[str, int] = {"co": 64, "cv": 32, "loso": 64, "t2e": 64}
 """Batch size per protocol when none is given: the authors' ``MVCNet_CO.py`` and
 ``MVCNet_LOSO.py`` train with 64, ``MVCNet_CV.py`` with 32; T->E (not theirs) takes 64."""
@@ -47,7 +52,9 @@ class MVCNetConfig:
     for 22 x 1000-sample trials, 5120 at 512 Hz), worked out by the model from the data.
     ``pool`` ``None`` (the default) is the authors' pooling for the sampling rate (125 at 250 Hz,
     128 at 512 Hz; :func:`medcl.mvcnet.model.authors_pool`); an integer fixes it.
-    ``test_alignment`` is one of :data:`TEST_ALIGNMENTS`.
+    ``test_alignment`` is one of :data:`TEST_ALIGNMENTS`. ``precision`` is MVCNet's training
+    precision (:data:`PRECISIONS`; ``None``: the engine's default, ``bf16-mixed`` on a CUDA
+    device with bfloat16, ``32-true`` on the CPU); the baselines train in float32.
     """
 
     epochs: int = 100
@@ -76,6 +83,7 @@ class MVCNetConfig:
     ems: bool = False
     protocol: str = "co"
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    precision: str | None = None
 
     def __post_init__(self) -> None:
         if self.infer not in INFER_MODES:
@@ -87,6 +95,8 @@ class MVCNetConfig:
         if self.test_alignment not in TEST_ALIGNMENTS:
             raise ValueError(f"test_alignment must be one of {tuple(TEST_ALIGNMENTS)}, got "
                              f"{self.test_alignment!r}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.batch_size is None:
             self.batch_size = AUTHORS_BATCH_SIZE[self.protocol]
         if self.trans_hidden is not None and self.trans_hidden < 1:

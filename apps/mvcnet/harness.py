@@ -16,6 +16,8 @@ import pandas as pd
 
 from .config import PROTOCOL_TITLES, TEST_ALIGNMENTS, MVCNetConfig
 
+DEFAULT_PRECISION = "the default (bf16-mixed on CUDA, 32-true on the CPU)"
+
 SPLITS_NAME = "splits.csv"
 """The evaluation table of a run: one row per protocol split, model and seed (``metrics.csv``
 is kept for per-epoch training logs: the final model's is ``final/metrics.csv``)."""
@@ -695,7 +697,8 @@ def _report(cfg: MVCNetConfig, data: Pooled, summary_md: str, figures: bool) -> 
         f"\n\nTest-time alignment: **{alignment_label(cfg)}**.\n\nBand-pass {cfg.l_freq}-"
         f"{cfg.h_freq} Hz, alignment {cfg.alignment} (centred covariance, as the authors)"
         f"{', exponential moving standardisation' if cfg.ems else ''}; batch size "
-        f"{cfg.batch_size}; {cfg.epochs} epochs, last-epoch accuracy (%), mean "
+        f"{cfg.batch_size}; MVCNet precision {cfg.precision or DEFAULT_PRECISION}; "
+        f"{cfg.epochs} epochs, last-epoch accuracy (%), mean "
         f"and standard deviation over seeds {cfg.seeds} (each seed: mean over splits).\n\n"
         f"{summary_md}\n\n`mvcnet (cnn)` classifies the CNN branch's features (the authors' "
         "test-time choice); `mvcnet (fused)` the mean of both branches' features.\n\n"

@@ -241,7 +241,8 @@ def train_mvcnet(cfg: MVCNetConfig, X: np.ndarray, y: np.ndarray, *, ch_names: l
     from .views import ViewPipeline
 
     engine = Engine(EngineConfig(max_epochs=cfg.epochs, seed=seed, progress=progress,
-                                 accelerator=accelerator, resume=resume), run_dir)
+                                 accelerator=accelerator, resume=resume,
+                                 precision=getattr(cfg, "precision", None)), run_dir)
     model = build_model(cfg, X.shape[1], X.shape[2], len(classes), sfreq)
     views = ViewPipeline(list(cfg.views), ch_names, sfreq, classes)
     objective = MVCNetObjective(cfg.temperature, cfg.lambda_cvc, cfg.lambda_cmc)

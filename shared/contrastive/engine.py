@@ -116,8 +116,10 @@ class EngineConfig:
         (``"ddp_spawn"``, ``"ddp_fork"``, ...) are not supported: use ``"ddp"`` or ``torchrun``.
     precision : str or None
         ``None`` resolves to ``"bf16-mixed"`` on CUDA with bf16 support, else ``"16-mixed"`` on
-        CUDA and ``"32-true"`` elsewhere. A mixed precision requested off CUDA falls back to
-        ``"32-true"`` with a warning (AMP runs on CUDA only). See :func:`resolve_precision`.
+        CUDA and ``"32-true"`` elsewhere. ``"bf16-mixed"`` also runs on the CPU (autocast to
+        bfloat16, when asked for: fast on CPUs with bfloat16 instructions); ``"16-mixed"``
+        requested off CUDA falls back to ``"32-true"`` with a warning. See
+        :func:`resolve_precision`.
     grad_clip_norm : float or None
         Clip the global gradient norm to this value (``None``: no clipping).
     seed : int
@@ -264,7 +266,9 @@ def resolve_precision(precision: str | None, accelerator: str) -> str:
     -------
     str
         ``None`` resolves to ``"bf16-mixed"`` on CUDA devices with bf16 support, else
-        ``"16-mixed"`` on CUDA and ``"32-true"`` elsewhere. A mixed precision requested off CUDA
+        ``"16-mixed"`` on CUDA and ``"32-true"`` elsewhere. ``"bf16-mixed"`` asked for on the
+        CPU stays (Fabric autocasts the CPU to bfloat16; it is never the CPU's default, since
+        CPUs without bfloat16 instructions run it slower than float32); ``"16-mixed"`` off CUDA
         falls back to ``"32-true"`` with a :class:`UserWarning`; ``"bf16-mixed"`` on a CUDA
         device without bf16 support falls back to ``"16-mixed"`` with a warning. Any other value
         is passed through unchanged.
@@ -277,9 +281,12 @@ def resolve_precision(precision: str | None, accelerator: str) -> str:
         return "bf16-mixed" if bf16_ok else "16-mixed"
     precision = str(precision)
     if precision in _MIXED_PRECISIONS:
+        if not on_cuda and precision.startswith("bf16") and str(accelerator).lower() in (
+                "cpu", "auto"):
+            return "bf16-mixed"
         if not on_cuda:
             warnings.warn(
-                f"precision={precision!r} needs CUDA (AMP runs on CUDA only); "
+                f"precision={precision!r} needs CUDA (off CUDA only bf16-mixed runs); "
                 f"accelerator={accelerator!r} falls back to '32-true'.",
                 UserWarning,
                 stacklevel=2,

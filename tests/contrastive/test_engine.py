@@ -342,9 +342,12 @@ def test_step_must_return_loss() -> None:
 def test_precision_resolution_on_cpu() -> None:
     assert resolve_precision(None, "cpu") == "32-true"
     assert resolve_precision("32-true", "cpu") == "32-true"
-    for requested in ("16-mixed", "bf16-mixed"):
+    for requested in ("16-mixed", "16"):
         with pytest.warns(UserWarning, match="32-true"):
             assert resolve_precision(requested, "cpu") == "32-true"
+    assert resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"  # CPU autocast, on request
+    assert resolve_precision("bf16", "cpu") == "bf16-mixed"
+    assert Engine(_config(precision="bf16-mixed"), None).precision == "bf16-mixed"
     with pytest.warns(UserWarning):
         engine = Engine(_config(precision="16-mixed"), None)
     assert engine.precision == "32-true"

@@ -123,6 +123,22 @@ def test_run_from_before_the_fused_head_predicts_cnn_and_refuses_fused(
     assert not pred.exists()
 
 
+def test_precision_bf16_mixed_trains_on_the_cpu_and_bad_values_are_refused(
+        recordings, tmp_path, medcl_cli):
+    import yaml
+
+    run_dir = tmp_path / "run"
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", recordings[0], "--out", run_dir,
+                              "--models", "mvcnet", "--precision", "bf16-mixed", *TINY])
+    assert code == 0, err
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["config"]["precision"] == \
+        "bf16-mixed"
+    assert "precision bf16-mixed" in (run_dir / "report.md").read_text()
+    code, _, err = medcl_cli(["mvcnet", "train", "--data", recordings[0], "--out",
+                              tmp_path / "other", "--precision", "16-mixed", *TINY])
+    assert code == 2 and "precision" in err and not (tmp_path / "other").exists()
+
+
 def test_ems_trains_and_predicts_standardised(recordings, tmp_path, medcl_cli, monkeypatch):
     import medcl.mvcnet.preprocess as preprocess
 

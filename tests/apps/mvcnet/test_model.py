@@ -427,3 +427,37 @@ def test_channel_maps_derive_the_input_projection_of_linear_views_exactly():
     # an input that needs its own gradient is not shared (and still correct)
     xg = xs.clone().requires_grad_()
     torch.testing.assert_close(net.eval()(xg, channel_maps=maps)["proj"], net(xs)["proj"])
+
+
+def test_fast_path_trains_under_bf16_autocast_like_the_plain_modules():
+    """Mixed precision (CUDA trains in bf16-mixed by default): the fast path's own autograd
+    Functions run under autocast, forward and backward, and give what the plain modules give
+    under the same autocast, to bfloat16's precision: outputs close, every parameter's
+    gradient pointing where the float32 gradient does."""
+    torch.manual_seed(0)
+    n_chans, b = 4, 3
+    net = _no_dropout(MVCNet(n_chans, 250, 2, pool=25, trans_hidden=8, n_filters=4)).eval()
+    twin = _plain_twin(net)
+    x = torch.randn(b, n_chans, 250) * 10
+    maps = [(list(range(n_chans)), [-1.0] * n_chans), ([3, 2, 1, 0], [1.0] * n_chans)]
+    xs = torch.cat([x, -x, x.flip(1)])
+
+    def run(model, mixed, **kwargs):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+            out = model(xs, **kwargs)
+            loss = out["proj"].float().square().sum() + out["cnn"].float().square().sum()
+        loss.backward()
+        return out["proj"].float(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                     if p.grad is not None}
+
+    fast, fast_grads = run(net, True, channel_maps=maps)
+    plain, plain_grads = run(twin, True)
+    _, reference = run(twin, False)
+    torch.testing.assert_close(fast, plain, rtol=0.05, atol=0.05)
+    assert fast_grads.keys() == plain_grads.keys() == reference.keys()
+    for name, ref in reference.items():
+        for grads in (fast_grads, plain_grads):
+            assert grads[name].dtype == torch.float32  # float32 parameters, float32 gradients
+            cos = F.cosine_similarity(grads[name].flatten(), ref.flatten(), dim=0)
+            assert cos > 0.9, (name, float(cos))
