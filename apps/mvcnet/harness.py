@@ -701,7 +701,8 @@ def _report(cfg: MVCNetConfig, data: Pooled, summary_md: str, figures: bool) -> 
         f"{cfg.epochs} epochs, last-epoch accuracy (%), mean "
         f"and standard deviation over seeds {cfg.seeds} (each seed: mean over splits).\n\n"
         f"{summary_md}\n\n`mvcnet (cnn)` classifies the CNN branch's features (the authors' "
-        "test-time choice); `mvcnet (fused)` the mean of both branches' features.\n\n"
+        "test-time choice); `mvcnet (fused)` a second head trained on the mean of both "
+        "branches' features (ours; the network's gradients are the authors' loss's).\n\n"
         + ("![confusion matrix](confusion.png)\n\n![learning curves](learning_curves.png)\n\n"
            if figures else "") +
         f"Results: `results.csv` / `results.md`. Per split and seed: `{SPLITS_NAME}` (one row "
