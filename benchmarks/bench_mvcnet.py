@@ -179,6 +179,33 @@ def profile(model, views, objective, channel_maps, batch, runs, repeats) -> None
           f"time ratio {secs['MVCNet'] / secs['EEGConformer']:.2f}")
 
 
+def cuda_profile(runs, batches) -> None:
+    """(p) on CUDA: per model, GPU kernels launched per step, GPU busy time per step and wall
+    time per step (bf16 autocast, 3 epochs under ``torch.profiler``), then MVCNet's heaviest
+    operators. Kernels x launch cost against the wall time tells whether arithmetic or
+    per-kernel overhead sets the pace."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    steps = 3 * len(batches)
+    print("\n(p) on CUDA, bf16 autocast, 3 epochs profiled\n")
+    print("| model | GPU kernels per step | GPU busy ms per step | wall ms per step |")
+    print("|---|---|---|---|")
+    tables = {}
+    for name in ("MVCNet", "EEGConformer"):
+        step, opt = runs[name]
+        with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            wall = sum(epoch_seconds(step, opt, batches, "bf16")[0] for _ in range(3))
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        busy = sum(getattr(e, "device_time", None) or getattr(e, "cuda_time", 0.0)
+                   for e in kernels) / 1e3  # microseconds -> ms
+        print(f"| {name} | {len(kernels) / steps:.0f} | {busy / steps:.1f} | "
+              f"{1e3 * wall / steps:.1f} |")
+        tables[name] = prof.key_averages().table(sort_by="self_device_time_total", row_limit=12)
+    print("\nMVCNet's operators by GPU time:\n")
+    print(tables["MVCNet"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
@@ -259,6 +286,8 @@ def main() -> None:
               f"plain {wall[slow]:.3f} s, ratio fast / plain {wall[fast] / wall[slow]:.2f}; "
               f"process CPU time ratio {cpu[fast] / cpu[slow]:.2f}")
 
+    if args.profile and device.type == "cuda":
+        cuda_profile(runs, batches)
     if args.profile and device.type == "cpu":
         profile(model, views, objective, channel_maps, batches[0], runs, args.repeats)
     if args.skip_accuracy:
