@@ -20,7 +20,7 @@ report uses for it (see :func:`medcl.mvcnet.harness.preprocess`)."""
 
 PRECISIONS = ("32-true", "bf16-mixed")
 """Training precisions of ``--precision`` (Lightning Fabric's names): float32, or autocast to
-bfloat16 (on the CPU too, where CPUs with bfloat16 instructions train MVCNet about twice as
+bfloat16 (on the CPU too, where CPUs with bfloat16 instructions train MVCNet about 1.7x as
 fast: ``benchmarks/bench_mvcnet.py``)."""
 
 AUTHORS_BATCH_SIZE: dict[str, int] = {"co": 64, "cv": 32, "loso": 64, "t2e": 64}
