@@ -35,3 +35,16 @@ def core_cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: tiny networks run fastest so, and two busy OpenMP
+    threads thrash a loaded runner. Modules use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

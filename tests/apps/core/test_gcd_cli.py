@@ -11,13 +11,7 @@ from PIL import Image
 FAST = ["--epochs", "2", "--batch-size", "64", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny CNNs run fastest on one thread; two busy OpenMP threads thrash a loaded runner."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_bacon_train_and_evaluate(tmp_path, core_cli):

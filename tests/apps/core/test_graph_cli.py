@@ -11,12 +11,7 @@ import yaml
 SMALL = ["--epochs", "3", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _edge_list(tmp_path, n=30):

@@ -2,19 +2,12 @@
 and the checked configuration refuses bad combinations."""
 
 import pytest
-import torch
 
 from medcl.core.graph_data import load_graph
 from medcl.core.graph_train import GraphConfig, prepare, train
 from medcl.io.errors import ConfigError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("method,pot,data", [("gcool", False, "sbm"), ("grace", True, "sbm"),

@@ -8,12 +8,7 @@ FAST = ["--tests", "detection_area", "--conditions", "3", "--ratios", "3", "--st
         "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_tests_lists_nine(core_cli):

@@ -9,13 +9,7 @@ import torch
 from medcl.core.hvs_encoders import sam_adapter, sam_image_encoder
 from medcl.core.hvs_runner import HVSConfig, run_hvs
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_sam():

@@ -14,12 +14,7 @@ TINY = ["--epochs", "2", "--steps-per-epoch", "3", "--batch-size", "4", "--patch
         "--blocks", "1", "--feats", "8", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _hr_folder(root, n=3, size=24):

@@ -18,16 +18,6 @@ SMALL = dict(embed_dims=(16, 32, 40, 80), depths=(1, 1, 2, 1), num_heads=(1, 2, 
 
 
 @pytest.fixture(scope="module")
-def lite_ckpt(tmp_path_factory):
-    from medcl.dbsam.litemedsam import build_litemedsam
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ck") / "lite_medsam.pth"
-    torch.save(build_litemedsam().state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
     from medcl.dbsam.sam import build_sam
 

@@ -143,16 +143,6 @@ def test_truncated_and_object_npz_are_refused(tmp_path):
         read_npz(obj)
 
 
-@pytest.fixture(scope="module")
-def lite_ckpt(tmp_path_factory):
-    from medcl.dbsam.litemedsam import build_litemedsam
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ck") / "lite_medsam.pth"
-    torch.save(build_litemedsam().state_dict(), path)
-    return path
-
-
 def test_segment_cli_on_a_3d_npz_with_litemedsam(tmp_path, lite_ckpt, medcl_cli):
     imgs = np.zeros((3, 24, 30), np.uint8)
     imgs[:, 6:16, 8:20] = 180
